@@ -1,0 +1,132 @@
+"""Descriptor-driven helpers shared by the server, the gateway and the SDK.
+
+Everything here is read from the generated descriptors, so the proto files stay the one source of truth
+for error codes, their HTTP and gRPC statuses, and the JSON spelling of enum values. Protobuf JSON would
+spell `CancelStatus.CANCEL_STATUS_NOT_RUNNING` as its value name; the seeds spell it `"not-running"`, so
+both conversions below translate through the `(athena.v1.json_value)` option.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
+from google.protobuf.message import Message
+
+from athena.v1 import errors_pb2, options_pb2
+
+M = TypeVar("M", bound=Message)
+
+# Messages whose JSON form is special-cased by protobuf; never walked for enum values.
+_WELL_KNOWN_PREFIX = "google.protobuf."
+
+
+@dataclass(frozen=True)
+class ErrorCodeInfo:
+    """One row of the error table: the wire code and the statuses both transports answer with."""
+
+    number: int
+    code: str
+    http_status: int
+    grpc_code: str
+
+
+def _error_table() -> dict[str, ErrorCodeInfo]:
+    table: dict[str, ErrorCodeInfo] = {}
+    for value in errors_pb2.ErrorCode.DESCRIPTOR.values:
+        opts = value.GetOptions()
+        if value.number == 0:
+            continue
+        code = opts.Extensions[options_pb2.json_value]
+        table[code] = ErrorCodeInfo(
+            number=value.number,
+            code=code,
+            http_status=opts.Extensions[options_pb2.http_status],
+            grpc_code=opts.Extensions[options_pb2.grpc_code],
+        )
+    return table
+
+
+ERROR_CODES: dict[str, ErrorCodeInfo] = _error_table()
+ERROR_CODES_BY_NUMBER: dict[int, ErrorCodeInfo] = {info.number: info for info in ERROR_CODES.values()}
+
+
+def error_code(number: int) -> str:
+    """The wire string of an `ErrorCode` value, e.g. `ERROR_CODE_CONFIG_ERROR` -> "CONFIG_ERROR"."""
+    return ERROR_CODES_BY_NUMBER[number].code
+
+
+@functools.cache
+def _enum_maps(enum: EnumDescriptor) -> tuple[dict[str, str], dict[str, str]]:
+    to_json: dict[str, str] = {}
+    from_json: dict[str, str] = {}
+    for value in enum.values:
+        json_value = value.GetOptions().Extensions[options_pb2.json_value]
+        if json_value:
+            to_json[value.name] = json_value
+            from_json[json_value] = value.name
+    return to_json, from_json
+
+
+def enum_json_values(enum: EnumDescriptor) -> list[str]:
+    """The JSON strings an enum accepts (for OpenAPI), excluding the unspecified zero value."""
+    to_json, _ = _enum_maps(enum)
+    return [to_json.get(v.name, v.name) for v in enum.values if v.number != 0]
+
+
+def enum_to_json(enum: EnumDescriptor, number: int) -> str:
+    to_json, _ = _enum_maps(enum)
+    name = enum.values_by_number[number].name
+    return to_json.get(name, name)
+
+
+def _walk(descriptor: Descriptor, data: dict[str, Any], outgoing: bool) -> None:
+    """Translate enum values in `data` (a protobuf-JSON dict of `descriptor`) in place."""
+    for field in descriptor.fields:
+        key = field.json_name
+        if key not in data or data[key] is None:
+            continue
+        if field.enum_type is not None:
+            to_json, from_json = _enum_maps(field.enum_type)
+            table = to_json if outgoing else from_json
+            if field.is_repeated:
+                data[key] = [table.get(v, v) if isinstance(v, str) else v for v in data[key]]
+            elif isinstance(data[key], str):
+                data[key] = table.get(data[key], data[key])
+        elif field.message_type is not None:
+            sub = field.message_type
+            if sub.full_name.startswith(_WELL_KNOWN_PREFIX):
+                continue
+            if sub.GetOptions().map_entry:
+                value_field = sub.fields_by_name["value"]
+                if value_field.message_type is not None or value_field.enum_type is not None:
+                    wrapper = {k: {"value": v} for k, v in data[key].items()}
+                    for item in wrapper.values():
+                        _walk(sub, item, outgoing)
+                    data[key] = {k: item["value"] for k, item in wrapper.items()}
+            elif field.is_repeated:
+                for item in data[key]:
+                    if isinstance(item, dict):
+                        _walk(sub, item, outgoing)
+            elif isinstance(data[key], dict):
+                _walk(sub, data[key], outgoing)
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """Protobuf JSON with the seeds' conventions: fields without presence always printed, `optional`
+    and message fields omitted when unset, enum values in their `json_value` spelling."""
+    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    _walk(message.DESCRIPTOR, data, outgoing=True)
+    return data
+
+
+def json_to_message(data: dict[str, Any], message: M) -> M:
+    """Parse seed-style JSON into `message`. Unknown fields and unknown enum strings are ignored (they
+    reach the server as unset, and the server's validation names the field), as the original did."""
+    data = dict(data)
+    _walk(message.DESCRIPTOR, data, outgoing=False)
+    json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    return message
