@@ -12,11 +12,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from athena.v1 import errors_pb2, options_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
-
-from athena.v1 import errors_pb2, options_pb2
 
 M = TypeVar("M", bound=Message)
 

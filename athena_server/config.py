@@ -1,0 +1,54 @@
+"""Server settings: `ATHENA_*` environment variables, overridden by command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a server process needs to know at start-up.
+
+    The defaults give the embedded set-up: SQLite under `.athena/` of the working directory, gRPC on
+    127.0.0.1:50051 and REST on 127.0.0.1:8787.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ATHENA_", extra="ignore")
+
+    # A SQLAlchemy URL (`sqlite:///path`, `postgresql://user@host/db`) or a path to a SQLite file.
+    database_url: str | None = None
+    data_dir: Path = Path(".athena")
+    host: str = "127.0.0.1"
+    port: int = 8787
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    default_provider: str = "mock"
+    default_model: str = "default"
+    # Gap between SSE heartbeat comments; 15 s stays below common proxy idle limits.
+    sse_heartbeat_seconds: float = 15.0
+    # How often streams look for events written by *other* processes sharing the database; commits in
+    # this process wake streams at once.
+    event_poll_seconds: float = 1.0
+    # Grace period for in-flight RPCs on SIGINT/SIGTERM.
+    shutdown_grace_seconds: float = 5.0
+    allow_external_unauthenticated: bool = False
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL for the configured store."""
+        return normalise_database_url(self.database_url, self.data_dir)
+
+
+def normalise_database_url(url: str | None, data_dir: Path) -> str:
+    """Accept what operators type (a file path, `sqlite:///`, `postgresql://`) and pick the async driver."""
+    if not url:
+        return f"sqlite+aiosqlite:///{(data_dir / 'athena.db').resolve()}"
+    if "://" not in url:
+        return f"sqlite+aiosqlite:///{Path(url).resolve()}"
+    scheme, rest = url.split("://", 1)
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        return f"postgresql+asyncpg://{rest}"
+    return url

@@ -1,0 +1,93 @@
+"""Reading and following the event log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from athena.v1 import events_pb2
+from google.protobuf import struct_pb2
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from athena_server import cursors, validation
+from athena_server.config import Settings
+from athena_server.control.follow import follow
+from athena_server.errors import config_error
+from athena_server.storage import events
+from athena_server.storage.events import EVENT_ID_PREFIX, EventFilter, EventRow
+from athena_server.storage.store import Store
+from athena_server.timefmt import iso
+
+
+def event_message(row: EventRow) -> events_pb2.Event:
+    payload = struct_pb2.Struct()
+    payload.update(row.payload)
+    event = events_pb2.Event(
+        id=row.id, trace_id=row.trace_id, type=row.type, created_at=iso(row.created_at_ms), payload=payload
+    )
+    if row.session_id is not None:
+        event.session_id = row.session_id
+    if row.run_id is not None:
+        event.run_id = row.run_id
+    return event
+
+
+def _types(values: list[str]) -> tuple[str, ...]:
+    return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+def _resume_point(after: str, context: str) -> int:
+    """An event id (`evt_12`) or a ListEvents cursor; both name the last event already seen."""
+    after = after.strip()
+    if after.startswith(EVENT_ID_PREFIX) and after[len(EVENT_ID_PREFIX) :].isdigit():
+        return int(after[len(EVENT_ID_PREFIX) :])
+    try:
+        return cursors.decode_number(after, context)
+    except Exception:
+        raise config_error(f"{context}.after must be an event id or an events cursor.") from None
+
+
+class EventService:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def list(self, req: events_pb2.ListEventsRequest) -> events_pb2.ListEventsResponse:
+        ctx = "events.list"
+        limit = validation.page_limit(req.limit if req.HasField("limit") else None)
+        after = cursors.decode_number(req.cursor, ctx) if req.cursor else 0
+        flt = EventFilter(
+            session_id=validation.optional_session_id(req.session_id, ctx),
+            run_id=req.run_id.strip() or None,
+            trace_id=req.trace_id.strip() or None,
+            types=_types(list(req.types)),
+            created_after_ms=validation.optional_instant(req.created_after, ctx, "createdAfter"),
+            created_before_ms=validation.optional_instant(req.created_before, ctx, "createdBefore"),
+        )
+        async with self.store.read() as conn:
+            rows = await events.list_after(conn, after, limit + 1, flt)
+        resp = events_pb2.ListEventsResponse(events=[event_message(r) for r in rows[:limit]])
+        if len(rows) > limit:
+            resp.next_cursor = cursors.encode(rows[limit - 1].seq)
+        return resp
+
+    async def open_stream(self, req: events_pb2.StreamEventsRequest) -> AsyncIterator[events_pb2.Event]:
+        """Validate and fix the starting point now (so errors surface before the stream opens), and
+        return the stream."""
+        ctx = "events.stream"
+        flt = EventFilter(session_id=validation.optional_session_id(req.session_id, ctx), types=_types(list(req.types)))
+        if req.after.strip():
+            start = _resume_point(req.after, ctx)
+        else:
+            async with self.store.read() as conn:
+                start = await events.last_seq(conn)
+
+        async def fetch(conn: AsyncConnection, after: int, up_to: int, limit: int) -> list[EventRow]:
+            return await events.list_after(conn, after, limit, flt, up_to_seq=up_to)
+
+        async def stream() -> AsyncIterator[events_pb2.Event]:
+            async for row in follow(
+                self.store, start, fetch, events.last_seq, lambda r: r.seq, self.settings.event_poll_seconds
+            ):
+                yield event_message(row)
+
+        return stream()

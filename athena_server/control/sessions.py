@@ -1,0 +1,138 @@
+"""Session history and transcripts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from athena.v1 import sessions_pb2
+from google.protobuf import struct_pb2
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from athena_server import cursors, validation
+from athena_server.config import Settings
+from athena_server.control.follow import follow
+from athena_server.errors import config_error
+from athena_server.storage import sessions, transcripts
+from athena_server.storage.sessions import SessionRow
+from athena_server.storage.store import Store
+from athena_server.storage.tables import transcript_entries
+from athena_server.storage.transcripts import EntryRow
+from athena_server.timefmt import iso, parse_iso
+
+_ROLES = {
+    "system": sessions_pb2.TRANSCRIPT_ROLE_SYSTEM,
+    "user": sessions_pb2.TRANSCRIPT_ROLE_USER,
+    "assistant": sessions_pb2.TRANSCRIPT_ROLE_ASSISTANT,
+    "tool": sessions_pb2.TRANSCRIPT_ROLE_TOOL,
+}
+
+
+def session_message(row: SessionRow) -> sessions_pb2.Session:
+    return sessions_pb2.Session(
+        id=row.id,
+        transcript_path=f"/api/v1/sessions/{row.id}/transcript",
+        provider=row.provider,
+        model=row.model,
+        created_at=iso(row.created_at_ms),
+        updated_at=iso(row.updated_at_ms),
+    )
+
+
+def entry_message(row: EntryRow) -> sessions_pb2.TranscriptEntry:
+    entry = sessions_pb2.TranscriptEntry(
+        id=row.id,
+        role=_ROLES[row.role],
+        content=row.content,
+        created_at=iso(row.created_at_ms),
+    )
+    if row.is_error:
+        entry.is_error = True
+    if row.metadata:
+        entry.metadata.CopyFrom(_struct(row.metadata))
+    if row.run_id is not None:
+        entry.run_id = row.run_id
+    return entry
+
+
+def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(values)
+    return s
+
+
+def _session_cursor(row: SessionRow) -> str:
+    return cursors.encode({"kind": "sessions", "updatedAt": iso(row.updated_at_ms), "id": row.id})
+
+
+async def _top_entry_seq(conn: AsyncConnection) -> int:
+    q = select(func.coalesce(func.max(transcript_entries.c.seq), 0))
+    return int((await conn.execute(q)).scalar_one())
+
+
+class SessionService:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def list(self, req: sessions_pb2.ListSessionsRequest) -> sessions_pb2.ListSessionsResponse:
+        limit = validation.page_limit(req.limit if req.HasField("limit") else None)
+        async with self.store.read() as conn:
+            if not req.cursor:
+                rows = await sessions.page_keyset(conn, limit + 1, None)
+            else:
+                position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list")
+                if isinstance(position, int):
+                    rows = await sessions.page_offset(conn, limit + 1, position)
+                else:
+                    updated = parse_iso(str(position.get("updatedAt", "")))
+                    sid = position.get("id")
+                    if updated is None or not isinstance(sid, str):
+                        raise config_error("sessions.list.cursor is invalid.")
+                    rows = await sessions.page_keyset(conn, limit + 1, (updated, sid))
+        resp = sessions_pb2.ListSessionsResponse(items=[session_message(r) for r in rows[:limit]])
+        if len(rows) > limit:
+            resp.next_cursor = _session_cursor(rows[limit - 1])
+        return resp
+
+    async def transcript(
+        self, req: sessions_pb2.ListTranscriptEntriesRequest
+    ) -> sessions_pb2.ListTranscriptEntriesResponse:
+        session_id = validation.session_id(req.session_id, "sessions.transcript")
+        limit = validation.page_limit(req.limit if req.HasField("limit") else None, validation.DEFAULT_TAIL_LIMIT)
+        async with self.store.read() as conn:
+            after_seq = await transcripts.seq_of(conn, session_id, req.after) if req.after else None
+            if after_seq is None:
+                rows = await transcripts.tail(conn, session_id, limit)
+            else:
+                rows = await transcripts.after(conn, session_id, after_seq, limit)
+        return sessions_pb2.ListTranscriptEntriesResponse(items=[entry_message(r) for r in rows])
+
+    async def open_transcript_stream(
+        self, req: sessions_pb2.StreamTranscriptRequest
+    ) -> AsyncIterator[sessions_pb2.TranscriptEntry]:
+        """Validate and fix the starting point now (so errors surface before the stream opens), and
+        return the stream."""
+        session_id = validation.session_id(req.session_id, "sessions.transcript.stream")
+        async with self.store.read() as conn:
+            if req.after:
+                start = await transcripts.seq_of(conn, session_id, req.after)
+                if start is None:
+                    raise config_error(
+                        f"sessions.transcript.stream.after must be an entry id of session '{session_id}'."
+                    )
+            else:
+                start = await _top_entry_seq(conn)
+
+        async def fetch(conn: AsyncConnection, after: int, up_to: int, limit: int) -> list[EntryRow]:
+            rows = await transcripts.after(conn, session_id, after, limit)
+            return [r for r in rows if r.seq <= up_to]
+
+        async def stream() -> AsyncIterator[sessions_pb2.TranscriptEntry]:
+            async for row in follow(
+                self.store, start, fetch, _top_entry_seq, lambda r: r.seq, self.settings.event_poll_seconds
+            ):
+                yield entry_message(row)
+
+        return stream()

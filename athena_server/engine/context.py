@@ -1,0 +1,52 @@
+"""Compiles a session's history and the new input into the provider's prompt ("raw" strategy).
+
+Each turn is `<role>: <content>`, turns joined by a blank line, as the original does, so the mock
+provider's echo of a second turn reads `Echo: user: hello\n\nassistant: Echo: user: hello\n\nuser: again`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from athena_server.errors import AthenaError, ErrorCode
+
+MAX_HISTORY_ENTRIES = 200
+MAX_ENTRY_CHARS = 8000
+MAX_CONTEXT_CHARS = 30_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class CompiledContext:
+    prompt: str
+    # "raw" when all history fit; "truncated-history" when the oldest turns were dropped to fit.
+    strategy: str
+    history_entries: int
+
+
+def _clean(content: str) -> str:
+    return _CONTROL.sub("", content)[:MAX_ENTRY_CHARS]
+
+
+def compile_context(history: Sequence[tuple[str, str]], user_input: str) -> CompiledContext:
+    """`history` is (role, content) oldest first. Drops the oldest turns when the whole does not fit;
+    fails with CONTEXT_OVERFLOW only when the new input alone does not fit."""
+    last = f"user: {user_input}"
+    if len(last) > MAX_CONTEXT_CHARS:
+        raise AthenaError(
+            ErrorCode.ERROR_CODE_CONTEXT_OVERFLOW,
+            f"Context of {len(last)} chars exceeds the limit of {MAX_CONTEXT_CHARS} chars.",
+        )
+    turns = [f"{role}: {_clean(content)}" for role, content in history[-MAX_HISTORY_ENTRIES:]]
+    kept: list[str] = []
+    size = len(last)
+    for turn in reversed(turns):
+        if size + len(turn) + 2 > MAX_CONTEXT_CHARS:
+            break
+        kept.append(turn)
+        size += len(turn) + 2
+    kept.reverse()
+    strategy = "raw" if len(kept) == len(history) else "truncated-history"
+    return CompiledContext("\n\n".join([*kept, last]), strategy, len(kept))

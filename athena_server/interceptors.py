@@ -1,0 +1,112 @@
+"""One interceptor for every RPC: trace id, error mapping, access log.
+
+Errors: an AthenaError becomes the gRPC status its code names in the contract, with a
+`google.rpc.ErrorInfo{reason=<code>, domain="athena.dev", metadata={retryable, traceId}}` detail, which
+the gateway turns into the REST envelope. An RPC the contract has but this server does not implement
+yet (the generated base servicer raises NotImplementedError) becomes NOT_IMPLEMENTED. Anything else is
+logged with its stack and answered INTERNAL_ERROR with only the trace id on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_interceptor import AsyncServerInterceptor
+from grpc_status import rpc_status
+
+from athena_client.contract import ERROR_CODES_BY_NUMBER
+from athena_server.errors import AthenaError, ErrorCode, not_implemented
+from athena_server.tracing import set_trace_id
+
+ERROR_DOMAIN = "athena.dev"
+TRACE_HEADER = "x-trace-id"
+
+log = logging.getLogger("athena.server")
+access_log = logging.getLogger("athena.access")
+
+
+def _trace_from(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == TRACE_HEADER and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return str(uuid.uuid4())
+
+
+def as_athena_error(exc: BaseException, method_name: str, trace: str) -> AthenaError:
+    if isinstance(exc, AthenaError):
+        return exc
+    if isinstance(exc, NotImplementedError):
+        return not_implemented(method_name.rsplit("/", 1)[-1])
+    log.error("unhandled error in %s (trace %s)", method_name, trace, exc_info=exc)
+    return AthenaError(ErrorCode.ERROR_CODE_INTERNAL_ERROR, f"Internal error (trace id {trace}).")
+
+
+def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
+    info = ERROR_CODES_BY_NUMBER[err.code]
+    detail = any_pb2.Any()
+    detail.Pack(
+        error_details_pb2.ErrorInfo(
+            reason=info.code,
+            domain=ERROR_DOMAIN,
+            metadata={"retryable": "true" if err.retryable else "false", "traceId": trace, **err.metadata},
+        )
+    )
+    code = grpc.StatusCode[info.grpc_code]
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=err.message, details=[detail]))
+
+
+class AthenaServerInterceptor(AsyncServerInterceptor):
+    async def intercept(
+        self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
+    ) -> Any:
+        trace = _trace_from(context)
+        set_trace_id(trace)
+        start = time.perf_counter()
+        try:
+            response = method(request_or_iterator, context)
+            if hasattr(response, "__aiter__"):
+                return self._stream(response, context, method_name, trace, start)
+            result = await response
+        except Exception as exc:
+            await self._abort(context, exc, method_name, trace, start)
+        context.set_trailing_metadata(((TRACE_HEADER, trace),))
+        self._log(method_name, "OK", trace, start)
+        return result
+
+    async def _stream(
+        self,
+        responses: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext,
+        method_name: str,
+        trace: str,
+        start: float,
+    ) -> AsyncIterator[Any]:
+        try:
+            async for item in responses:
+                yield item
+        except Exception as exc:
+            await self._abort(context, exc, method_name, trace, start)
+        self._log(method_name, "OK", trace, start)
+
+    async def _abort(
+        self, context: grpc.aio.ServicerContext, exc: Exception, method_name: str, trace: str, start: float
+    ) -> None:
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
+        err = as_athena_error(exc, method_name, trace)
+        status = to_grpc_status(err, trace)
+        self._log(method_name, f"{status.code.name}/{err.code_name}", trace, start)
+        await context.abort(
+            status.code, status.details, trailing_metadata=(*status.trailing_metadata, (TRACE_HEADER, trace))
+        )
+
+    @staticmethod
+    def _log(method_name: str, outcome: str, trace: str, start: float) -> None:
+        access_log.info("%s %s %.1fms trace=%s", method_name, outcome, (time.perf_counter() - start) * 1000, trace)

@@ -1,0 +1,51 @@
+"""The grpc.aio server: every athena.v1 service, server reflection and the standard health service."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from athena_server.interceptors import AthenaServerInterceptor
+from athena_server.plane import ControlPlane
+from athena_server.servicers.registry import register_all
+
+log = logging.getLogger("athena.server")
+
+
+class GrpcServer:
+    """A started gRPC server bound to `port` (the real one when 0 was asked for)."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcServer:
+    server = grpc.aio.server(
+        interceptors=[AthenaServerInterceptor()],
+        # Fail loudly when the port is taken instead of silently sharing it with another process.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    services = register_all(server, plane)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {host}:{port}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in services:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC listening on %s:%d", host, bound)
+    return GrpcServer(server, bound, health_servicer)

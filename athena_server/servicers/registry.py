@@ -1,0 +1,51 @@
+"""Registers a servicer for every service of the contract.
+
+Services are discovered from the generated modules, so an RPC added to the proto is served at once:
+by its implementation when one exists, otherwise by the generated base class, which the interceptor
+answers with NOT_IMPLEMENTED (REST 501) rather than a fake success.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import athena.v1
+import grpc
+
+from athena_server.plane import ControlPlane
+from athena_server.servicers.events import EventServicer
+from athena_server.servicers.runs import RunServicer
+from athena_server.servicers.sessions import SessionServicer
+from athena_server.servicers.system import SystemServicer
+from athena_server.servicers.work import WorkServicer
+
+IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
+    "athena.v1.SystemService": SystemServicer,
+    "athena.v1.RunService": RunServicer,
+    "athena.v1.SessionService": SessionServicer,
+    "athena.v1.EventService": EventServicer,
+    "athena.v1.WorkService": WorkServicer,
+}
+
+
+def contract_modules() -> list[Any]:
+    """The generated `*_pb2_grpc` modules of athena.v1."""
+    names = sorted(m.name for m in pkgutil.iter_modules(athena.v1.__path__) if m.name.endswith("_pb2_grpc"))
+    return [importlib.import_module(f"athena.v1.{name}") for name in names]
+
+
+def register_all(server: grpc.aio.Server, plane: ControlPlane) -> list[str]:
+    """Add every athena.v1 service to `server`; returns their full names."""
+    names: list[str] = []
+    for grpc_module in contract_modules():
+        pb2 = importlib.import_module(grpc_module.__name__.removesuffix("_grpc"))
+        for service in pb2.DESCRIPTOR.services_by_name.values():
+            add = getattr(grpc_module, f"add_{service.name}Servicer_to_server")
+            factory = IMPLEMENTED.get(service.full_name)
+            servicer = factory(plane) if factory else getattr(grpc_module, f"{service.name}Servicer")()
+            add(servicer, server)
+            names.append(service.full_name)
+    return names

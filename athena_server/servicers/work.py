@@ -1,0 +1,19 @@
+"""WorkService over gRPC. Enqueue and drain arrive with the work-queue capability."""
+
+from __future__ import annotations
+
+import grpc
+from athena.v1 import work_pb2, work_pb2_grpc
+
+from athena_server.control.system import empty_work_queue
+from athena_server.plane import ControlPlane
+
+
+class WorkServicer(work_pb2_grpc.WorkServiceServicer):
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    async def GetWorkQueue(
+        self, request: work_pb2.GetWorkQueueRequest, context: grpc.aio.ServicerContext
+    ) -> work_pb2.GetWorkQueueResponse:
+        return work_pb2.GetWorkQueueResponse(queue=empty_work_queue(request.session_id))

@@ -1,0 +1,104 @@
+"""The event log (an outbox): appended inside the transaction of the change it reports.
+
+Ids must become visible in increasing order, or a reader resuming after id N could skip a lower id that
+committed later. SQLite serialises writers, so commit order is id order. On PostgreSQL concurrent
+transactions take sequence values out of order, so appenders hold a transaction-scoped advisory lock
+from their first event to commit, which makes commit order follow id order there too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from athena_server.storage.store import EVENTS_WRITTEN
+from athena_server.storage.tables import events
+from athena_server.timefmt import now_ms
+
+_EVENT_LOCK_KEY = 0x45564E54
+EVENT_ID_PREFIX = "evt_"
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    type: str
+    trace_id: str
+    session_id: str | None
+    run_id: str | None
+    payload: dict[str, Any]
+    created_at_ms: int
+
+    @property
+    def id(self) -> str:
+        return f"{EVENT_ID_PREFIX}{self.seq}"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    session_id: str | None = None
+    run_id: str | None = None
+    trace_id: str | None = None
+    types: tuple[str, ...] = ()
+    created_after_ms: int | None = None
+    created_before_ms: int | None = None
+
+
+async def append(
+    conn: AsyncConnection,
+    type: str,
+    *,
+    trace_id: str,
+    payload: dict[str, Any],
+    session_id: str | None = None,
+    run_id: str | None = None,
+    created_at_ms: int | None = None,
+) -> int:
+    if conn.dialect.name == "postgresql" and not conn.info.get(EVENTS_WRITTEN):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+    result = await conn.execute(
+        insert(events).values(
+            type=type,
+            trace_id=trace_id,
+            session_id=session_id,
+            run_id=run_id,
+            payload=payload,
+            created_at_ms=created_at_ms if created_at_ms is not None else now_ms(),
+        )
+    )
+    conn.info[EVENTS_WRITTEN] = True
+    (seq,) = result.inserted_primary_key or (0,)
+    return int(seq)
+
+
+def _row(r: Any) -> EventRow:
+    return EventRow(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload or {}, r.created_at_ms)
+
+
+async def list_after(
+    conn: AsyncConnection, after_seq: int, limit: int, flt: EventFilter, up_to_seq: int | None = None
+) -> list[EventRow]:
+    """Events with seq > after_seq (and <= up_to_seq), oldest first."""
+    q = select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
+    if up_to_seq is not None:
+        q = q.where(events.c.seq <= up_to_seq)
+    if flt.session_id is not None:
+        q = q.where(events.c.session_id == flt.session_id)
+    if flt.run_id is not None:
+        q = q.where(events.c.run_id == flt.run_id)
+    if flt.trace_id is not None:
+        q = q.where(events.c.trace_id == flt.trace_id)
+    if flt.types:
+        q = q.where(events.c.type.in_(flt.types))
+    if flt.created_after_ms is not None:
+        q = q.where(events.c.created_at_ms >= flt.created_after_ms)
+    if flt.created_before_ms is not None:
+        q = q.where(events.c.created_at_ms <= flt.created_before_ms)
+    return [_row(r) for r in (await conn.execute(q)).all()]
+
+
+async def last_seq(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.coalesce(func.max(events.c.seq), 0)))).scalar_one())

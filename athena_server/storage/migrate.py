@@ -1,0 +1,35 @@
+"""Applies Alembic migrations at server start, so a fresh database and an old one both come up current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from athena_server.storage.store import Store
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant: PostgreSQL advisory lock key that serialises migrations of replicas starting together.
+_MIGRATION_LOCK_KEY = 0x41544845
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(store: Store) -> None:
+    if store.dialect == "sqlite":
+        url_path = store.url.split("///", 1)[-1]
+        if url_path and url_path != ":memory:":
+            Path(url_path).parent.mkdir(parents=True, exist_ok=True)
+    async with store.engine.connect() as conn:
+        conn = await conn.execution_options(athena_write=True)
+        async with conn.begin():
+            if store.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            await conn.run_sync(_upgrade)

@@ -1,0 +1,62 @@
+"""Transcript entries, ordered by an insertion sequence (timestamps can tie within a turn)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from athena_server.storage.tables import transcript_entries as te
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    seq: int
+    id: str
+    session_id: str
+    run_id: str | None
+    role: str
+    content: str
+    is_error: bool
+    metadata: dict[str, Any] | None
+    created_at_ms: int
+
+
+def _row(r: Any) -> EntryRow:
+    return EntryRow(r.seq, r.id, r.session_id, r.run_id, r.role, r.content, r.is_error, r.metadata, r.created_at_ms)
+
+
+async def append(conn: AsyncConnection, entry: EntryRow) -> None:
+    await conn.execute(
+        insert(te).values(
+            id=entry.id,
+            session_id=entry.session_id,
+            run_id=entry.run_id,
+            role=entry.role,
+            content=entry.content,
+            is_error=entry.is_error,
+            metadata=entry.metadata,
+            created_at_ms=entry.created_at_ms,
+        )
+    )
+
+
+async def seq_of(conn: AsyncConnection, session_id: str, entry_id: str) -> int | None:
+    q = select(te.c.seq).where(te.c.session_id == session_id, te.c.id == entry_id)
+    return (await conn.execute(q)).scalar_one_or_none()
+
+
+async def tail(conn: AsyncConnection, session_id: str, limit: int) -> list[EntryRow]:
+    """The last `limit` entries, oldest first."""
+    q = select(te).where(te.c.session_id == session_id).order_by(te.c.seq.desc()).limit(limit)
+    rows = [_row(r) for r in (await conn.execute(q)).all()]
+    rows.reverse()
+    return rows
+
+
+async def after(conn: AsyncConnection, session_id: str, after_seq: int, limit: int) -> list[EntryRow]:
+    """The first `limit` entries after `after_seq`, oldest first."""
+    q = select(te).where(te.c.session_id == session_id, te.c.seq > after_seq).order_by(te.c.seq).limit(limit)
+    return [_row(r) for r in (await conn.execute(q)).all()]
