@@ -27,7 +27,7 @@ class CommitBus:
             waiter.set_result(None)
 
     @staticmethod
-    async def wait(ticket: asyncio.Future[None], timeout: float) -> None:
-        """Return once the ticket's commit happened, or after `timeout` seconds."""
+    async def wait(ticket: asyncio.Future[None], seconds: float) -> None:
+        """Return once the ticket's commit happened, or after `seconds`."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ticket), timeout)
+            await asyncio.wait_for(asyncio.shield(ticket), seconds)
