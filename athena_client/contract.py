@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from athena.v1 import errors_pb2, options_pb2
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 
 M = TypeVar("M", bound=Message)
@@ -82,7 +82,7 @@ def enum_to_json(enum: EnumDescriptor, number: int) -> str:
     return to_json.get(name, name)
 
 
-def _walk(descriptor: Descriptor, data: dict[str, Any], outgoing: bool) -> None:
+def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
     """Translate enum values in `data` (a protobuf-JSON dict of `descriptor`) in place."""
     for field in descriptor.fields:
         key = field.json_name

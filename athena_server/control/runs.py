@@ -151,14 +151,14 @@ class RunService:
         except asyncio.CancelledError:
             # The caller went away (or the server is stopping): record the run as cancelled rather than
             # leaving it "running" forever, then let the cancellation proceed.
-            err = AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, "Run cancelled: the caller disconnected.")
-            await asyncio.shield(self._finish_failed(run_id, session_id, labels, trace, err))
+            gone = AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, "Run cancelled: the caller disconnected.")
+            await asyncio.shield(self._finish_failed(run_id, session_id, labels, trace, gone))
             raise
         except Exception as exc:
             log.exception("provider %s failed for run %s", provider_name, run_id)
-            err = AthenaError(ErrorCode.ERROR_CODE_PROVIDER_ERROR, str(exc) or type(exc).__name__, retryable=True)
-            await self._finish_failed(run_id, session_id, labels, trace, err)
-            raise err from exc
+            failure = AthenaError(ErrorCode.ERROR_CODE_PROVIDER_ERROR, str(exc) or type(exc).__name__, retryable=True)
+            await self._finish_failed(run_id, session_id, labels, trace, failure)
+            raise failure from exc
 
         usage = {
             "inputTokens": result.input_tokens,

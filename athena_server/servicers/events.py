@@ -21,7 +21,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     ) -> events_pb2.ListEventsResponse:
         return await self.plane.events.list(request)
 
-    async def StreamEvents(  # type: ignore[override]
+    async def StreamEvents(
         self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         events = await self.plane.events.open_stream(request)

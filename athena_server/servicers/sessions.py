@@ -26,7 +26,7 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
     ) -> sessions_pb2.ListTranscriptEntriesResponse:
         return await self.plane.sessions.transcript(request)
 
-    async def StreamTranscript(  # type: ignore[override]
+    async def StreamTranscript(
         self, request: sessions_pb2.StreamTranscriptRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[sessions_pb2.StreamTranscriptResponse]:
         entries = await self.plane.sessions.open_transcript_stream(request)
