@@ -1,0 +1,81 @@
+"""The `athena` command. Server commands now; client commands (runs, sessions, ...) build on the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+
+from athena_client import serve
+from athena_server.config import Settings
+
+app = typer.Typer(help="Athena: a control plane for AI-agent runs.", no_args_is_help=True)
+api_app = typer.Typer(help="The API server (gRPC and REST in one process).", no_args_is_help=True)
+grpc_app = typer.Typer(help="The gRPC server alone.", no_args_is_help=True)
+gateway_app = typer.Typer(help="The REST gateway alone, in front of a gRPC server.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
+app.add_typer(grpc_app, name="grpc")
+app.add_typer(gateway_app, name="gateway")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="SQLite file path or database URL (default: .athena/athena.db; env ATHENA_DATABASE_URL)."
+    ),
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Environment first, then the flags that were given."""
+    settings = Settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=values)
+
+
+def _run(coro: Any, settings: Settings) -> None:
+    serve.configure_logging(settings.log_level)
+    asyncio.run(coro)
+
+
+@api_app.command("serve")
+def api_serve(
+    host: Annotated[str | None, typer.Option(help="REST bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="REST port (default 8787).")] = None,
+    grpc_host: Annotated[str | None, typer.Option(help="gRPC bind address (default 127.0.0.1).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 50051).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve gRPC and the REST gateway together."""
+    settings = _settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
+    _run(serve.serve_api(settings), settings)
+
+
+@grpc_app.command("serve")
+def grpc_serve(
+    host: Annotated[str | None, typer.Option(help="gRPC bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="gRPC port (default 50051).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve gRPC only."""
+    settings = _settings(grpc_host=host, grpc_port=port, database_url=db)
+    _run(serve.serve_grpc(settings), settings)
+
+
+@gateway_app.command("serve")
+def gateway_serve(
+    upstream: Annotated[str, typer.Option(help="The gRPC server, HOST:PORT.")],
+    host: Annotated[str | None, typer.Option(help="REST bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="REST port (default 8787).")] = None,
+) -> None:
+    """Serve the REST gateway in front of a running gRPC server."""
+    settings = _settings(host=host, port=port)
+    _run(serve.serve_gateway(settings, upstream), settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
