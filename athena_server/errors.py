@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from athena.v1 import errors_pb2
-
 from athena_client.contract import ERROR_CODES_BY_NUMBER
 
 ErrorCode = errors_pb2.ErrorCode

@@ -1,7 +1,7 @@
 """Bare servers the benchmarks compare Athena with: the same frameworks doing nothing else.
 
-    python bench/baselines.py rest PORT    # FastAPI + uvicorn: GET /bare, POST /bare (echoes the JSON)
-    python bench/baselines.py grpc PORT    # grpc.aio: /bench.Echo/Echo returns its request bytes
+python bench/baselines.py rest PORT    # FastAPI + uvicorn: GET /bare, POST /bare (echoes the JSON)
+python bench/baselines.py grpc PORT    # grpc.aio: /bench.Echo/Echo returns its request bytes
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import asyncio
 import sys
 from typing import Any
 
+import grpc
+import uvicorn
+from fastapi import FastAPI, Request
+
 
 def rest(port: int) -> None:
-    import uvicorn
-    from fastapi import FastAPI, Request
-
     app = FastAPI()
 
     @app.get("/bare")
@@ -29,8 +30,6 @@ def rest(port: int) -> None:
 
 
 async def grpc_echo(port: int) -> None:
-    import grpc
-
     async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return request
 

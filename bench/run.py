@@ -139,7 +139,11 @@ async def main(clients: int, seconds: float) -> None:
 
             def run_body(i: int) -> dict[str, str]:
                 # A new session per run: measures the run path, not the growth of one session's context.
-                return {"sessionId": f"b-{os.getpid()}-{i}-{uuid.uuid4().hex[:6]}", "input": "hello", "provider": "mock"}
+                return {
+                    "sessionId": f"b-{os.getpid()}-{i}-{uuid.uuid4().hex[:6]}",
+                    "input": "hello",
+                    "provider": "mock",
+                }
 
             async def rest_run(i: int) -> None:
                 (await a_rest.post("/api/v1/runs", json=run_body(i))).raise_for_status()
@@ -152,14 +156,22 @@ async def main(clients: int, seconds: float) -> None:
                 await create(runs_pb2.CreateRunRequest(session_id=b["sessionId"], input="hello", provider="mock"))
 
             pairs = [
-                (await load("REST GET /api/v1/capabilities", rest_caps, clients, seconds),
-                 await load("bare FastAPI GET route", bare_get, clients, seconds)),
-                (await load("gRPC GetCapabilities", grpc_caps, clients, seconds),
-                 await load("bare grpc.aio unary echo", grpc_echo, clients, seconds)),
-                (await load("REST POST /api/v1/runs (mock)", rest_run, clients, seconds),
-                 await load("bare FastAPI POST route", bare_post, clients, seconds)),
-                (await load("gRPC CreateRun (mock)", grpc_run, clients, seconds),
-                 await load("bare grpc.aio unary echo", grpc_echo, clients, seconds)),
+                (
+                    await load("REST GET /api/v1/capabilities", rest_caps, clients, seconds),
+                    await load("bare FastAPI GET route", bare_get, clients, seconds),
+                ),
+                (
+                    await load("gRPC GetCapabilities", grpc_caps, clients, seconds),
+                    await load("bare grpc.aio unary echo", grpc_echo, clients, seconds),
+                ),
+                (
+                    await load("REST POST /api/v1/runs (mock)", rest_run, clients, seconds),
+                    await load("bare FastAPI POST route", bare_post, clients, seconds),
+                ),
+                (
+                    await load("gRPC CreateRun (mock)", grpc_run, clients, seconds),
+                    await load("bare grpc.aio unary echo", grpc_echo, clients, seconds),
+                ),
             ]
         sqlite_base = bare_sqlite_inserts(seconds)
     finally:

@@ -13,7 +13,6 @@ import logging
 import uuid
 
 from athena.v1 import runs_pb2
-
 from athena_server import validation
 from athena_server.config import Settings
 from athena_server.engine.context import MAX_HISTORY_ENTRIES, compile_context

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from athena.v1 import sessions_pb2
 from google.protobuf import struct_pb2
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from athena.v1 import sessions_pb2
 from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control.follow import follow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from athena.v1 import system_pb2, work_pb2
-
 from athena_server import validation
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage.store import Store

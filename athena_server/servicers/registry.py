@@ -12,9 +12,9 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any
 
-import athena.v1
 import grpc
 
+import athena.v1
 from athena_server.plane import ControlPlane
 from athena_server.servicers.events import EventServicer
 from athena_server.servicers.runs import RunServicer

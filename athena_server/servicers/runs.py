@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from athena.v1 import runs_pb2, runs_pb2_grpc
 
+from athena.v1 import runs_pb2, runs_pb2_grpc
 from athena_server.plane import ControlPlane
 
 

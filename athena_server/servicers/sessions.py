@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-from athena.v1 import sessions_pb2, sessions_pb2_grpc
 
+from athena.v1 import sessions_pb2, sessions_pb2_grpc
 from athena_server.interceptors import TRACE_HEADER
 from athena_server.plane import ControlPlane
 from athena_server.tracing import trace_id

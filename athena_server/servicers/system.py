@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from athena.v1 import system_pb2, system_pb2_grpc
 
+from athena.v1 import system_pb2, system_pb2_grpc
 from athena_server.plane import ControlPlane
 from athena_server.timefmt import iso, now_ms
 

@@ -8,6 +8,8 @@ write lock up front makes writers queue instead. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +60,7 @@ class Store:
         if is_sqlite:
             _configure_sqlite(self.engine)
         self.bus = bus or CommitBus()
+        self._write_turn = asyncio.Lock() if is_sqlite else None
 
     @property
     def dialect(self) -> str:
@@ -67,7 +70,8 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction. Streams are woken after it commits if it appended events."""
-        async with self.engine.connect() as conn:
+        turn = self._write_turn if self._write_turn is not None else contextlib.nullcontext()
+        async with turn, self.engine.connect() as conn:
             conn = await conn.execution_options(**{_WRITE_OPTION: True})
             async with conn.begin():
                 yield conn
