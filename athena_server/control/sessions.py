@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import struct_pb2
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from athena.v1 import sessions_pb2
@@ -17,7 +16,6 @@ from athena_server.errors import config_error
 from athena_server.storage import sessions, transcripts
 from athena_server.storage.sessions import SessionRow
 from athena_server.storage.store import Store
-from athena_server.storage.tables import transcript_entries
 from athena_server.storage.transcripts import EntryRow
 from athena_server.timefmt import iso, parse_iso
 
@@ -64,11 +62,6 @@ def _struct(values: dict[str, Any]) -> struct_pb2.Struct:
 
 def _session_cursor(row: SessionRow) -> str:
     return cursors.encode({"kind": "sessions", "updatedAt": iso(row.updated_at_ms), "id": row.id})
-
-
-async def _top_entry_seq(conn: AsyncConnection) -> int:
-    q = select(func.coalesce(func.max(transcript_entries.c.seq), 0))
-    return int((await conn.execute(q)).scalar_one())
 
 
 class SessionService:
@@ -123,7 +116,7 @@ class SessionService:
                         f"sessions.transcript.stream.after must be an entry id of session '{session_id}'."
                     )
             else:
-                start = await _top_entry_seq(conn)
+                start = await transcripts.last_seq(conn)
 
         async def fetch(conn: AsyncConnection, after: int, up_to: int, limit: int) -> list[EntryRow]:
             rows = await transcripts.after(conn, session_id, after, limit)
@@ -131,7 +124,7 @@ class SessionService:
 
         async def stream() -> AsyncIterator[sessions_pb2.TranscriptEntry]:
             async for row in follow(
-                self.store, start, fetch, _top_entry_seq, lambda r: r.seq, self.settings.event_poll_seconds
+                self.store, start, fetch, transcripts.last_seq, lambda r: r.seq, self.settings.event_poll_seconds
             ):
                 yield entry_message(row)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from athena.v1 import system_pb2, work_pb2
-from athena_server import validation
+from athena.v1 import system_pb2
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
@@ -41,15 +40,3 @@ class SystemService:
             now=iso(now_ms()),
             checks=[system_pb2.ReadinessCheck(name="store", status="ok", latency_ms=round(latency, 3))],
         )
-
-
-def empty_work_queue(session_id: str) -> work_pb2.WorkQueueState:
-    """The queue of a session that has nothing queued. Until enqueueing exists this is every session's
-    true state."""
-    return work_pb2.WorkQueueState(
-        schema_version=1,
-        session_id=validation.session_id(session_id, "work.queue"),
-        items=[],
-        draining=False,
-        updated_at=iso(now_ms()),
-    )

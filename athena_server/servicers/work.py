@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from athena.v1 import work_pb2, work_pb2_grpc
-from athena_server.control.system import empty_work_queue
+from athena_server.control.work import empty_work_queue
 from athena_server.plane import ControlPlane
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from athena_server.storage.tables import transcript_entries as te
@@ -60,3 +60,8 @@ async def after(conn: AsyncConnection, session_id: str, after_seq: int, limit: i
     """The first `limit` entries after `after_seq`, oldest first."""
     q = select(te).where(te.c.session_id == session_id, te.c.seq > after_seq).order_by(te.c.seq).limit(limit)
     return [_row(r) for r in (await conn.execute(q)).all()]
+
+
+async def last_seq(conn: AsyncConnection) -> int:
+    """The highest sequence of any session's entries (0 when there are none)."""
+    return int((await conn.execute(select(func.coalesce(func.max(te.c.seq), 0)))).scalar_one())
