@@ -1,0 +1,122 @@
+"""The REST gateway: a FastAPI app whose routes are generated from the contract's HTTP rules, each one
+transcoding JSON to a gRPC call on the upstream server and the answer back into the envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from athena_gateway.envelope import error_response, field_json, success_response
+from athena_gateway.errors import GatewayError, config_error, from_rpc_error, not_found
+from athena_gateway.openapi import build_openapi
+from athena_gateway.routes import RouteSpec, build_routes
+from athena_gateway.sse import open_stream
+from athena_gateway.tracing import TraceMiddleware, trace_id_of
+from athena_gateway.transcode import build_request
+from athena_gateway.upstream import Upstream, upstream_metadata
+
+log = logging.getLogger("athena.gateway")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(spec: RouteSpec, upstream: Upstream, heartbeat_seconds: float) -> Endpoint:
+    """The one handler shape every route shares; `spec` is all that differs between routes."""
+
+    async def endpoint(request: Request) -> Response:
+        trace_id = trace_id_of(request)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        message = await build_request(
+            spec, headers, request.query_params.multi_items(), request.path_params, request.stream()
+        )
+        metadata = upstream_metadata(headers, trace_id)
+        if spec.sse is not None:
+            return await open_stream(upstream, spec, message, metadata, trace_id, heartbeat_seconds)
+        try:
+            response = await upstream.unary(spec, message, metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, spec.method.name, trace_id) from None
+        return success_response(field_json(response, spec.response_body))
+
+    endpoint.__name__ = spec.method.name
+    endpoint.__doc__ = f"{spec.http_method} {spec.path} -> {spec.rpc_path}"
+    return endpoint
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc, trace_id_of(request))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405):
+            err = not_found(request.method, request.url.path)
+        elif exc.status_code < 500:
+            err = config_error(str(exc.detail))
+        else:
+            err = GatewayError("INTERNAL_ERROR", str(exc.detail))
+        return error_response(err, trace_id_of(request))
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        # Generated endpoints declare no typed parameters, so this is not expected; never answer 422.
+        return error_response(config_error(f"Invalid request: {exc}"), trace_id_of(request))
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+def create_app(upstream: str, *, heartbeat_seconds: float = 15.0, channel: grpc.aio.Channel | None = None) -> FastAPI:
+    """The gateway in front of the gRPC server at `upstream` (host:port). `channel`, if given, is used
+    instead of opening one (and is left open on shutdown: its owner closes it)."""
+    client = Upstream(upstream, channel)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.close()
+
+    app = FastAPI(
+        title="Athena control plane API",
+        version="v1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+    app.state.upstream = client
+    for spec in build_routes():
+        app.add_api_route(
+            spec.path,
+            _endpoint(spec, client, heartbeat_seconds),
+            methods=[spec.http_method],
+            name=spec.method.full_name,
+            include_in_schema=False,
+        )
+
+    document: dict[str, Any] = build_openapi()
+    app.openapi = lambda: document  # type: ignore[method-assign]
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(document)
+
+    async def swagger_ui(_: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Athena API")
+
+    app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    _install_error_handlers(app)
+    app.add_middleware(TraceMiddleware)
+    return app

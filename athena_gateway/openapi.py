@@ -1,0 +1,312 @@
+"""The OpenAPI 3.1 document, built from the same route table as the handlers and described with the proto
+comments (read from `contract.binpb`, the descriptor set generated with source info), so the document
+cannot drift from what the gateway serves."""
+
+from __future__ import annotations
+
+import functools
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from athena.v1 import errors_pb2
+from athena_client.contract import enum_json_values
+from athena_gateway.routes import RouteSpec, build_routes
+
+CONTRACT_FILE = Path(errors_pb2.__file__).parent / "contract.binpb"
+_PREFIX = "athena.v1."
+_REF = "#/components/schemas/"
+_JSON = "application/json"
+
+_SCALARS: dict[int, dict[str, Any]] = {
+    FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "format": "int64", "minimum": 0},
+    FieldDescriptor.TYPE_FIXED32: {"type": "integer", "format": "int64", "minimum": 0},
+    # Protobuf JSON writes 64-bit integers as strings.
+    FieldDescriptor.TYPE_INT64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_SINT64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_SFIXED64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_UINT64: {"type": "string", "format": "uint64"},
+    FieldDescriptor.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
+    FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
+    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
+    FieldDescriptor.TYPE_STRING: {"type": "string"},
+    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
+}
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
+    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
+    "google.protobuf.Value": {},
+    "google.protobuf.ListValue": {"type": "array", "items": {}},
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    "google.protobuf.Duration": {"type": "string"},
+    "google.protobuf.Empty": {"type": "object"},
+}
+
+
+@functools.cache
+def proto_comments() -> dict[str, str]:
+    """Leading comments by full name: `athena.v1.RunService.CreateRun`, `athena.v1.Event.id` (fields),
+    `athena.v1.RunStatus.RUN_STATUS_PENDING` (enum values)."""
+    fds = descriptor_pb2.FileDescriptorSet.FromString(CONTRACT_FILE.read_bytes())
+    out: dict[str, str] = {}
+    for file in fds.file:
+        at = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+
+        def put(name: str, path: tuple[int, ...], at: dict[tuple[int, ...], str] = at) -> None:
+            text = textwrap.dedent(at.get(path, "")).strip()
+            if text:
+                out[name] = text
+
+        def enum(e: descriptor_pb2.EnumDescriptorProto, name: str, path: tuple[int, ...]) -> None:
+            put(name, path)
+            for i, value in enumerate(e.value):
+                put(f"{name}.{value.name}", (*path, 2, i))
+
+        def message(m: descriptor_pb2.DescriptorProto, name: str, path: tuple[int, ...]) -> None:
+            put(name, path)
+            for i, field in enumerate(m.field):
+                put(f"{name}.{field.name}", (*path, 2, i))
+            for i, nested in enumerate(m.nested_type):
+                message(nested, f"{name}.{nested.name}", (*path, 3, i))
+            for i, nested_enum in enumerate(m.enum_type):
+                enum(nested_enum, f"{name}.{nested_enum.name}", (*path, 4, i))
+
+        package = file.package
+        for i, m in enumerate(file.message_type):
+            message(m, f"{package}.{m.name}", (4, i))
+        for i, e in enumerate(file.enum_type):
+            enum(e, f"{package}.{e.name}", (5, i))
+        for i, service in enumerate(file.service):
+            put(f"{package}.{service.name}", (6, i))
+            for j, method in enumerate(service.method):
+                put(f"{package}.{service.name}.{method.name}", (6, i, 2, j))
+    return out
+
+
+def _summary(comment: str) -> str:
+    first = comment.split("\n\n")[0].replace("\n", " ")
+    cut = first.find(". ")
+    return first if cut < 0 else first[: cut + 1]
+
+
+def _with_description(schema: dict[str, Any], description: str | None) -> dict[str, Any]:
+    return {**schema, "description": description} if description else schema
+
+
+def _messages_under(roots: Iterable[Descriptor]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        message = todo.pop()
+        if message.full_name in seen:
+            continue
+        seen.add(message.full_name)
+        todo.extend(f.message_type for f in message.fields if f.message_type is not None)
+    return seen
+
+
+class _Schemas:
+    """Component schemas, created on first reference. Messages only ever sent by clients list no
+    `required` fields (the server fills defaults and names what is missing); messages the server writes
+    list every field without presence, since protobuf JSON always prints those."""
+
+    def __init__(self, comments: dict[str, str], request_messages: set[str]) -> None:
+        self.comments = comments
+        self.request_messages = request_messages
+        self.components: dict[str, Any] = {}
+
+    def ref(self, descriptor: Descriptor | EnumDescriptor) -> dict[str, Any]:
+        name = descriptor.full_name.removeprefix(_PREFIX)
+        if name not in self.components:
+            self.components[name] = {}  # placeholder, so recursive messages terminate
+            if isinstance(descriptor, EnumDescriptor):
+                self.components[name] = self._enum(descriptor)
+            else:
+                self.components[name] = self._message(descriptor)
+        return {"$ref": _REF + name}
+
+    def _enum(self, enum: EnumDescriptor) -> dict[str, Any]:
+        return _with_description({"type": "string", "enum": enum_json_values(enum)}, self.comments.get(enum.full_name))
+
+    def _message(self, message: Descriptor) -> dict[str, Any]:
+        properties = {
+            f.json_name: _with_description(self.field(f), self.comments.get(f"{message.full_name}.{f.name}"))
+            for f in message.fields
+        }
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if message.full_name not in self.request_messages:
+            required = [f.json_name for f in message.fields if not f.has_presence]
+            if required:
+                schema["required"] = required
+        return _with_description(schema, self.comments.get(message.full_name))
+
+    def value(self, field: FieldDescriptor) -> dict[str, Any]:
+        """The schema of one value of `field` (an element, for repeated fields)."""
+        if field.enum_type is not None:
+            return self.ref(field.enum_type)
+        if field.message_type is not None:
+            if field.message_type.full_name.startswith("google.protobuf."):
+                return dict(_WELL_KNOWN.get(field.message_type.full_name, {}))
+            return self.ref(field.message_type)
+        return dict(_SCALARS[field.type])
+
+    def field(self, field: FieldDescriptor) -> dict[str, Any]:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            return {"type": "object", "additionalProperties": self.value(field.message_type.fields_by_name["value"])}
+        if field.is_repeated:
+            return {"type": "array", "items": self.value(field)}
+        return self.value(field)
+
+
+def _response_field(spec: RouteSpec) -> FieldDescriptor:
+    message = spec.method.output_type
+    *parents, last = spec.response_body.split(".")
+    for name in parents:
+        parent = message.fields_by_name[name].message_type
+        assert parent is not None, f"{spec.method.full_name}: response_body {spec.response_body!r} crosses a scalar"
+        message = parent
+    return message.fields_by_name[last]
+
+
+def _data_schema(spec: RouteSpec, schemas: _Schemas) -> dict[str, Any]:
+    if not spec.response_body:
+        return schemas.ref(spec.method.output_type)
+    field = _response_field(spec)
+    schema = schemas.field(field)
+    return {"oneOf": [schema, {"type": "null"}]} if field.has_presence else schema
+
+
+def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["ok", "data"],
+        "properties": {"ok": {"const": True}, "data": data},
+    }
+
+
+def _parameters(spec: RouteSpec, schemas: _Schemas) -> list[dict[str, Any]]:
+    request = spec.method.input_type.full_name
+    params: list[dict[str, Any]] = []
+    for field in spec.path_fields():
+        params.append(
+            _with_description(
+                {"name": field.name, "in": "path", "required": True, "schema": schemas.value(field)},
+                schemas.comments.get(f"{request}.{field.name}"),
+            )
+        )
+    for field in spec.query_fields():
+        if field.message_type is not None:
+            continue  # not expressible as a query parameter; the gateway ignores it too
+        param: dict[str, Any] = {"name": field.json_name, "in": "query", "required": False}
+        param["schema"] = schemas.field(field)
+        if field.is_repeated:
+            param.update(style="form", explode=True)
+        params.append(_with_description(param, schemas.comments.get(f"{request}.{field.name}")))
+    if spec.sse is not None and spec.sse.resume_field:
+        params.append(
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": f"Resume after this id; overrides the `{spec.sse.resume_field}` query parameter.",
+            }
+        )
+    if spec.http_method == "POST":
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "A retry with the same key and body replays the first answer.",
+            }
+        )
+    return params
+
+
+def _operation(spec: RouteSpec, schemas: _Schemas, operation_id: str) -> dict[str, Any]:
+    comment = schemas.comments.get(spec.method.full_name, "")
+    op: dict[str, Any] = {"operationId": operation_id, "tags": [spec.service.name]}
+    if comment:
+        op.update(summary=_summary(comment), description=comment)
+    if spec.method.GetOptions().deprecated:
+        op["deprecated"] = True
+    params = _parameters(spec, schemas)
+    if params:
+        op["parameters"] = params
+    if spec.body:
+        body_schema = (
+            schemas.ref(spec.method.input_type)
+            if spec.body == "*"
+            else schemas.field(spec.method.input_type.fields_by_name[spec.body])
+        )
+        op["requestBody"] = {"required": False, "content": {_JSON: {"schema": body_schema}}}
+    if spec.sse is not None:
+        event = f"`{spec.sse.event_field}`" if spec.sse.event_field else f"`{spec.sse.event_name}`"
+        ok = {
+            "description": (
+                f"Server-sent events. First frame `retry: {spec.sse.retry_ms}`; then per message `id:` "
+                f"(`{spec.sse.id_field}`), `event:` ({event}) and `data:` with the success envelope "
+                "(`x-event-data`); `: heartbeat` comments while idle; a failure ends the stream with "
+                "`event: error` whose data is the error envelope."
+            ),
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "x-event-data": _envelope(_data_schema(spec, schemas)),
+                }
+            },
+        }
+    else:
+        ok = {
+            "description": "Success envelope.",
+            "content": {_JSON: {"schema": _envelope(_data_schema(spec, schemas))}},
+        }
+    error = {"description": "Error envelope.", "content": {_JSON: {"schema": {"$ref": _REF + "ErrorEnvelope"}}}}
+    op["responses"] = {"200": ok, "4XX": error, "5XX": error}
+    return op
+
+
+def build_openapi(routes: Iterable[RouteSpec] | None = None) -> dict[str, Any]:
+    """The whole document; `routes` defaults to the gateway's route table."""
+    specs = list(build_routes() if routes is None else routes)
+    comments = proto_comments()
+    schemas = _Schemas(comments, _messages_under(s.method.input_type for s in specs))
+    schemas.components["ErrorEnvelope"] = {
+        "type": "object",
+        "description": comments.get("athena.v1.ErrorCode", ""),
+        "required": ["ok", "error"],
+        "properties": {"ok": {"const": False}, "error": schemas.ref(errors_pb2.ErrorBody.DESCRIPTOR)},
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    seen_ids: dict[str, int] = {}
+    for spec in specs:
+        count = seen_ids[spec.method.name] = seen_ids.get(spec.method.name, 0) + 1
+        operation_id = spec.method.name if count == 1 else f"{spec.method.name}{count}"
+        paths.setdefault(spec.path, {})[spec.http_method.lower()] = _operation(spec, schemas, operation_id)
+    tags = []
+    for service in dict.fromkeys(s.service for s in specs):
+        tags.append(_with_description({"name": service.name}, comments.get(service.full_name)))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Athena control plane API",
+            "version": "v1",
+            "description": (
+                "REST/JSON view of the athena.v1 gRPC contract. Every answer is an envelope: "
+                '`{"ok": true, "data": ...}` or `{"ok": false, "error": {code, message, retryable, traceId}}`; '
+                "the `x-trace-id` response header carries the trace id."
+            ),
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.components.items()))},
+    }

@@ -1,0 +1,89 @@
+"""The gateway's one call path to the gRPC server: generic multi-callables per method, no generated stubs,
+so the route table alone decides what can be called."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+
+from athena_gateway.routes import RouteSpec
+
+TRACE_HEADER = "x-trace-id"
+# Request headers the server reads (idempotency, auth, W3C trace context), passed on as gRPC metadata.
+FORWARDED_HEADERS = (
+    "idempotency-key",
+    "authorization",
+    "x-athena-api-token",
+    "x-athena-identity",
+    "traceparent",
+    "tracestate",
+)
+
+
+def upstream_metadata(headers: Mapping[str, str], trace_id: str) -> tuple[tuple[str, str], ...]:
+    """The trace id plus the forwarded headers present. Values gRPC cannot carry (non-printable ASCII)
+    are dropped rather than failing the call."""
+    metadata = [(TRACE_HEADER, trace_id)]
+    for name in FORWARDED_HEADERS:
+        value = headers.get(name)
+        if value is not None and value.isascii() and value.isprintable():
+            metadata.append((name, value))
+    return tuple(metadata)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+class Upstream:
+    """A channel to the upstream server, opened on first use inside the running event loop (grpc.aio
+    channels belong to the loop that created them), unless one was handed in."""
+
+    def __init__(self, target: str, channel: grpc.aio.Channel | None = None) -> None:
+        self.target = target
+        self._channel = channel
+        self._owned = channel is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._callables: dict[str, Any] = {}
+
+    def channel(self) -> grpc.aio.Channel:
+        loop = asyncio.get_running_loop()
+        if self._channel is None or (self._owned and self._loop is not loop):
+            self._channel = grpc.aio.insecure_channel(self.target)
+            self._loop = loop
+            self._callables.clear()
+        return self._channel
+
+    def _callable(self, spec: RouteSpec) -> Any:
+        channel = self.channel()
+        found = self._callables.get(spec.rpc_path)
+        if found is None:
+            factory = channel.unary_stream if spec.method.server_streaming else channel.unary_unary
+            found = factory(
+                spec.rpc_path,
+                request_serializer=_serialize,
+                response_deserializer=message_factory.GetMessageClass(spec.method.output_type).FromString,
+            )
+            self._callables[spec.rpc_path] = found
+        return found
+
+    async def unary(self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]) -> Message:
+        """Raises grpc.aio.AioRpcError on a non-OK status."""
+        response: Message = await self._callable(spec)(request, metadata=metadata)
+        return response
+
+    def stream(
+        self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]
+    ) -> grpc.aio.UnaryStreamCall:
+        call: grpc.aio.UnaryStreamCall = self._callable(spec)(request, metadata=metadata)
+        return call
+
+    async def close(self) -> None:
+        if self._owned and self._channel is not None:
+            await self._channel.close()
+            self._channel = None
