@@ -12,10 +12,11 @@ import functools
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from athena.v1 import errors_pb2, options_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
+
+from athena.v1 import errors_pb2, options_pb2
 
 M = TypeVar("M", bound=Message)
 
@@ -92,7 +93,8 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
             to_json, from_json = _enum_maps(field.enum_type)
             table = to_json if outgoing else from_json
             if field.is_repeated:
-                data[key] = [table.get(v, v) if isinstance(v, str) else v for v in data[key]]
+                if isinstance(data[key], list):
+                    data[key] = [table.get(v, v) if isinstance(v, str) else v for v in data[key]]
             elif isinstance(data[key], str):
                 data[key] = table.get(data[key], data[key])
         elif field.message_type is not None:
@@ -100,13 +102,15 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
             if sub.full_name.startswith(_WELL_KNOWN_PREFIX):
                 continue
             if sub.GetOptions().map_entry:
+                if not isinstance(data[key], dict):
+                    continue  # wrong shape: ParseDict reports it as a ParseError naming the field
                 value_field = sub.fields_by_name["value"]
                 if value_field.message_type is not None or value_field.enum_type is not None:
                     wrapper = {k: {"value": v} for k, v in data[key].items()}
                     for item in wrapper.values():
                         _walk(sub, item, outgoing)
                     data[key] = {k: item["value"] for k, item in wrapper.items()}
-            elif field.is_repeated:
+            elif field.is_repeated and isinstance(data[key], list):
                 for item in data[key]:
                     if isinstance(item, dict):
                         _walk(sub, item, outgoing)
