@@ -12,11 +12,15 @@ import contextlib
 import ipaddress
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from athena_server.config import Settings
+
+if TYPE_CHECKING:
+    from athena_server.server import GrpcServer
 
 log = logging.getLogger("athena")
 
@@ -86,45 +90,43 @@ async def _run_rest(server: _Uvicorn, stop: asyncio.Event) -> None:
     await task
 
 
-async def serve_api(settings: Settings) -> None:
-    """gRPC and REST in one process, the gateway calling gRPC over loopback."""
-    from athena_gateway.app import create_app
+@contextlib.asynccontextmanager
+async def _grpc_running(settings: Settings) -> AsyncIterator[GrpcServer]:
+    """The control plane and its gRPC server, stopped (grace period, then store closed) on exit."""
     from athena_server.plane import ControlPlane
     from athena_server.server import start_grpc_server
 
-    check_bind(settings.host, settings)
-    check_bind(settings.grpc_host, settings)
-    stop = _stop_event()
     plane = ControlPlane(settings)
     await plane.start()
     grpc_server = await start_grpc_server(plane, settings.grpc_host, settings.grpc_port)
     try:
+        yield grpc_server
+    finally:
+        await grpc_server.stop(settings.shutdown_grace_seconds)
+        await plane.close()
+        log.info("stopped")
+
+
+async def serve_api(settings: Settings) -> None:
+    """gRPC and REST in one process, the gateway calling gRPC over loopback."""
+    from athena_gateway.app import create_app
+
+    check_bind(settings.host, settings)
+    check_bind(settings.grpc_host, settings)
+    stop = _stop_event()
+    async with _grpc_running(settings) as grpc_server:
         upstream = f"{settings.grpc_host}:{grpc_server.port}"
         app = create_app(upstream, heartbeat_seconds=settings.sse_heartbeat_seconds)
         rest = _uvicorn(app, settings.host, settings.port, settings)
         log.info("REST listening on http://%s:%d (upstream gRPC %s)", settings.host, settings.port, upstream)
         await _run_rest(rest, stop)
-    finally:
-        await grpc_server.stop(settings.shutdown_grace_seconds)
-        await plane.close()
-        log.info("stopped")
 
 
 async def serve_grpc(settings: Settings) -> None:
-    from athena_server.plane import ControlPlane
-    from athena_server.server import start_grpc_server
-
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
-    plane = ControlPlane(settings)
-    await plane.start()
-    grpc_server = await start_grpc_server(plane, settings.grpc_host, settings.grpc_port)
-    try:
+    async with _grpc_running(settings):
         await stop.wait()
-    finally:
-        await grpc_server.stop(settings.shutdown_grace_seconds)
-        await plane.close()
-        log.info("stopped")
 
 
 async def serve_gateway(settings: Settings, upstream: str) -> None:

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from athena.v1 import events_pb2, events_pb2_grpc
-from athena_server.interceptors import TRACE_HEADER
 from athena_server.plane import ControlPlane
-from athena_server.tracing import trace_id
+from athena_server.servicers.streaming import after_validation
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
@@ -25,7 +24,5 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         events = await self.plane.events.open_stream(request)
-        # Headers go out only once the request is valid, so a bad request is a plain error status.
-        await context.send_initial_metadata(((TRACE_HEADER, trace_id()),))
-        async for event in events:
+        async for event in after_validation(context, events):
             yield events_pb2.StreamEventsResponse(event=event)

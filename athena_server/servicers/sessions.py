@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from athena.v1 import sessions_pb2, sessions_pb2_grpc
-from athena_server.interceptors import TRACE_HEADER
 from athena_server.plane import ControlPlane
-from athena_server.tracing import trace_id
+from athena_server.servicers.streaming import after_validation
 
 
 class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
@@ -30,7 +29,5 @@ class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.StreamTranscriptRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[sessions_pb2.StreamTranscriptResponse]:
         entries = await self.plane.sessions.open_transcript_stream(request)
-        # Headers go out only once the request is valid, so a bad request is a plain error status.
-        await context.send_initial_metadata(((TRACE_HEADER, trace_id()),))
-        async for entry in entries:
+        async for entry in after_validation(context, entries):
             yield sessions_pb2.StreamTranscriptResponse(entry=entry)
