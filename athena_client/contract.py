@@ -77,6 +77,11 @@ def enum_json_values(enum: EnumDescriptor) -> list[str]:
     return [to_json.get(v.name, v.name) for v in enum.values if v.number != 0]
 
 
+def enum_by_json(enum: EnumDescriptor) -> dict[str, int]:
+    """JSON spelling -> enum number, for code that stores the spelling (the run status column, say)."""
+    return {enum_to_json(enum, v.number): v.number for v in enum.values if v.number != 0}
+
+
 def enum_to_json(enum: EnumDescriptor, number: int) -> str:
     to_json, _ = _enum_maps(enum)
     name = enum.values_by_number[number].name

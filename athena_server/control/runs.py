@@ -13,6 +13,7 @@ import logging
 import uuid
 
 from athena.v1 import runs_pb2
+from athena_client.contract import enum_by_json
 from athena_server import validation
 from athena_server.config import Settings
 from athena_server.engine.context import MAX_HISTORY_ENTRIES, compile_context
@@ -27,14 +28,8 @@ from athena_server.tracing import trace_id
 
 log = logging.getLogger(__name__)
 
-_STATUS = {
-    "pending": runs_pb2.RUN_STATUS_PENDING,
-    "running": runs_pb2.RUN_STATUS_RUNNING,
-    "succeeded": runs_pb2.RUN_STATUS_SUCCEEDED,
-    "failed": runs_pb2.RUN_STATUS_FAILED,
-    "cancelled": runs_pb2.RUN_STATUS_CANCELLED,
-    "timed-out": runs_pb2.RUN_STATUS_TIMED_OUT,
-}
+# The status column holds the contract's JSON spelling of RunStatus ("pending", "timed-out", ...).
+_STATUS = enum_by_json(runs_pb2.RunStatus.DESCRIPTOR)
 # Final status and event of a run that ended with an error, by error code.
 _FAILURE = {
     ErrorCode.ERROR_CODE_RUN_CANCELLED: ("cancelled", "run.cancelled"),
@@ -63,7 +58,7 @@ def run_message(row: RunRow) -> runs_pb2.Run:
     run = runs_pb2.Run(
         run_id=row.id,
         session_id=row.session_id,
-        status=_STATUS[row.status],
+        status=runs_pb2.RunStatus.ValueType(_STATUS[row.status]),
         provider=row.provider,
         model=row.model,
         input=row.input,

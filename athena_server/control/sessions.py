@@ -9,6 +9,7 @@ from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from athena.v1 import sessions_pb2
+from athena_client.contract import enum_by_json
 from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control.follow import follow
@@ -19,12 +20,8 @@ from athena_server.storage.store import Store
 from athena_server.storage.transcripts import EntryRow
 from athena_server.timefmt import iso, parse_iso
 
-_ROLES = {
-    "system": sessions_pb2.TRANSCRIPT_ROLE_SYSTEM,
-    "user": sessions_pb2.TRANSCRIPT_ROLE_USER,
-    "assistant": sessions_pb2.TRANSCRIPT_ROLE_ASSISTANT,
-    "tool": sessions_pb2.TRANSCRIPT_ROLE_TOOL,
-}
+# The role column holds the contract's JSON spelling of TranscriptRole ("user", "assistant", ...).
+_ROLES = enum_by_json(sessions_pb2.TranscriptRole.DESCRIPTOR)
 
 
 def session_message(row: SessionRow) -> sessions_pb2.Session:
@@ -41,7 +38,7 @@ def session_message(row: SessionRow) -> sessions_pb2.Session:
 def entry_message(row: EntryRow) -> sessions_pb2.TranscriptEntry:
     entry = sessions_pb2.TranscriptEntry(
         id=row.id,
-        role=_ROLES[row.role],
+        role=sessions_pb2.TranscriptRole.ValueType(_ROLES[row.role]),
         content=row.content,
         created_at=iso(row.created_at_ms),
     )
