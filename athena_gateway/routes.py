@@ -10,6 +10,7 @@ import functools
 import importlib
 import pkgutil
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
@@ -39,19 +40,42 @@ class RouteSpec:
         """The gRPC method path the gateway calls, e.g. `/athena.v1.RunService/GetRun`."""
         return f"/{self.service.full_name}/{self.method.name}"
 
-    @property
-    def path_params(self) -> list[str]:
-        return _PATH_PARAM.findall(self.path)
+    # Derived once per route (routes are built at start-up), not per request.
+    @functools.cached_property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(_PATH_PARAM.findall(self.path))
 
     def path_fields(self) -> list[FieldDescriptor]:
         return [self.method.input_type.fields_by_name[name] for name in self.path_params]
 
-    def query_fields(self) -> list[FieldDescriptor]:
-        """Request fields filled from the query string: all but path fields and the body's share."""
+    @functools.cached_property
+    def _query_fields(self) -> tuple[FieldDescriptor, ...]:
         if self.body == "*":
-            return []
+            return ()
         skip = {*self.path_params, self.body}
-        return [f for f in self.method.input_type.fields if f.name not in skip]
+        return tuple(f for f in self.method.input_type.fields if f.name not in skip)
+
+    def query_fields(self) -> tuple[FieldDescriptor, ...]:
+        """Request fields filled from the query string: all but path fields and the body's share."""
+        return self._query_fields
+
+    @functools.cached_property
+    def query_lookup(self) -> dict[str, FieldDescriptor]:
+        """Query parameter name (json name or proto name) -> scalar request field."""
+        return query_lookup(self._query_fields)
+
+    @functools.cached_property
+    def fields_by_json_name(self) -> dict[str, FieldDescriptor]:
+        return {field.json_name: field for field in self.method.input_type.fields}
+
+
+def query_lookup(fields: Iterable[FieldDescriptor]) -> dict[str, FieldDescriptor]:
+    """Both spellings of each scalar field's name; message-typed fields never come from a query string."""
+    lookup: dict[str, FieldDescriptor] = {}
+    for field in fields:
+        if field.message_type is None:
+            lookup[field.json_name] = lookup[field.name] = field
+    return lookup
 
 
 @functools.cache

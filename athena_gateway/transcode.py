@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from athena_client.contract import json_to_message
 from athena_gateway.errors import GatewayError, config_error
-from athena_gateway.routes import RouteSpec
+from athena_gateway.routes import RouteSpec, query_lookup
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -85,10 +85,10 @@ def query_to_json(fields: Iterable[FieldDescriptor], items: Iterable[tuple[str, 
     """Query parameters as a protobuf-JSON dict keyed by json_name. A parameter is matched by the field's
     json name or proto name; repeated fields take repeated parameters and comma-separated lists; singular
     fields take the first occurrence; unknown parameters and message-typed fields are ignored."""
-    by_name: dict[str, FieldDescriptor] = {}
-    for field in fields:
-        if field.message_type is None:
-            by_name[field.json_name] = by_name[field.name] = field
+    return _query_json(query_lookup(fields), items)
+
+
+def _query_json(by_name: Mapping[str, FieldDescriptor], items: Iterable[tuple[str, str]]) -> dict[str, Any]:
     values: dict[str, list[str]] = {}
     for key, value in items:
         if key in by_name:
@@ -129,9 +129,8 @@ async def build_request(
     elif spec.body:
         data[request_type.fields_by_name[spec.body].json_name] = await read_body(headers, body)
     by_name = request_type.fields_by_name
-    by_json_name = {field.json_name: field for field in request_type.fields}
-    for json_name, value in query_to_json(spec.query_fields(), query).items():
-        _put(data, by_json_name[json_name], value)
+    for json_name, value in _query_json(spec.query_lookup, query).items():
+        _put(data, spec.fields_by_json_name[json_name], value)
     if spec.sse is not None and spec.sse.resume_field and "last-event-id" in headers:
         _put(data, by_name[spec.sse.resume_field], headers["last-event-id"])
     for name, text in path_params.items():
