@@ -20,6 +20,16 @@ from athena.v1 import errors_pb2, options_pb2
 
 M = TypeVar("M", bound=Message)
 
+# The server <-> gateway wire agreement, beside the error table it goes with.
+# gRPC metadata and HTTP header carrying the request's trace id, both ways.
+TRACE_HEADER = "x-trace-id"
+# google.rpc.ErrorInfo on every Athena error status: `reason` is the code (a key of ERROR_CODES),
+# `domain` is ERROR_DOMAIN, and metadata carries these keys.
+ERROR_DOMAIN = "athena.dev"
+ERROR_META_RETRYABLE = "retryable"  # "true" or "false"
+ERROR_META_TRACE_ID = "traceId"
+ERROR_META_RETRY_AFTER = "retryAfterSeconds"  # RATE_LIMITED only: whole seconds
+
 # Messages whose JSON form is special-cased by protobuf; never walked for enum values.
 _WELL_KNOWN_PREFIX = "google.protobuf."
 

@@ -9,9 +9,8 @@ from collections.abc import Iterable
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from athena_client.contract import ERROR_CODES
+from athena_client.contract import ERROR_CODES, ERROR_DOMAIN, ERROR_META_RETRY_AFTER, ERROR_META_RETRYABLE
 
-ERROR_DOMAIN = "athena.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
@@ -65,11 +64,11 @@ def from_status(
     """The REST error for a failed upstream call."""
     info = error_info(trailing_metadata)
     if info is not None:
-        retry_after = info.metadata.get("retryAfterSeconds")
+        retry_after = info.metadata.get(ERROR_META_RETRY_AFTER)
         return GatewayError(
             info.reason,
             details or "",
-            retryable=info.metadata.get("retryable") == "true",
+            retryable=info.metadata.get(ERROR_META_RETRYABLE) == "true",
             retry_after=retry_after if info.reason == "RATE_LIMITED" and retry_after.isdigit() else None,
         )
     # The fallback table: statuses that did not come from Athena's error interceptor.

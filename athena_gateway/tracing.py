@@ -13,10 +13,11 @@ import uuid
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from athena_client import contract
 from athena_gateway.envelope import error_response
 from athena_gateway.errors import internal_error
 
-TRACE_HEADER = b"x-trace-id"
+TRACE_HEADER = contract.TRACE_HEADER.encode()
 ECHOED_HEADERS = (b"traceparent", b"tracestate")
 
 log = logging.getLogger("athena.gateway")

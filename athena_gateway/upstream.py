@@ -11,9 +11,9 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
+from athena_client.contract import TRACE_HEADER
 from athena_gateway.routes import RouteSpec
 
-TRACE_HEADER = "x-trace-id"
 # Request headers the server reads (idempotency, auth, W3C trace context), passed on as gRPC metadata.
 FORWARDED_HEADERS = (
     "idempotency-key",

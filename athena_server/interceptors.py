@@ -21,12 +21,15 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_interceptor import AsyncServerInterceptor
 from grpc_status import rpc_status
 
-from athena_client.contract import ERROR_CODES_BY_NUMBER
+from athena_client.contract import (
+    ERROR_CODES_BY_NUMBER,
+    ERROR_DOMAIN,
+    ERROR_META_RETRYABLE,
+    ERROR_META_TRACE_ID,
+    TRACE_HEADER,
+)
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
 from athena_server.tracing import set_trace_id
-
-ERROR_DOMAIN = "athena.dev"
-TRACE_HEADER = "x-trace-id"
 
 log = logging.getLogger("athena.server")
 access_log = logging.getLogger("athena.access")
@@ -55,7 +58,11 @@ def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
         error_details_pb2.ErrorInfo(
             reason=info.code,
             domain=ERROR_DOMAIN,
-            metadata={"retryable": "true" if err.retryable else "false", "traceId": trace, **err.metadata},
+            metadata={
+                ERROR_META_RETRYABLE: "true" if err.retryable else "false",
+                ERROR_META_TRACE_ID: trace,
+                **err.metadata,
+            },
         )
     )
     code = grpc.StatusCode[info.grpc_code]

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import grpc
 
-from athena_server.interceptors import TRACE_HEADER
+from athena_client.contract import TRACE_HEADER
 from athena_server.tracing import trace_id
 
 T = TypeVar("T")
