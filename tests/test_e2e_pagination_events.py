@@ -148,3 +148,28 @@ def test_events_reject_invalid_instants(fresh, param: str) -> None:
     _, client, _ = fresh
     err = error_of(client.get("/api/v1/events", params={param: "yesterday"}), 400, "CONFIG_ERROR")
     assert err["message"] == f"events.list.{param} must be a valid ISO datetime."
+
+
+def test_limit_is_clamped_to_500_end_to_end(tmp_path: Path) -> None:
+    """More than 500 events exist; `limit=1000` answers 500 and a cursor to the rest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = start_api(tmp_path)
+    try:
+        with httpx.Client(base_url=p.rest_url, timeout=60) as client, ThreadPoolExecutor(max_workers=8) as pool:
+            runs = 170  # 510 events
+            list(
+                pool.map(
+                    lambda i: ok_data(client.post("/api/v1/runs", json={"sessionId": f"m{i}", "input": "x"})),
+                    range(runs),
+                )
+            )
+            first = ok_data(client.get("/api/v1/events", params={"limit": 1000}))
+            assert len(first["events"]) == 500
+            rest = ok_data(client.get("/api/v1/events", params={"limit": 1000, "cursor": first["nextCursor"]}))
+            assert len(rest["events"]) == 3 * runs - 500
+            assert "nextCursor" not in rest
+            ids = [e["id"] for e in first["events"] + rest["events"]]
+            assert ids == [f"evt_{i}" for i in range(1, 3 * runs + 1)]
+    finally:
+        p.stop()
