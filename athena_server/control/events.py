@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from google.protobuf import struct_pb2
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from athena.v1 import events_pb2
 from athena_server import cursors, validation
@@ -28,6 +28,8 @@ def event_message(row: EventRow) -> events_pb2.Event:
         event.session_id = row.session_id
     if row.run_id is not None:
         event.run_id = row.run_id
+    if row.policy is not None:
+        event.policy.update(row.policy)
     return event
 
 
@@ -63,8 +65,7 @@ class EventService:
             created_after_ms=validation.optional_instant(req.created_after, ctx, "createdAfter"),
             created_before_ms=validation.optional_instant(req.created_before, ctx, "createdBefore"),
         )
-        async with self.store.read() as conn:
-            rows = await events.list_after(conn, after, limit + 1, flt)
+        rows = await self.store.read(lambda conn: events.list_after(conn, after, limit + 1, flt))
         resp = events_pb2.ListEventsResponse(events=[event_message(r) for r in rows[:limit]])
         if len(rows) > limit:
             resp.next_cursor = cursors.encode(rows[limit - 1].seq)
@@ -78,11 +79,10 @@ class EventService:
         if req.after.strip():
             start = _resume_point(req.after, ctx)
         else:
-            async with self.store.read() as conn:
-                start = await events.last_seq(conn)
+            start = await self.store.read(events.last_seq)
 
-        async def fetch(conn: AsyncConnection, after: int, up_to: int, limit: int) -> list[EventRow]:
-            return await events.list_after(conn, after, limit, flt, up_to_seq=up_to)
+        def fetch(conn: Connection, after: int, up_to: int, limit: int) -> list[EventRow]:
+            return events.list_after(conn, after, limit, flt, up_to_seq=up_to)
 
         async def stream() -> AsyncIterator[events_pb2.Event]:
             async for row in follow(

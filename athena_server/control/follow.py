@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from athena_server.storage.store import Store
 
@@ -13,8 +13,8 @@ T = TypeVar("T")
 PAGE = 500
 
 # fetch(conn, after_seq, up_to_seq, limit) -> matching rows with after_seq < seq <= up_to_seq, oldest first.
-Fetch = Callable[[AsyncConnection, int, int, int], Awaitable[list[T]]]
-TopSeq = Callable[[AsyncConnection], Awaitable[int]]
+Fetch = Callable[[Connection, int, int, int], list[T]]
+TopSeq = Callable[[Connection], int]
 
 
 async def follow(
@@ -34,9 +34,12 @@ async def follow(
     last = after_seq
     while True:
         ticket = store.bus.ticket()
-        async with store.read() as conn:
-            top = await top_seq(conn)
-            rows = await fetch(conn, last, top, PAGE) if top > last else []
+
+        def snapshot(conn: Connection, last: int = last) -> tuple[int, list[T]]:
+            top = top_seq(conn)
+            return top, (fetch(conn, last, top, PAGE) if top > last else [])
+
+        top, rows = await store.read(snapshot)
         for row in rows:
             yield row
         if len(rows) == PAGE:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import struct_pb2
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from athena.v1 import sessions_pb2
 from athena_client.contract import enum_by_json
@@ -68,19 +68,20 @@ class SessionService:
 
     async def list(self, req: sessions_pb2.ListSessionsRequest) -> sessions_pb2.ListSessionsResponse:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
-        async with self.store.read() as conn:
-            if not req.cursor:
-                rows = await sessions.page_keyset(conn, limit + 1, None)
+        if not req.cursor:
+            rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, None))
+        else:
+            position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list")
+            if isinstance(position, int):
+                offset = position
+                rows = await self.store.read(lambda conn: sessions.page_offset(conn, limit + 1, offset))
             else:
-                position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list")
-                if isinstance(position, int):
-                    rows = await sessions.page_offset(conn, limit + 1, position)
-                else:
-                    updated = parse_iso(str(position.get("updatedAt", "")))
-                    sid = position.get("id")
-                    if updated is None or not isinstance(sid, str):
-                        raise config_error("sessions.list.cursor is invalid.")
-                    rows = await sessions.page_keyset(conn, limit + 1, (updated, sid))
+                updated = parse_iso(str(position.get("updatedAt", "")))
+                sid = position.get("id")
+                if updated is None or not isinstance(sid, str):
+                    raise config_error("sessions.list.cursor is invalid.")
+                key = (updated, sid)
+                rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, key))
         resp = sessions_pb2.ListSessionsResponse(items=[session_message(r) for r in rows[:limit]])
         if len(rows) > limit:
             resp.next_cursor = _session_cursor(rows[limit - 1])
@@ -91,12 +92,14 @@ class SessionService:
     ) -> sessions_pb2.ListTranscriptEntriesResponse:
         session_id = validation.session_id(req.session_id, "sessions.transcript")
         limit = validation.page_limit(req.limit if req.HasField("limit") else None, validation.DEFAULT_TAIL_LIMIT)
-        async with self.store.read() as conn:
-            after_seq = await transcripts.seq_of(conn, session_id, req.after) if req.after else None
+
+        def read(conn: Connection) -> list[EntryRow]:
+            after_seq = transcripts.seq_of(conn, session_id, req.after) if req.after else None
             if after_seq is None:
-                rows = await transcripts.tail(conn, session_id, limit)
-            else:
-                rows = await transcripts.after(conn, session_id, after_seq, limit)
+                return transcripts.tail(conn, session_id, limit)
+            return transcripts.after(conn, session_id, after_seq, limit)
+
+        rows = await self.store.read(read)
         return sessions_pb2.ListTranscriptEntriesResponse(items=[entry_message(r) for r in rows])
 
     async def open_transcript_stream(
@@ -105,18 +108,15 @@ class SessionService:
         """Validate and fix the starting point now (so errors surface before the stream opens), and
         return the stream."""
         session_id = validation.session_id(req.session_id, "sessions.transcript.stream")
-        async with self.store.read() as conn:
-            if req.after:
-                start = await transcripts.seq_of(conn, session_id, req.after)
-                if start is None:
-                    raise config_error(
-                        f"sessions.transcript.stream.after must be an entry id of session '{session_id}'."
-                    )
-            else:
-                start = await transcripts.last_seq(conn)
+        if req.after:
+            start = await self.store.read(lambda conn: transcripts.seq_of(conn, session_id, req.after))
+            if start is None:
+                raise config_error(f"sessions.transcript.stream.after must be an entry id of session '{session_id}'.")
+        else:
+            start = await self.store.read(transcripts.last_seq)
 
-        async def fetch(conn: AsyncConnection, after: int, up_to: int, limit: int) -> list[EntryRow]:
-            rows = await transcripts.after(conn, session_id, after, limit)
+        def fetch(conn: Connection, after: int, up_to: int, limit: int) -> list[EntryRow]:
+            rows = transcripts.after(conn, session_id, after, limit)
             return [r for r in rows if r.seq <= up_to]
 
         async def stream() -> AsyncIterator[sessions_pb2.TranscriptEntry]:

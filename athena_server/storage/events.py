@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, insert, select, text
 
 from athena_server.storage.store import EVENTS_WRITTEN
 from athena_server.storage.tables import events
@@ -31,6 +30,7 @@ class EventRow:
     run_id: str | None
     payload: dict[str, Any]
     created_at_ms: int
+    policy: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -47,8 +47,8 @@ class EventFilter:
     created_before_ms: int | None = None
 
 
-async def append(
-    conn: AsyncConnection,
+def append(
+    conn: Connection,
     type: str,
     *,
     trace_id: str,
@@ -56,10 +56,11 @@ async def append(
     session_id: str | None = None,
     run_id: str | None = None,
     created_at_ms: int | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> int:
     if conn.dialect.name == "postgresql" and not conn.info.get(EVENTS_WRITTEN):
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
-    result = await conn.execute(
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+    result = conn.execute(
         insert(events).values(
             type=type,
             trace_id=trace_id,
@@ -67,6 +68,7 @@ async def append(
             run_id=run_id,
             payload=payload,
             created_at_ms=created_at_ms if created_at_ms is not None else now_ms(),
+            policy=policy,
         )
     )
     conn.info[EVENTS_WRITTEN] = True
@@ -75,11 +77,11 @@ async def append(
 
 
 def _row(r: Any) -> EventRow:
-    return EventRow(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload or {}, r.created_at_ms)
+    return EventRow(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload or {}, r.created_at_ms, r.policy)
 
 
-async def list_after(
-    conn: AsyncConnection, after_seq: int, limit: int, flt: EventFilter, up_to_seq: int | None = None
+def list_after(
+    conn: Connection, after_seq: int, limit: int, flt: EventFilter, up_to_seq: int | None = None
 ) -> list[EventRow]:
     """Events with seq > after_seq (and <= up_to_seq), oldest first."""
     q = select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
@@ -97,8 +99,8 @@ async def list_after(
         q = q.where(events.c.created_at_ms >= flt.created_after_ms)
     if flt.created_before_ms is not None:
         q = q.where(events.c.created_at_ms <= flt.created_before_ms)
-    return [_row(r) for r in (await conn.execute(q)).all()]
+    return [_row(r) for r in conn.execute(q).all()]
 
 
-async def last_seq(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.coalesce(func.max(events.c.seq), 0)))).scalar_one())
+def last_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one())

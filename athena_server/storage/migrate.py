@@ -16,6 +16,8 @@ _MIGRATION_LOCK_KEY = 0x41544845
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -27,9 +29,4 @@ async def migrate(store: Store) -> None:
         url_path = store.url.split("///", 1)[-1]
         if url_path and url_path != ":memory:":
             Path(url_path).parent.mkdir(parents=True, exist_ok=True)
-    async with store.engine.connect() as conn:
-        conn = await conn.execution_options(athena_write=True)
-        async with conn.begin():
-            if store.dialect == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-            await conn.run_sync(_upgrade)
+    await store.write(_upgrade)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, or_, select, update
 
 from athena_server.storage.tables import sessions
 
@@ -24,20 +23,20 @@ def _row(r: Any) -> SessionRow:
     return SessionRow(r.id, r.provider, r.model, r.created_at_ms, r.updated_at_ms)
 
 
-async def touch(conn: AsyncConnection, session_id: str, provider: str, model: str, at_ms: int) -> None:
+def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: int) -> None:
     """Create the session, or record the provider and model of its latest run."""
-    result = await conn.execute(
+    result = conn.execute(
         update(sessions).where(sessions.c.id == session_id).values(provider=provider, model=model, updated_at_ms=at_ms)
     )
     if result.rowcount == 0:
-        await conn.execute(
+        conn.execute(
             sessions.insert().values(
                 id=session_id, provider=provider, model=model, created_at_ms=at_ms, updated_at_ms=at_ms
             )
         )
 
 
-async def page_keyset(conn: AsyncConnection, limit: int, before: tuple[int, str] | None) -> list[SessionRow]:
+def page_keyset(conn: Connection, limit: int, before: tuple[int, str] | None) -> list[SessionRow]:
     """Sessions ordered by (updated_at, id) descending, strictly after the `before` key."""
     q = select(sessions).order_by(sessions.c.updated_at_ms.desc(), sessions.c.id.desc()).limit(limit)
     if before is not None:
@@ -48,9 +47,9 @@ async def page_keyset(conn: AsyncConnection, limit: int, before: tuple[int, str]
                 and_(sessions.c.updated_at_ms == updated, sessions.c.id < sid),
             )
         )
-    return [_row(r) for r in (await conn.execute(q)).all()]
+    return [_row(r) for r in conn.execute(q).all()]
 
 
-async def page_offset(conn: AsyncConnection, limit: int, offset: int) -> list[SessionRow]:
+def page_offset(conn: Connection, limit: int, offset: int) -> list[SessionRow]:
     q = select(sessions).order_by(sessions.c.updated_at_ms.desc(), sessions.c.id.desc()).limit(limit).offset(offset)
-    return [_row(r) for r in (await conn.execute(q)).all()]
+    return [_row(r) for r in conn.execute(q).all()]

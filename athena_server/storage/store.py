@@ -1,33 +1,51 @@
-"""One engine per process and the two kinds of transaction the control plane uses.
+"""One store per process, and the two kinds of transaction the control plane uses.
 
-SQLite: WAL (readers never block the writer), a busy timeout, and `BEGIN IMMEDIATE` for write
-transactions. A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY when
-another connection committed in between (the busy timeout does not apply to that upgrade); taking the
-write lock up front makes writers queue instead. PostgreSQL needs none of this.
+Domain code hands the store a *unit*: a plain function of a SQLAlchemy `Connection` that runs inside one
+transaction. Keeping units synchronous lets a whole transaction run with one hop off the event loop
+instead of one hop per statement (SQLAlchemy's asyncio bridge over aiosqlite costs ~0.5 ms a
+statement; a sync statement ~0.03 ms).
+
+SQLite: one writer thread owns the write connection and commits queued units in groups (group commit):
+each unit runs in its own SAVEPOINT, so a unit that raises rolls back alone, and one COMMIT makes the
+whole group durable before any caller is answered. `BEGIN IMMEDIATE` takes the write lock up front so
+writers of other processes queue on the busy timeout instead of failing on a lock upgrade. Reads run on
+a small thread pool over WAL snapshots, so they never wait for the writer.
+
+PostgreSQL: the async engine (asyncpg), each unit inside `run_sync` in its own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import queue
+import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from athena_server.engine.bus import CommitBus
 
-_WRITE_OPTION = "athena_write"
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Unit = Callable[[Connection], T]
+
 EVENTS_WRITTEN = "athena_events_written"
+# Units that arrive while a group is committing join the next group, up to this many.
+_MAX_GROUP = 128
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us emit BEGIN ourselves (the driver's implicit BEGIN is always DEFERRED).
+        # Let us emit BEGIN ourselves (the driver's implicit BEGIN is always DEFERRED and breaks SAVEPOINT).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -36,10 +54,116 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("athena_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@dataclass
+class _Job:
+    unit: Callable[[Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller stopped waiting; the transaction's outcome stands regardless
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _SqliteWriter:
+    """The single writer thread of a SQLite store."""
+
+    def __init__(self, engine: Engine, on_events: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_events = on_events
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="athena-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        self._queue.put(job)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = self._engine.connect().execution_options(athena_write=True)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                group = [first]
+                while len(group) < _MAX_GROUP:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._queue.put(None)
+                        break
+                    group.append(nxt)
+                self._commit_group(conn, group)
+        finally:
+            conn.close()
+
+    def _commit_group(self, conn: Connection, group: list[_Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            with conn.begin():
+                for job in group:
+                    if len(group) == 1:
+                        outcomes.append(self._call(conn, job, savepoint=False))
+                    else:
+                        outcomes.append(self._call(conn, job, savepoint=True))
+                    if outcomes[-1][1] is not None and len(group) == 1:
+                        raise _RolledBack()
+        except _RolledBack:
+            pass
+        except BaseException as exc:  # the COMMIT (or BEGIN) itself failed: nothing in the group stands
+            log.exception("SQLite group commit failed")
+            outcomes = [(None, exc)] * len(group)
+        wrote_events = bool(conn.info.pop(EVENTS_WRITTEN, False))
+        for job, (result, error) in zip(group, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+        if wrote_events:
+            with contextlib.suppress(RuntimeError):
+                group[0].loop.call_soon_threadsafe(self._on_events)
+
+    @staticmethod
+    def _call(conn: Connection, job: _Job, *, savepoint: bool) -> tuple[Any, BaseException | None]:
+        before = conn.info.get(EVENTS_WRITTEN, False)
+        if not savepoint:
+            try:
+                return job.unit(conn), None
+            except Exception as exc:
+                return None, exc
+        nested = conn.begin_nested()
+        try:
+            result = job.unit(conn)
+        except Exception as exc:
+            nested.rollback()
+            conn.info[EVENTS_WRITTEN] = before
+            return None, exc
+        nested.commit()
+        return result, None
+
+
+class _RolledBack(Exception):
+    """Raised inside `conn.begin()` to roll back a single failed unit's transaction."""
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver URL of a SQLite store."""
+    return url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
 
 
 class Store:
@@ -47,51 +171,74 @@ class Store:
 
     def __init__(self, url: str, *, bus: CommitBus | None = None) -> None:
         self.url = url
-        is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": not is_sqlite}
-        if is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
-            kwargs["pool_size"] = 8
-            kwargs["max_overflow"] = 8
-        else:
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 10
-        self.engine = create_async_engine(url, **kwargs)
-        if is_sqlite:
-            _configure_sqlite(self.engine)
         self.bus = bus or CommitBus()
-        self._write_turn = asyncio.Lock() if is_sqlite else None
+        self._sqlite = url.startswith("sqlite")
+        self._writer: _SqliteWriter | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._async_engine: AsyncEngine | None = None
+        if self._sqlite:
+            self.engine: Engine = create_engine(
+                sync_url(url),
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=8,
+            )
+            _configure_sqlite(self.engine)
+            self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="athena-sqlite-read")
+        else:
+            self._async_engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self.engine = self._async_engine.sync_engine
 
     @property
     def dialect(self) -> str:
         """ "sqlite" or "postgresql"."""
         return self.engine.dialect.name
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction. Streams are woken after it commits if it appended events."""
-        turn = self._write_turn if self._write_turn is not None else contextlib.nullcontext()
-        async with turn, self.engine.connect() as conn:
-            conn = await conn.execution_options(**{_WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+    async def write(self, unit: Callable[[Connection], T]) -> T:
+        """Run `unit` in a write transaction and return its result once committed. A unit that raises
+        is rolled back and its exception re-raised here. Streams are woken if it appended events."""
+        if self._sqlite:
+            if self._writer is None:
+                self._writer = _SqliteWriter(self.engine, self.bus.notify)
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[T] = loop.create_future()
+            self._writer.submit(_Job(unit, loop, future))
+            return await future
+        assert self._async_engine is not None
+        async with self._async_engine.begin() as conn:
+            result = await conn.run_sync(unit)
             wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
         if wrote_events:
             self.bus.notify()
+        return result
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only snapshot (rolled back at the end)."""
-        async with self.engine.connect() as conn:
+    async def read(self, unit: Callable[[Connection], T]) -> T:
+        """Run `unit` on a read-only snapshot (rolled back at the end)."""
+        if self._sqlite:
+            assert self._readers is not None
+            return await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
+        assert self._async_engine is not None
+        async with self._async_engine.connect() as conn:
             async with conn.begin():
-                yield conn
+                return await conn.run_sync(unit)
+
+    def _read_sync(self, unit: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn, conn.begin():
+            return unit(conn)
 
     async def ping(self) -> float:
         """Round-trip time of a trivial query, in ms; raises when the store is unreachable."""
         start = time.perf_counter()
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
         return (time.perf_counter() - start) * 1000
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.stop)
+        if self._readers is not None:
+            self._readers.shutdown(wait=False, cancel_futures=True)
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+        else:
+            self.engine.dispose()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, insert, select
 
 from athena_server.storage.tables import transcript_entries as te
 
@@ -28,8 +27,8 @@ def _row(r: Any) -> EntryRow:
     return EntryRow(r.seq, r.id, r.session_id, r.run_id, r.role, r.content, r.is_error, r.metadata, r.created_at_ms)
 
 
-async def append(conn: AsyncConnection, entry: EntryRow) -> None:
-    await conn.execute(
+def append(conn: Connection, entry: EntryRow) -> None:
+    conn.execute(
         insert(te).values(
             id=entry.id,
             session_id=entry.session_id,
@@ -43,25 +42,25 @@ async def append(conn: AsyncConnection, entry: EntryRow) -> None:
     )
 
 
-async def seq_of(conn: AsyncConnection, session_id: str, entry_id: str) -> int | None:
+def seq_of(conn: Connection, session_id: str, entry_id: str) -> int | None:
     q = select(te.c.seq).where(te.c.session_id == session_id, te.c.id == entry_id)
-    return (await conn.execute(q)).scalar_one_or_none()
+    return conn.execute(q).scalar_one_or_none()
 
 
-async def tail(conn: AsyncConnection, session_id: str, limit: int) -> list[EntryRow]:
+def tail(conn: Connection, session_id: str, limit: int) -> list[EntryRow]:
     """The last `limit` entries, oldest first."""
     q = select(te).where(te.c.session_id == session_id).order_by(te.c.seq.desc()).limit(limit)
-    rows = [_row(r) for r in (await conn.execute(q)).all()]
+    rows = [_row(r) for r in conn.execute(q).all()]
     rows.reverse()
     return rows
 
 
-async def after(conn: AsyncConnection, session_id: str, after_seq: int, limit: int) -> list[EntryRow]:
+def after(conn: Connection, session_id: str, after_seq: int, limit: int) -> list[EntryRow]:
     """The first `limit` entries after `after_seq`, oldest first."""
     q = select(te).where(te.c.session_id == session_id, te.c.seq > after_seq).order_by(te.c.seq).limit(limit)
-    return [_row(r) for r in (await conn.execute(q)).all()]
+    return [_row(r) for r in conn.execute(q).all()]
 
 
-async def last_seq(conn: AsyncConnection) -> int:
+def last_seq(conn: Connection) -> int:
     """The highest sequence of any session's entries (0 when there are none)."""
-    return int((await conn.execute(select(func.coalesce(func.max(te.c.seq), 0)))).scalar_one())
+    return int(conn.execute(select(func.coalesce(func.max(te.c.seq), 0))).scalar_one())
