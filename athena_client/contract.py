@@ -23,6 +23,8 @@ M = TypeVar("M", bound=Message)
 # The server <-> gateway wire agreement, beside the error table it goes with.
 # gRPC metadata and HTTP header carrying the request's trace id, both ways.
 TRACE_HEADER = "x-trace-id"
+# Trailing metadata of a successful call whose REST answer is not 200 (e.g. "202" for accepted work).
+HTTP_STATUS_HEADER = "x-athena-http-status"
 # google.rpc.ErrorInfo on every Athena error status: `reason` is the code (a key of ERROR_CODES),
 # `domain` is ERROR_DOMAIN, and metadata carries these keys.
 ERROR_DOMAIN = "athena.dev"
@@ -98,6 +100,10 @@ def enum_to_json(enum: EnumDescriptor, number: int) -> str:
     return to_json.get(name, name)
 
 
+# What an unknown enum spelling in a request parses to (proto3 enums are open, so it survives the parse).
+UNRECOGNIZED_ENUM = -1
+
+
 def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
     """Translate enum values in `data` (a protobuf-JSON dict of `descriptor`) in place."""
     for field in descriptor.fields:
@@ -107,11 +113,21 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
         if field.enum_type is not None:
             to_json, from_json = _enum_maps(field.enum_type)
             table = to_json if outgoing else from_json
+            names = field.enum_type.values_by_name
+
+            def translate(v: Any, table: dict[str, str] = table, names: Any = names) -> Any:
+                if not isinstance(v, str):
+                    return v
+                v = table.get(v, v)
+                # Incoming, a spelling the contract does not know becomes a number no value has, so the
+                # server's validation names the field instead of the default silently applying.
+                return v if outgoing or v in names else UNRECOGNIZED_ENUM
+
             if field.is_repeated:
                 if isinstance(data[key], list):
-                    data[key] = [table.get(v, v) if isinstance(v, str) else v for v in data[key]]
-            elif isinstance(data[key], str):
-                data[key] = table.get(data[key], data[key])
+                    data[key] = [translate(v) for v in data[key]]
+            else:
+                data[key] = translate(data[key])
         elif field.message_type is not None:
             sub = field.message_type
             if sub.full_name.startswith(_WELL_KNOWN_PREFIX):

@@ -43,10 +43,10 @@ def _endpoint(spec: RouteSpec, upstream: Upstream, heartbeat_seconds: float) -> 
         if spec.sse is not None:
             return await open_stream(upstream, spec, message, metadata, trace_id, heartbeat_seconds)
         try:
-            response = await upstream.unary(spec, message, metadata)
+            response, status = await upstream.unary(spec, message, metadata)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, spec.method.name, trace_id) from None
-        return success_response(field_json(response, spec.response_body))
+        return success_response(field_json(response, spec.response_body), status)
 
     endpoint.__name__ = spec.method.name
     endpoint.__doc__ = f"{spec.http_method} {spec.path} -> {spec.rpc_path}"

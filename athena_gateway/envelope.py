@@ -70,8 +70,8 @@ def error_body(err: GatewayError, trace_id: str) -> str:
     )
 
 
-def success_response(data: Any) -> Response:
-    return Response(success_body(data), status_code=200, media_type=JSON_MEDIA_TYPE)
+def success_response(data: Any, status: int = 200) -> Response:
+    return Response(success_body(data), status_code=status, media_type=JSON_MEDIA_TYPE)
 
 
 def error_response(err: GatewayError, trace_id: str) -> Response:

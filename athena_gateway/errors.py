@@ -69,7 +69,7 @@ def from_status(
             info.reason,
             details or "",
             retryable=info.metadata.get(ERROR_META_RETRYABLE) == "true",
-            retry_after=retry_after if info.reason == "RATE_LIMITED" and retry_after.isdigit() else None,
+            retry_after=retry_after if retry_after and retry_after.isdigit() else None,
         )
     # The fallback table: statuses that did not come from Athena's error interceptor.
     if code == grpc.StatusCode.UNIMPLEMENTED:

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from athena_client.contract import TRACE_HEADER
+from athena_client.contract import HTTP_STATUS_HEADER, TRACE_HEADER
 from athena_gateway.routes import RouteSpec
 
 # Request headers the server reads (idempotency, auth, W3C trace context), passed on as gRPC metadata.
@@ -72,10 +72,18 @@ class Upstream:
             self._callables[spec.rpc_path] = found
         return found
 
-    async def unary(self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]) -> Message:
-        """Raises grpc.aio.AioRpcError on a non-OK status."""
-        response: Message = await self._callable(spec)(request, metadata=metadata)
-        return response
+    async def unary(
+        self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]
+    ) -> tuple[Message, int]:
+        """The response and the REST status the server asked for (200 unless it said otherwise).
+        Raises grpc.aio.AioRpcError on a non-OK status."""
+        call = self._callable(spec)(request, metadata=metadata)
+        response: Message = await call
+        status = 200
+        for key, value in await call.trailing_metadata() or ():
+            if key == HTTP_STATUS_HEADER and isinstance(value, str) and value.isdigit():
+                status = int(value)
+        return response, status
 
     def stream(
         self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]

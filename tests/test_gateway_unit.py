@@ -381,7 +381,7 @@ async def test_success_envelope(http: httpx.AsyncClient, stack: Stack) -> None:
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.text == (
         '{"ok":true,"data":{"executionBackend":"local","stateStore":"sqlite","supportsPods":false,'
-        '"supportsCpuMemMetrics":false,"supportsA2ABus":false}}'
+        '"supportsCpuMemMetrics":false,"supportsA2ABus":false,"providers":[],"supportsSandbox":false}}'
     )
     assert response.headers["traceparent"] == "00-abc-def-01"
     seen = stack.seen.metadata

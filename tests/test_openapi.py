@@ -79,6 +79,8 @@ def test_message_schemas_use_json_names_types_and_presence(doc: dict[str, Any]) 
         "supportsPods",
         "supportsCpuMemMetrics",
         "supportsA2ABus",
+        "providers",
+        "supportsSandbox",
     }
     policy = _schema(doc, "Policy")
     assert policy["properties"]["schemaVersion"]["type"] == "integer"

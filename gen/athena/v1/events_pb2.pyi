@@ -32,6 +32,7 @@ class Event(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Monotonic id, `evt_<sequence>`."""
     trace_id: _builtins.str
@@ -47,6 +48,12 @@ class Event(_message.Message):
     def payload(self) -> _struct_pb2.Struct:
         """Type-specific details."""
 
+    @_builtins.property
+    def policy(self) -> _struct_pb2.Struct:
+        """Versioned policy metadata on policy outcome events (`policy.rejected`, `policy.concurrency.rejected`):
+        `{schemaVersion, decision, workload{schemaVersion, labels, annotations?}, origin{...}}`.
+        """
+
     def __init__(
         self,
         *,
@@ -57,10 +64,11 @@ class Event(_message.Message):
         session_id: _builtins.str | None = ...,
         payload: _struct_pb2.Struct | None = ...,
         run_id: _builtins.str | None = ...,
+        policy: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "payload", b"payload", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "created_at", b"created_at", "id", b"id", "payload", b"payload", "run_id", b"run_id", "session_id", b"session_id", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "created_at", b"created_at", "id", b"id", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
     _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015

@@ -65,11 +65,14 @@ class GetFleetSummaryResponse(_message.Message):
     SUCCEEDED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     running: _builtins.int
     pending: _builtins.int
     succeeded: _builtins.int
     failed: _builtins.int
+    cancelled: _builtins.int
+    """Runs that ended cancelled (not counted in `failed`): total = running + pending + succeeded + failed + cancelled."""
     @_builtins.property
     def capabilities(self) -> Global___FleetCapabilities: ...
     def __init__(
@@ -81,10 +84,11 @@ class GetFleetSummaryResponse(_message.Message):
         succeeded: _builtins.int = ...,
         failed: _builtins.int = ...,
         capabilities: Global___FleetCapabilities | None = ...,
+        cancelled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "failed", b"failed", "pending", b"pending", "running", b"running", "succeeded", b"succeeded", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "capabilities", b"capabilities", "failed", b"failed", "pending", b"pending", "running", b"running", "succeeded", b"succeeded", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -268,6 +268,8 @@ class PolicyRejection(_message.Message):
     MAX_CONCURRENT_RUNS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     created_at: _builtins.str
     session_id: _builtins.str
@@ -277,9 +279,17 @@ class PolicyRejection(_message.Message):
     """The limit in force."""
     reason: _builtins.str
     """Machine-readable reason, e.g. "max-concurrent-runs-exceeded"."""
+    run_id: _builtins.str
+    """The id the refused run would have had (the `athena.dev/run-id` workload label)."""
     @_builtins.property
     def policy(self) -> _struct_pb2.Struct:
         """Versioned policy metadata: decision, workload labels and origin."""
+
+    @_builtins.property
+    def event(self) -> _struct_pb2.Struct:
+        """The rejection as an event: `{schemaVersion, timestamp, policyType, limit, rejectedRunDetails, reason,
+        activeRuns}` for concurrency; cost rejections carry `costTodayUsd` and `costBudgetDailyUsd`.
+        """
 
     def __init__(
         self,
@@ -291,12 +301,16 @@ class PolicyRejection(_message.Message):
         max_concurrent_runs: _builtins.int = ...,
         reason: _builtins.str = ...,
         policy: _struct_pb2.Struct | None = ...,
+        run_id: _builtins.str | None = ...,
+        event: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "event", b"event", "policy", b"policy", "run_id", b"run_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_runs", b"active_runs", "created_at", b"created_at", "id", b"id", "max_concurrent_runs", b"max_concurrent_runs", "policy", b"policy", "reason", b"reason", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "active_runs", b"active_runs", "created_at", b"created_at", "event", b"event", "id", b"id", "max_concurrent_runs", b"max_concurrent_runs", "policy", b"policy", "reason", b"reason", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
+    _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__run_id) -> _WhichOneofReturnType__run_id | None: ...
 
 Global___PolicyRejection: _TypeAlias = PolicyRejection  # noqa: Y015
 

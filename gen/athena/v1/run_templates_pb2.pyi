@@ -218,10 +218,13 @@ class RunRunTemplateRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The template id."""
     session_id: _builtins.str
-    """The session to run in; generated when absent."""
+    """The session to run in; generated (`template-<id>-<12 hex>`) when absent."""
+    wait: _builtins.bool
+    """Wait for the run to finish (default); `false` answers at once (REST 202), as for CreateRun."""
     @_builtins.property
     def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Overrides of the template's default parameters."""
@@ -232,12 +235,15 @@ class RunRunTemplateRequest(_message.Message):
         id: _builtins.str = ...,
         params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         session_id: _builtins.str = ...,
+        wait: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "params", b"params", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "id", b"id", "params", b"params", "session_id", b"session_id", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__wait: _TypeAlias = _typing.Literal["wait"]  # noqa: Y015
+    _WhichOneofArgType__wait: _TypeAlias = _typing.Literal["_wait", b"_wait"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wait) -> _WhichOneofReturnType__wait | None: ...
 
 Global___RunRunTemplateRequest: _TypeAlias = RunRunTemplateRequest  # noqa: Y015
 

@@ -3,6 +3,8 @@
 isort:skip_file
 """
 
+from athena.v1 import harness_profiles_pb2 as _harness_profiles_pb2
+from athena.v1 import work_pb2 as _work_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -56,6 +58,50 @@ RUN_STATUS_CANCELLED: RunStatus.ValueType  # 5
 RUN_STATUS_TIMED_OUT: RunStatus.ValueType  # 6
 """Stopped by its timeout."""
 Global___RunStatus: _TypeAlias = RunStatus  # noqa: Y015
+
+class _RunningRunBehavior:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RunningRunBehaviorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunningRunBehavior.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RUNNING_RUN_BEHAVIOR_UNSPECIFIED: _RunningRunBehavior.ValueType  # 0
+    RUNNING_RUN_BEHAVIOR_WAIT: _RunningRunBehavior.ValueType  # 1
+    """Wait for the session's active run (then SESSION_LOCK_TIMEOUT 409)."""
+    RUNNING_RUN_BEHAVIOR_INTERRUPT: _RunningRunBehavior.ValueType  # 2
+    """Cancel the session's active run, then run."""
+    RUNNING_RUN_BEHAVIOR_ENQUEUE: _RunningRunBehavior.ValueType  # 3
+    """Put the input on the session's work queue (mode `followup`) and answer at once (REST 202)."""
+
+class RunningRunBehavior(_RunningRunBehavior, metaclass=_RunningRunBehaviorEnumTypeWrapper):
+    """What a new run does when its session is busy (runs within one session are serial)."""
+
+RUNNING_RUN_BEHAVIOR_UNSPECIFIED: RunningRunBehavior.ValueType  # 0
+RUNNING_RUN_BEHAVIOR_WAIT: RunningRunBehavior.ValueType  # 1
+"""Wait for the session's active run (then SESSION_LOCK_TIMEOUT 409)."""
+RUNNING_RUN_BEHAVIOR_INTERRUPT: RunningRunBehavior.ValueType  # 2
+"""Cancel the session's active run, then run."""
+RUNNING_RUN_BEHAVIOR_ENQUEUE: RunningRunBehavior.ValueType  # 3
+"""Put the input on the session's work queue (mode `followup`) and answer at once (REST 202)."""
+Global___RunningRunBehavior: _TypeAlias = RunningRunBehavior  # noqa: Y015
+
+class _VerificationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerificationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VerificationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VERIFICATION_STATUS_UNSPECIFIED: _VerificationStatus.ValueType  # 0
+    VERIFICATION_STATUS_PASSED: _VerificationStatus.ValueType  # 1
+    VERIFICATION_STATUS_FAILED: _VerificationStatus.ValueType  # 2
+
+class VerificationStatus(_VerificationStatus, metaclass=_VerificationStatusEnumTypeWrapper):
+    """Whether a run satisfied its harness profile's verification policies."""
+
+VERIFICATION_STATUS_UNSPECIFIED: VerificationStatus.ValueType  # 0
+VERIFICATION_STATUS_PASSED: VerificationStatus.ValueType  # 1
+VERIFICATION_STATUS_FAILED: VerificationStatus.ValueType  # 2
+Global___VerificationStatus: _TypeAlias = VerificationStatus  # noqa: Y015
 
 class _CancelStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -163,6 +209,8 @@ class CreateRunRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     DIRECTIVE_ID_FIELD_NUMBER: _builtins.int
     HARNESS_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    RUNNING_RUN_BEHAVIOR_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session to run in; created on first use. Must match `^[A-Za-z0-9._-]+$`."""
     input: _builtins.str
@@ -175,6 +223,15 @@ class CreateRunRequest(_message.Message):
     """A stored directive to run instead of raw input."""
     harness_profile_id: _builtins.str
     """A stored harness profile choosing provider, model and policies; not combinable with provider/model."""
+    wait: _builtins.bool
+    """Wait for the run to finish (default). `false` answers at once (REST 202) with the run as admitted
+    (`pending` while it waits for its session, else `running`); `GET /api/v1/runs/{runId}` then tells its
+    final status.
+    """
+    running_run_behavior: Global___RunningRunBehavior.ValueType
+    """What to do when the session already has a run in progress. Default: wait for it, up to the server's
+    session lock timeout, then SESSION_LOCK_TIMEOUT.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form string labels recorded with the run."""
@@ -189,14 +246,74 @@ class CreateRunRequest(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         directive_id: _builtins.str = ...,
         harness_profile_id: _builtins.str = ...,
+        wait: _builtins.bool | None = ...,
+        running_run_behavior: Global___RunningRunBehavior.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["directive_id", b"directive_id", "harness_profile_id", b"harness_profile_id", "input", b"input", "metadata", b"metadata", "model", b"model", "provider", b"provider", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "directive_id", b"directive_id", "harness_profile_id", b"harness_profile_id", "input", b"input", "metadata", b"metadata", "model", b"model", "provider", b"provider", "running_run_behavior", b"running_run_behavior", "session_id", b"session_id", "wait", b"wait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__wait: _TypeAlias = _typing.Literal["wait"]  # noqa: Y015
+    _WhichOneofArgType__wait: _TypeAlias = _typing.Literal["_wait", b"_wait"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wait) -> _WhichOneofReturnType__wait | None: ...
+
+Global___CreateRunRequest: _TypeAlias = CreateRunRequest  # noqa: Y015
+
+@_typing.final
+class VerificationFailure(_message.Message):
+    """A verification policy a run did not satisfy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    policy_id: _builtins.str
+    kind: _builtins.str
+    """The policy kind, e.g. "require-evidence"."""
+    message: _builtins.str
+    @_builtins.property
+    def details(self) -> Global___VerificationFailureDetails: ...
+    def __init__(
+        self,
+        *,
+        policy_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        message: _builtins.str = ...,
+        details: Global___VerificationFailureDetails | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "kind", b"kind", "message", b"message", "policy_id", b"policy_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CreateRunRequest: _TypeAlias = CreateRunRequest  # noqa: Y015
+Global___VerificationFailure: _TypeAlias = VerificationFailure  # noqa: Y015
+
+@_typing.final
+class VerificationFailureDetails(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    EVIDENCE_TYPE_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    evidence_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        evidence_type: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_evidence_type", b"_evidence_type", "evidence_type", b"evidence_type"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_evidence_type", b"_evidence_type", "evidence_type", b"evidence_type", "label", b"label"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__evidence_type: _TypeAlias = _typing.Literal["evidence_type"]  # noqa: Y015
+    _WhichOneofArgType__evidence_type: _TypeAlias = _typing.Literal["_evidence_type", b"_evidence_type"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evidence_type) -> _WhichOneofReturnType__evidence_type | None: ...
+
+Global___VerificationFailureDetails: _TypeAlias = VerificationFailureDetails  # noqa: Y015
 
 @_typing.final
 class RunResult(_message.Message):
@@ -211,40 +328,203 @@ class RunResult(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DIRECTIVE_ID_FIELD_NUMBER: _builtins.int
+    HARNESS_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    HARNESS_PROFILE_SNAPSHOT_FIELD_NUMBER: _builtins.int
+    VERIFICATION_STATUS_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FAILURES_FIELD_NUMBER: _builtins.int
+    EVIDENCE_COUNT_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    QUEUED_ITEM_FIELD_NUMBER: _builtins.int
+    QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session the run belongs to."""
     output: _builtins.str
-    """The provider's answer."""
+    """The provider's answer; absent until the run succeeded (`wait: false`, queued input)."""
     provider: _builtins.str
     """The provider that answered."""
     model: _builtins.str
     """The model that answered."""
     created_at: _builtins.str
-    """When the run's transcript turn was recorded."""
+    """When the run's transcript turn was recorded (when it started; for a queued input, when it was queued)."""
     run_id: _builtins.str
-    """The run's id; `GET /api/v1/runs/{runId}` reads it back."""
+    """The run's id; `GET /api/v1/runs/{runId}` reads it back. Absent when the input was queued."""
+    status: Global___RunStatus.ValueType
+    """The run's status: `succeeded` for a finished run; `pending` or `running` when answered with
+    `wait: false`. Absent when the input was queued (`runningRunBehavior: "enqueue"`).
+    """
+    directive_id: _builtins.str
+    """The directive the run executed: the stored one named in the request, or the shadow directive
+    recorded for a raw input.
+    """
+    harness_profile_id: _builtins.str
+    """The harness profile: the stored one named in the request, or the run's shadow profile."""
+    verification_status: Global___VerificationStatus.ValueType
+    """`passed` unless a verification policy failed; absent until the run finished."""
+    evidence_count: _builtins.int
+    """Evidence records the run left (e.g. the `command` provider's stderr); absent until finished."""
+    cost_usd: _builtins.float
+    """Cost in USD from the provider's usage and the configured model prices; absent when unpriced."""
+    attempts: _builtins.int
+    """Provider attempts made (retries of retryable provider errors included); absent until started."""
+    trace_id: _builtins.str
+    """The run's trace id (events of this run carry it)."""
+    queue_depth: _builtins.int
+    """The session's queue depth after queueing."""
+    finished_at: _builtins.str
+    """When the run finished."""
     @_builtins.property
     def usage(self) -> Global___Usage:
-        """Usage reported by the provider."""
+        """Usage reported by the provider; absent until the run succeeded."""
+
+    @_builtins.property
+    def harness_profile_snapshot(self) -> _harness_profiles_pb2.HarnessProfile:
+        """The harness profile as it was when the run started."""
+
+    @_builtins.property
+    def verification_failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___VerificationFailure]:
+        """Present when `verificationStatus` is `verification-failed`."""
+
+    @_builtins.property
+    def queued_item(self) -> _work_pb2.WorkItem:
+        """The work item created when the input was queued (`runningRunBehavior: "enqueue"`)."""
+
+    @_builtins.property
+    def template(self) -> Global___TemplateRunInfo:
+        """For `POST /api/v1/templates/{id}/run`: the template and the parameters it was rendered with."""
 
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
-        output: _builtins.str = ...,
+        output: _builtins.str | None = ...,
         provider: _builtins.str = ...,
         model: _builtins.str = ...,
         created_at: _builtins.str = ...,
-        run_id: _builtins.str = ...,
+        run_id: _builtins.str | None = ...,
         usage: Global___Usage | None = ...,
+        status: Global___RunStatus.ValueType | None = ...,
+        directive_id: _builtins.str | None = ...,
+        harness_profile_id: _builtins.str | None = ...,
+        harness_profile_snapshot: _harness_profiles_pb2.HarnessProfile | None = ...,
+        verification_status: Global___VerificationStatus.ValueType | None = ...,
+        verification_failures: _abc.Iterable[Global___VerificationFailure] | None = ...,
+        evidence_count: _builtins.int | None = ...,
+        cost_usd: _builtins.float | None = ...,
+        attempts: _builtins.int | None = ...,
+        trace_id: _builtins.str | None = ...,
+        queued_item: _work_pb2.WorkItem | None = ...,
+        queue_depth: _builtins.int | None = ...,
+        finished_at: _builtins.str | None = ...,
+        template: Global___TemplateRunInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_attempts", b"_attempts", "_cost_usd", b"_cost_usd", "_directive_id", b"_directive_id", "_evidence_count", b"_evidence_count", "_finished_at", b"_finished_at", "_harness_profile_id", b"_harness_profile_id", "_output", b"_output", "_queue_depth", b"_queue_depth", "_run_id", b"_run_id", "_status", b"_status", "_trace_id", b"_trace_id", "_verification_status", b"_verification_status", "attempts", b"attempts", "cost_usd", b"cost_usd", "directive_id", b"directive_id", "evidence_count", b"evidence_count", "finished_at", b"finished_at", "harness_profile_id", b"harness_profile_id", "harness_profile_snapshot", b"harness_profile_snapshot", "output", b"output", "queue_depth", b"queue_depth", "queued_item", b"queued_item", "run_id", b"run_id", "status", b"status", "template", b"template", "trace_id", b"trace_id", "usage", b"usage", "verification_status", b"verification_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "model", b"model", "output", b"output", "provider", b"provider", "run_id", b"run_id", "session_id", b"session_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_attempts", b"_attempts", "_cost_usd", b"_cost_usd", "_directive_id", b"_directive_id", "_evidence_count", b"_evidence_count", "_finished_at", b"_finished_at", "_harness_profile_id", b"_harness_profile_id", "_output", b"_output", "_queue_depth", b"_queue_depth", "_run_id", b"_run_id", "_status", b"_status", "_trace_id", b"_trace_id", "_verification_status", b"_verification_status", "attempts", b"attempts", "cost_usd", b"cost_usd", "created_at", b"created_at", "directive_id", b"directive_id", "evidence_count", b"evidence_count", "finished_at", b"finished_at", "harness_profile_id", b"harness_profile_id", "harness_profile_snapshot", b"harness_profile_snapshot", "model", b"model", "output", b"output", "provider", b"provider", "queue_depth", b"queue_depth", "queued_item", b"queued_item", "run_id", b"run_id", "session_id", b"session_id", "status", b"status", "template", b"template", "trace_id", b"trace_id", "usage", b"usage", "verification_failures", b"verification_failures", "verification_status", b"verification_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__attempts: _TypeAlias = _typing.Literal["attempts"]  # noqa: Y015
+    _WhichOneofArgType__attempts: _TypeAlias = _typing.Literal["_attempts", b"_attempts"]  # noqa: Y015
+    _WhichOneofReturnType__cost_usd: _TypeAlias = _typing.Literal["cost_usd"]  # noqa: Y015
+    _WhichOneofArgType__cost_usd: _TypeAlias = _typing.Literal["_cost_usd", b"_cost_usd"]  # noqa: Y015
+    _WhichOneofReturnType__directive_id: _TypeAlias = _typing.Literal["directive_id"]  # noqa: Y015
+    _WhichOneofArgType__directive_id: _TypeAlias = _typing.Literal["_directive_id", b"_directive_id"]  # noqa: Y015
+    _WhichOneofReturnType__evidence_count: _TypeAlias = _typing.Literal["evidence_count"]  # noqa: Y015
+    _WhichOneofArgType__evidence_count: _TypeAlias = _typing.Literal["_evidence_count", b"_evidence_count"]  # noqa: Y015
+    _WhichOneofReturnType__finished_at: _TypeAlias = _typing.Literal["finished_at"]  # noqa: Y015
+    _WhichOneofArgType__finished_at: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at"]  # noqa: Y015
+    _WhichOneofReturnType__harness_profile_id: _TypeAlias = _typing.Literal["harness_profile_id"]  # noqa: Y015
+    _WhichOneofArgType__harness_profile_id: _TypeAlias = _typing.Literal["_harness_profile_id", b"_harness_profile_id"]  # noqa: Y015
+    _WhichOneofReturnType__output: _TypeAlias = _typing.Literal["output"]  # noqa: Y015
+    _WhichOneofArgType__output: _TypeAlias = _typing.Literal["_output", b"_output"]  # noqa: Y015
+    _WhichOneofReturnType__queue_depth: _TypeAlias = _typing.Literal["queue_depth"]  # noqa: Y015
+    _WhichOneofArgType__queue_depth: _TypeAlias = _typing.Literal["_queue_depth", b"_queue_depth"]  # noqa: Y015
+    _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
+    _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015
+    _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
+    _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
+    _WhichOneofReturnType__trace_id: _TypeAlias = _typing.Literal["trace_id"]  # noqa: Y015
+    _WhichOneofArgType__trace_id: _TypeAlias = _typing.Literal["_trace_id", b"_trace_id"]  # noqa: Y015
+    _WhichOneofReturnType__verification_status: _TypeAlias = _typing.Literal["verification_status"]  # noqa: Y015
+    _WhichOneofArgType__verification_status: _TypeAlias = _typing.Literal["_verification_status", b"_verification_status"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__attempts) -> _WhichOneofReturnType__attempts | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_usd) -> _WhichOneofReturnType__cost_usd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__directive_id) -> _WhichOneofReturnType__directive_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evidence_count) -> _WhichOneofReturnType__evidence_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__finished_at) -> _WhichOneofReturnType__finished_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__harness_profile_id) -> _WhichOneofReturnType__harness_profile_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__output) -> _WhichOneofReturnType__output | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_depth) -> _WhichOneofReturnType__queue_depth | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__run_id) -> _WhichOneofReturnType__run_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trace_id) -> _WhichOneofReturnType__trace_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__verification_status) -> _WhichOneofReturnType__verification_status | None: ...
+
+Global___RunResult: _TypeAlias = RunResult  # noqa: Y015
+
+@_typing.final
+class TemplateRunInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EffectiveParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    HARNESS_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_PARAMS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    harness_profile_id: _builtins.str
+    @_builtins.property
+    def effective_params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The template's default parameters overridden by the request's."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        harness_profile_id: _builtins.str = ...,
+        effective_params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_params", b"effective_params", "harness_profile_id", b"harness_profile_id", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RunResult: _TypeAlias = RunResult  # noqa: Y015
+Global___TemplateRunInfo: _TypeAlias = TemplateRunInfo  # noqa: Y015
 
 @_typing.final
 class CreateRunResponse(_message.Message):
@@ -292,6 +572,26 @@ class Run(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     RUN_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
@@ -305,6 +605,16 @@ class Run(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    DIRECTIVE_ID_FIELD_NUMBER: _builtins.int
+    HARNESS_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    VERIFICATION_STATUS_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FAILURES_FIELD_NUMBER: _builtins.int
+    EVIDENCE_COUNT_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     session_id: _builtins.str
     status: Global___RunStatus.ValueType
@@ -322,6 +632,19 @@ class Run(_message.Message):
     """When the run reached a final status."""
     trace_id: _builtins.str
     """The trace id of the request that started the run."""
+    attempts: _builtins.int
+    """Provider attempts made (retries of retryable provider errors included)."""
+    cost_usd: _builtins.float
+    """Cost in USD from the provider's usage and the configured model prices; absent when unpriced."""
+    directive_id: _builtins.str
+    harness_profile_id: _builtins.str
+    verification_status: Global___VerificationStatus.ValueType
+    """Set once the run succeeded."""
+    evidence_count: _builtins.int
+    timeout_ms: _builtins.int
+    """The run's timeout, from the policy's `defaultRunTimeoutMs` or the server default."""
+    cancel_requested: _builtins.bool
+    """A cancel request is pending for the run."""
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Usage reported by the provider, once known."""
@@ -330,6 +653,10 @@ class Run(_message.Message):
     def error(self) -> Global___RunError:
         """Why the run failed, for final statuses other than succeeded."""
 
+    @_builtins.property
+    def verification_failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___VerificationFailure]: ...
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -346,23 +673,49 @@ class Run(_message.Message):
         usage: Global___Usage | None = ...,
         error: Global___RunError | None = ...,
         trace_id: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        cost_usd: _builtins.float | None = ...,
+        directive_id: _builtins.str | None = ...,
+        harness_profile_id: _builtins.str | None = ...,
+        verification_status: Global___VerificationStatus.ValueType | None = ...,
+        verification_failures: _abc.Iterable[Global___VerificationFailure] | None = ...,
+        evidence_count: _builtins.int = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        timeout_ms: _builtins.int = ...,
+        cancel_requested: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at", "_output", b"_output", "_started_at", b"_started_at", "error", b"error", "finished_at", b"finished_at", "output", b"output", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_usd", b"_cost_usd", "_directive_id", b"_directive_id", "_finished_at", b"_finished_at", "_harness_profile_id", b"_harness_profile_id", "_output", b"_output", "_started_at", b"_started_at", "_verification_status", b"_verification_status", "cost_usd", b"cost_usd", "directive_id", b"directive_id", "error", b"error", "finished_at", b"finished_at", "harness_profile_id", b"harness_profile_id", "output", b"output", "started_at", b"started_at", "usage", b"usage", "verification_status", b"verification_status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at", "_output", b"_output", "_started_at", b"_started_at", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "input", b"input", "model", b"model", "output", b"output", "provider", b"provider", "run_id", b"run_id", "session_id", b"session_id", "started_at", b"started_at", "status", b"status", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_usd", b"_cost_usd", "_directive_id", b"_directive_id", "_finished_at", b"_finished_at", "_harness_profile_id", b"_harness_profile_id", "_output", b"_output", "_started_at", b"_started_at", "_verification_status", b"_verification_status", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "cost_usd", b"cost_usd", "created_at", b"created_at", "directive_id", b"directive_id", "error", b"error", "evidence_count", b"evidence_count", "finished_at", b"finished_at", "harness_profile_id", b"harness_profile_id", "input", b"input", "metadata", b"metadata", "model", b"model", "output", b"output", "provider", b"provider", "run_id", b"run_id", "session_id", b"session_id", "started_at", b"started_at", "status", b"status", "timeout_ms", b"timeout_ms", "trace_id", b"trace_id", "usage", b"usage", "verification_failures", b"verification_failures", "verification_status", b"verification_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cost_usd: _TypeAlias = _typing.Literal["cost_usd"]  # noqa: Y015
+    _WhichOneofArgType__cost_usd: _TypeAlias = _typing.Literal["_cost_usd", b"_cost_usd"]  # noqa: Y015
+    _WhichOneofReturnType__directive_id: _TypeAlias = _typing.Literal["directive_id"]  # noqa: Y015
+    _WhichOneofArgType__directive_id: _TypeAlias = _typing.Literal["_directive_id", b"_directive_id"]  # noqa: Y015
     _WhichOneofReturnType__finished_at: _TypeAlias = _typing.Literal["finished_at"]  # noqa: Y015
     _WhichOneofArgType__finished_at: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at"]  # noqa: Y015
+    _WhichOneofReturnType__harness_profile_id: _TypeAlias = _typing.Literal["harness_profile_id"]  # noqa: Y015
+    _WhichOneofArgType__harness_profile_id: _TypeAlias = _typing.Literal["_harness_profile_id", b"_harness_profile_id"]  # noqa: Y015
     _WhichOneofReturnType__output: _TypeAlias = _typing.Literal["output"]  # noqa: Y015
     _WhichOneofArgType__output: _TypeAlias = _typing.Literal["_output", b"_output"]  # noqa: Y015
     _WhichOneofReturnType__started_at: _TypeAlias = _typing.Literal["started_at"]  # noqa: Y015
     _WhichOneofArgType__started_at: _TypeAlias = _typing.Literal["_started_at", b"_started_at"]  # noqa: Y015
+    _WhichOneofReturnType__verification_status: _TypeAlias = _typing.Literal["verification_status"]  # noqa: Y015
+    _WhichOneofArgType__verification_status: _TypeAlias = _typing.Literal["_verification_status", b"_verification_status"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_usd) -> _WhichOneofReturnType__cost_usd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__directive_id) -> _WhichOneofReturnType__directive_id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__finished_at) -> _WhichOneofReturnType__finished_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__harness_profile_id) -> _WhichOneofReturnType__harness_profile_id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__output) -> _WhichOneofReturnType__output | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__started_at) -> _WhichOneofReturnType__started_at | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__verification_status) -> _WhichOneofReturnType__verification_status | None: ...
 
 Global___Run: _TypeAlias = Run  # noqa: Y015
 

@@ -28,9 +28,11 @@ if _version_not_supported:
 class RunServiceStub:
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     def __init__(self, channel):
@@ -74,14 +76,20 @@ class RunServiceStub:
 class RunServiceServicer:
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     def CreateRun(self, request, context):
         """Starts a run and waits for its result. Errors: CONFIG_ERROR (bad session id, no input),
-        PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed), CONTEXT_OVERFLOW.
+        PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed after its retries),
+        CONTEXT_OVERFLOW, RUN_TIMEOUT, RUN_CANCELLED, SESSION_LOCK_TIMEOUT (the session stayed busy),
+        POLICY_CONCURRENCY_LIMIT_EXCEEDED and POLICY_COST_BUDGET_EXCEEDED (refused by the policy; with
+        Retry-After), IDEMPOTENCY_KEY_REUSED. With `wait: false`, or `runningRunBehavior: "enqueue"` on a busy
+        session, it answers at once (REST 202). An `Idempotency-Key` header makes retries replay the answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,7 +117,9 @@ class RunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelRunByRunId(self, request, context):
-        """Cancels an active run by run id (preferred). Answers status "not-running" when the run is not active.
+        """Cancels an active run by run id (preferred): records the request in the store (any server process
+        executing the run stops it within a second; its waiting caller gets RUN_CANCELLED). Idempotent.
+        Answers status "not-running" when the run is not active.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,9 +176,11 @@ def add_RunServiceServicer_to_server(servicer, server):
 class RunService:
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     @staticmethod

@@ -35,9 +35,11 @@ GRPC_VERSION: str
 class RunServiceStub:
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     @_typing.overload
@@ -46,7 +48,11 @@ class RunServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RunServiceAsyncStub: ...
     CreateRun: _grpc.UnaryUnaryMultiCallable[_runs_pb2.CreateRunRequest, _runs_pb2.CreateRunResponse]
     """Starts a run and waits for its result. Errors: CONFIG_ERROR (bad session id, no input),
-    PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed), CONTEXT_OVERFLOW.
+    PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed after its retries),
+    CONTEXT_OVERFLOW, RUN_TIMEOUT, RUN_CANCELLED, SESSION_LOCK_TIMEOUT (the session stayed busy),
+    POLICY_CONCURRENCY_LIMIT_EXCEEDED and POLICY_COST_BUDGET_EXCEEDED (refused by the policy; with
+    Retry-After), IDEMPOTENCY_KEY_REUSED. With `wait: false`, or `runningRunBehavior: "enqueue"` on a busy
+    session, it answers at once (REST 202). An `Idempotency-Key` header makes retries replay the answer.
     """
     GetRun: _grpc.UnaryUnaryMultiCallable[_runs_pb2.GetRunRequest, _runs_pb2.GetRunResponse]
     """The run resource, the authority on a run's final status. NOT_FOUND for an unknown run id."""
@@ -55,7 +61,10 @@ class RunServiceStub:
     ListCancelRequests: _grpc.UnaryUnaryMultiCallable[_runs_pb2.ListCancelRequestsRequest, _runs_pb2.ListCancelRequestsResponse]
     """Cancellation requests not yet consumed by their run, newest first (keyset cursor)."""
     CancelRunByRunId: _grpc.UnaryUnaryMultiCallable[_runs_pb2.CancelRunByRunIdRequest, _runs_pb2.CancelRunByRunIdResponse]
-    """Cancels an active run by run id (preferred). Answers status "not-running" when the run is not active."""
+    """Cancels an active run by run id (preferred): records the request in the store (any server process
+    executing the run stops it within a second; its waiting caller gets RUN_CANCELLED). Idempotent.
+    Answers status "not-running" when the run is not active.
+    """
     @_builtins.property
     @_deprecated("""This method has been marked as deprecated using proto method options.""")
     def CancelRunBySessionId(self) -> _grpc.UnaryUnaryMultiCallable[_runs_pb2.CancelRunBySessionIdRequest, _runs_pb2.CancelRunBySessionIdResponse]:
@@ -65,15 +74,21 @@ class RunServiceStub:
 class RunServiceAsyncStub(RunServiceStub):
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateRun: _aio.UnaryUnaryMultiCallable[_runs_pb2.CreateRunRequest, _runs_pb2.CreateRunResponse]  # type: ignore[assignment]
     """Starts a run and waits for its result. Errors: CONFIG_ERROR (bad session id, no input),
-    PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed), CONTEXT_OVERFLOW.
+    PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed after its retries),
+    CONTEXT_OVERFLOW, RUN_TIMEOUT, RUN_CANCELLED, SESSION_LOCK_TIMEOUT (the session stayed busy),
+    POLICY_CONCURRENCY_LIMIT_EXCEEDED and POLICY_COST_BUDGET_EXCEEDED (refused by the policy; with
+    Retry-After), IDEMPOTENCY_KEY_REUSED. With `wait: false`, or `runningRunBehavior: "enqueue"` on a busy
+    session, it answers at once (REST 202). An `Idempotency-Key` header makes retries replay the answer.
     """
     GetRun: _aio.UnaryUnaryMultiCallable[_runs_pb2.GetRunRequest, _runs_pb2.GetRunResponse]  # type: ignore[assignment]
     """The run resource, the authority on a run's final status. NOT_FOUND for an unknown run id."""
@@ -82,7 +97,10 @@ class RunServiceAsyncStub(RunServiceStub):
     ListCancelRequests: _aio.UnaryUnaryMultiCallable[_runs_pb2.ListCancelRequestsRequest, _runs_pb2.ListCancelRequestsResponse]  # type: ignore[assignment]
     """Cancellation requests not yet consumed by their run, newest first (keyset cursor)."""
     CancelRunByRunId: _aio.UnaryUnaryMultiCallable[_runs_pb2.CancelRunByRunIdRequest, _runs_pb2.CancelRunByRunIdResponse]  # type: ignore[assignment]
-    """Cancels an active run by run id (preferred). Answers status "not-running" when the run is not active."""
+    """Cancels an active run by run id (preferred): records the request in the store (any server process
+    executing the run stops it within a second; its waiting caller gets RUN_CANCELLED). Idempotent.
+    Answers status "not-running" when the run is not active.
+    """
     @_builtins.property
     @_deprecated("""This method has been marked as deprecated using proto method options.""")
     def CancelRunBySessionId(self) -> _aio.UnaryUnaryMultiCallable[_runs_pb2.CancelRunBySessionIdRequest, _runs_pb2.CancelRunBySessionIdResponse]:  # type: ignore[override]
@@ -91,9 +109,11 @@ class RunServiceAsyncStub(RunServiceStub):
 class RunServiceServicer(metaclass=_abc_1.ABCMeta):
     """Agent runs: start one, read its final state, list and cancel active runs.
 
-    A run belongs to a session; the session's transcript is the context of its next run. Events
-    `run.created`, `run.started` and `run.completed` (or `run.failed`) are written in that order, each in the
-    same transaction as the state change it reports.
+    A run belongs to a session; the session's transcript is the context of its next run, and runs of one
+    session are serial. A run is `pending` until it holds its session's turn and the policy admits it, then
+    `running`, then `succeeded`, `failed`, `cancelled` or `timed-out`. Events `run.created`, `run.started`
+    and `run.completed` (or `run.failed` / `run.cancelled`) are written in that order, each in the same
+    transaction as the state change it reports; `run.cancel.requested` records every cancel request.
     """
 
     @_abc_1.abstractmethod
@@ -103,7 +123,11 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_runs_pb2.CreateRunResponse, _abc.Awaitable[_runs_pb2.CreateRunResponse]]:
         """Starts a run and waits for its result. Errors: CONFIG_ERROR (bad session id, no input),
-        PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed), CONTEXT_OVERFLOW.
+        PROVIDER_NOT_FOUND (unknown provider), PROVIDER_ERROR (the provider failed after its retries),
+        CONTEXT_OVERFLOW, RUN_TIMEOUT, RUN_CANCELLED, SESSION_LOCK_TIMEOUT (the session stayed busy),
+        POLICY_CONCURRENCY_LIMIT_EXCEEDED and POLICY_COST_BUDGET_EXCEEDED (refused by the policy; with
+        Retry-After), IDEMPOTENCY_KEY_REUSED. With `wait: false`, or `runningRunBehavior: "enqueue"` on a busy
+        session, it answers at once (REST 202). An `Idempotency-Key` header makes retries replay the answer.
         """
 
     @_abc_1.abstractmethod
@@ -136,7 +160,10 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _runs_pb2.CancelRunByRunIdRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_runs_pb2.CancelRunByRunIdResponse, _abc.Awaitable[_runs_pb2.CancelRunByRunIdResponse]]:
-        """Cancels an active run by run id (preferred). Answers status "not-running" when the run is not active."""
+        """Cancels an active run by run id (preferred): records the request in the store (any server process
+        executing the run stops it within a second; its waiting caller gets RUN_CANCELLED). Idempotent.
+        Answers status "not-running" when the run is not active.
+        """
 
     @_deprecated("""Cancels the active run of a session. Deprecated: use CancelRunByRunId.""")
     @_abc_1.abstractmethod

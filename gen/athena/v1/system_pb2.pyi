@@ -42,6 +42,8 @@ class GetCapabilitiesResponse(_message.Message):
     SUPPORTS_PODS_FIELD_NUMBER: _builtins.int
     SUPPORTS_CPU_MEM_METRICS_FIELD_NUMBER: _builtins.int
     SUPPORTS_A2A_BUS_FIELD_NUMBER: _builtins.int
+    PROVIDERS_FIELD_NUMBER: _builtins.int
+    SUPPORTS_SANDBOX_FIELD_NUMBER: _builtins.int
     execution_backend: _builtins.str
     """Where runs execute: "local" (inside the server process and its child processes)."""
     state_store: _builtins.str
@@ -52,6 +54,12 @@ class GetCapabilitiesResponse(_message.Message):
     """Whether CPU and memory metrics are reported for runs."""
     supports_a2a_bus: _builtins.bool
     """Whether an agent-to-agent message bus is connected."""
+    supports_sandbox: _builtins.bool
+    """Whether runs execute in a sandbox. Always false: agent programs run as plain child processes."""
+    @_builtins.property
+    def providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The providers runs can name (`provider`, or a harness profile's `config.provider`)."""
+
     def __init__(
         self,
         *,
@@ -60,10 +68,12 @@ class GetCapabilitiesResponse(_message.Message):
         supports_pods: _builtins.bool = ...,
         supports_cpu_mem_metrics: _builtins.bool = ...,
         supports_a2a_bus: _builtins.bool = ...,
+        providers: _abc.Iterable[_builtins.str] | None = ...,
+        supports_sandbox: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_backend", b"execution_backend", "state_store", b"state_store", "supports_a2a_bus", b"supports_a2a_bus", "supports_cpu_mem_metrics", b"supports_cpu_mem_metrics", "supports_pods", b"supports_pods"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_backend", b"execution_backend", "providers", b"providers", "state_store", b"state_store", "supports_a2a_bus", b"supports_a2a_bus", "supports_cpu_mem_metrics", b"supports_cpu_mem_metrics", "supports_pods", b"supports_pods", "supports_sandbox", b"supports_sandbox"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
