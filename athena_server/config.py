@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from athena_server.engine.pricing import ModelPrice
+
 
 class Settings(BaseSettings):
     """Everything a server process needs to know at start-up.
@@ -33,6 +35,29 @@ class Settings(BaseSettings):
     # Grace period for in-flight RPCs on SIGINT/SIGTERM.
     shutdown_grace_seconds: float = 5.0
     allow_external_unauthenticated: bool = False
+    # Runs. The run timeout applies when the policy sets no `defaultRunTimeoutMs` (the original's
+    # ATHENA_RUNTIME_RUN_TIMEOUT_MS, 30 s); the retry budget when it sets no `retryBudgetPerRun` (the
+    # original gave each provider two attempts: one retry).
+    run_timeout_ms: int = 30_000
+    retry_budget_per_run: int = 1
+    # How long a run waits for its session's previous run before SESSION_LOCK_TIMEOUT (the original: 10 s).
+    session_lock_timeout_ms: int = 10_000
+    # How often a process looks in the store for cancel requests made by other processes; requests made
+    # in this process are seen at once.
+    cancel_poll_seconds: float = 0.2
+    # Liveness: each server process heartbeats its row; runs owned by a process whose heartbeat is older
+    # than `instance_stale_seconds` (or whose pid is gone, on this host) are failed by the reaper.
+    heartbeat_seconds: float = 2.0
+    instance_stale_seconds: float = 15.0
+    idempotency_ttl_hours: float = 24.0
+    # Providers. Prices are USD per million tokens by "<provider>/<model>", e.g.
+    # ATHENA_MODEL_PRICES='{"openai/gpt-4o-mini":{"inputPerMillion":0.15,"outputPerMillion":0.6}}'.
+    model_prices: dict[str, ModelPrice] = {}
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
+    openai_timeout_seconds: float = 60.0
+    # Between SIGTERM and SIGKILL of a `command` agent's process group on cancel or timeout.
+    command_kill_grace_seconds: float = 2.0
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

@@ -26,10 +26,11 @@ from athena_client.contract import (
     ERROR_DOMAIN,
     ERROR_META_RETRYABLE,
     ERROR_META_TRACE_ID,
+    HTTP_STATUS_HEADER,
     TRACE_HEADER,
 )
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
-from athena_server.tracing import set_trace_id
+from athena_server.tracing import http_status, set_http_status, set_trace_id
 
 log = logging.getLogger("athena.server")
 access_log = logging.getLogger("athena.access")
@@ -75,6 +76,7 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
     ) -> Any:
         trace = _trace_from(context)
         set_trace_id(trace)
+        set_http_status(None)
         start = time.perf_counter()
         try:
             response = method(request_or_iterator, context)
@@ -83,7 +85,9 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
             result = await response
         except Exception as exc:
             await self._abort(context, exc, method_name, trace, start)
-        context.set_trailing_metadata(((TRACE_HEADER, trace),))
+        status = http_status()
+        extra = ((HTTP_STATUS_HEADER, str(status)),) if status is not None else ()
+        context.set_trailing_metadata(((TRACE_HEADER, trace), *extra))
         self._log(method_name, "OK", trace, start)
         return result
 

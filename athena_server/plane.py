@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from athena_server.config import Settings
+from athena_server.control.directives import DirectiveService
 from athena_server.control.events import EventService
+from athena_server.control.fleet import FleetService
+from athena_server.control.harness_profiles import HarnessProfileService
+from athena_server.control.idempotency import Idempotency
+from athena_server.control.policy import PolicyService
+from athena_server.control.run_control import RunControlService
+from athena_server.control.run_templates import RunTemplateService
 from athena_server.control.runs import RunService
 from athena_server.control.sessions import SessionService
 from athena_server.control.system import SystemService
-from athena_server.engine.providers import ProviderRegistry, default_registry
+from athena_server.control.work import WorkService
+from athena_server.engine.cancels import CancelWatcher
+from athena_server.engine.liveness import Liveness
+from athena_server.engine.providers import ProviderRegistry
+from athena_server.engine.providers.registry import build_registry
 from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 
@@ -16,15 +27,37 @@ class ControlPlane:
     def __init__(self, settings: Settings, providers: ProviderRegistry | None = None) -> None:
         self.settings = settings
         self.store = Store(settings.resolved_database_url())
-        self.providers = providers or default_registry()
-        self.system = SystemService(self.store)
-        self.runs = RunService(self.store, settings, self.providers)
+        self.providers = providers or build_registry(settings)
+        self.system = SystemService(self.store, self.providers)
+        self.liveness = Liveness(self.store, settings.heartbeat_seconds, settings.instance_stale_seconds)
+        self.watcher = CancelWatcher(self.store, settings.cancel_poll_seconds)
+        self.runs = RunService(self.store, settings, self.providers, self.watcher, self.liveness.instance_id)
+        self.run_control = RunControlService(self.store)
+        self.idempotency = Idempotency(self.store, self.liveness.instance_id, settings.idempotency_ttl_hours)
+        self.work = WorkService(self.store)
+        self.policy = PolicyService(self.store)
+        self.fleet = FleetService(self.store)
+        self.directives = DirectiveService(self.store)
+        self.harness_profiles = HarnessProfileService(self.store, self.providers.names, self._allowed_models)
+        self.run_templates = RunTemplateService(self.store)
         self.sessions = SessionService(self.store, settings)
         self.events = EventService(self.store, settings)
 
+    def _allowed_models(self, provider: str) -> list[str]:
+        """Models a harness profile may name: the default model (the original's only one) and every model
+        with a configured price for that provider."""
+        return sorted({self.settings.default_model, *self.runs.pricing.models(provider)})
+
     async def start(self) -> None:
-        """Bring the store's schema up to date; safe to run from several processes at once."""
+        """Bring the store's schema up to date (safe from several processes at once), register this
+        process and fail the runs of processes that died."""
         await migrate(self.store)
+        await self.liveness.start()
 
     async def close(self) -> None:
+        """After the transports stopped: end background runs, stop watching, deregister."""
+        await self.runs.close()
+        await self.watcher.close()
+        await self.liveness.close()
+        await self.providers.aclose()
         await self.store.close()

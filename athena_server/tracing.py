@@ -1,4 +1,5 @@
-"""The current request's trace id, set by the interceptor and read by domain code for events."""
+"""Per-request context: the trace id (set by the interceptor, read by domain code for events) and the
+REST status a successful answer should carry when it is not 200."""
 
 from __future__ import annotations
 
@@ -19,3 +20,15 @@ def trace_id() -> str:
         current = str(uuid.uuid4())
         _trace_id.set(current)
     return current
+
+
+_http_status: ContextVar[int | None] = ContextVar("athena_http_status", default=None)
+
+
+def set_http_status(status: int | None) -> None:
+    """Ask the gateway to answer this request with `status` (e.g. 202 for accepted work)."""
+    _http_status.set(status)
+
+
+def http_status() -> int | None:
+    return _http_status.get()

@@ -1,6 +1,6 @@
 """Throughput and latency of Athena's hot paths beside bare baselines started in the same run.
 
-    .venv/bin/python bench/run.py [--clients 8] [--seconds 5]
+    .venv/bin/python bench/run.py [--clients 1,8,32] [--seconds 5]
 
 Every server is a separate process on loopback; the load generator is one asyncio process keeping
 `--clients` requests in flight. The machine is shared by client and servers, so absolute figures are a
@@ -104,7 +104,7 @@ async def wait_http(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def main(clients: int, seconds: float) -> None:
+async def main(client_counts: list[int], seconds: float) -> None:
     work = Path(tempfile.mkdtemp())
     athena = start_api(work, env={"ATHENA_LOG_LEVEL": "WARNING"})
     rest_port, grpc_port = free_port(), free_port()
@@ -112,6 +112,7 @@ async def main(clients: int, seconds: float) -> None:
     bare_grpc = spawn([str(ROOT / "bench/baselines.py"), "grpc", str(grpc_port)])
     try:
         await wait_http(f"http://127.0.0.1:{rest_port}/bare")
+        clients = max(client_counts)
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with (
             httpx.AsyncClient(base_url=athena.rest_url, limits=limits, timeout=60) as a_rest,
@@ -155,24 +156,31 @@ async def main(clients: int, seconds: float) -> None:
                 b = run_body(i)
                 await create(runs_pb2.CreateRunRequest(session_id=b["sessionId"], input="hello", provider="mock"))
 
-            pairs = [
-                (
-                    await load("REST GET /api/v1/capabilities", rest_caps, clients, seconds),
-                    await load("bare FastAPI GET route", bare_get, clients, seconds),
-                ),
-                (
-                    await load("gRPC GetCapabilities", grpc_caps, clients, seconds),
-                    await load("bare grpc.aio unary echo", grpc_echo, clients, seconds),
-                ),
-                (
-                    await load("REST POST /api/v1/runs (mock)", rest_run, clients, seconds),
-                    await load("bare FastAPI POST route", bare_post, clients, seconds),
-                ),
-                (
-                    await load("gRPC CreateRun (mock)", grpc_run, clients, seconds),
-                    await load("bare grpc.aio unary echo", grpc_echo, clients, seconds),
-                ),
-            ]
+            tables: list[tuple[int, list[tuple[Result, Result]]]] = []
+            for n in client_counts:
+                tables.append(
+                    (
+                        n,
+                        [
+                            (
+                                await load("REST GET /api/v1/capabilities", rest_caps, n, seconds),
+                                await load("bare FastAPI GET route", bare_get, n, seconds),
+                            ),
+                            (
+                                await load("gRPC GetCapabilities", grpc_caps, n, seconds),
+                                await load("bare grpc.aio unary echo", grpc_echo, n, seconds),
+                            ),
+                            (
+                                await load("REST POST /api/v1/runs (mock)", rest_run, n, seconds),
+                                await load("bare FastAPI POST route", bare_post, n, seconds),
+                            ),
+                            (
+                                await load("gRPC CreateRun (mock)", grpc_run, n, seconds),
+                                await load("bare grpc.aio unary echo", grpc_echo, n, seconds),
+                            ),
+                        ],
+                    )
+                )
         sqlite_base = bare_sqlite_inserts(seconds)
     finally:
         athena.stop()
@@ -180,24 +188,28 @@ async def main(clients: int, seconds: float) -> None:
             p.terminate()
             p.wait(10)
 
-    print(f"\nclients={clients} seconds/scenario={seconds} cpus={os.cpu_count()} python={sys.version.split()[0]}\n")
-    header = f"{'scenario':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   {'vs baseline':>11}"
-    print(header)
-    print("-" * len(header))
-    for target, base in pairs:
-        for r in (target, base):
-            ratio = f"{target.rps / base.rps:10.2f}x" if r is target else ""
-            print(f"{r.name:40} {r.rps:9.0f} {r.pct(50):8.2f} {r.pct(99):8.2f}   {ratio:>11}")
-        print()
-    runs = pairs[3][0]
+    print(f"\nseconds/scenario={seconds} cpus={os.cpu_count()} python={sys.version.split()[0]}")
+    for n, pairs in tables:
+        print(f"\nclients={n}")
+        header = f"{'scenario':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   {'vs baseline':>11}"
+        print(header)
+        print("-" * len(header))
+        for target, base in pairs:
+            for r in (target, base):
+                ratio = f"{target.rps / base.rps:10.2f}x" if r is target else ""
+                print(f"{r.name:40} {r.rps:9.0f} {r.pct(50):8.2f} {r.pct(99):8.2f}   {ratio:>11}")
+            print()
+        runs = pairs[3][0]
+        print(f"  mean gRPC CreateRun latency {statistics.fmean(runs.latencies_ms):.2f} ms")
+    print()
     print(f"{sqlite_base.name:40} {sqlite_base.rps:9.0f} {sqlite_base.pct(50):8.2f} {sqlite_base.pct(99):8.2f}")
-    print(f"  (gRPC runs/s as a share of bare SQLite run-equivalents: {runs.rps / sqlite_base.rps:.2f}x)")
-    print(f"  mean gRPC CreateRun latency {statistics.fmean(runs.latencies_ms):.2f} ms")
+    best = max(pairs[3][0].rps for _, pairs in tables)
+    print(f"  (best gRPC runs/s as a share of bare SQLite run-equivalents: {best / sqlite_base.rps:.2f}x)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent client counts")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    asyncio.run(main(args.clients, args.seconds))
+    asyncio.run(main([int(c) for c in args.clients.split(",")], args.seconds))

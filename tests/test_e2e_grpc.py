@@ -13,7 +13,16 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from athena.v1 import runs_pb2, runs_pb2_grpc, sessions_pb2, sessions_pb2_grpc, system_pb2, system_pb2_grpc
+from athena.v1 import (
+    runs_pb2,
+    runs_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    work_pb2,
+    work_pb2_grpc,
+)
 from tests.shapes import new_session
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
@@ -68,7 +77,7 @@ def test_caller_trace_id_is_used(channel: grpc.Channel) -> None:
 
 def test_unimplemented_rpc_is_not_implemented(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as exc:
-        runs_pb2_grpc.RunServiceStub(channel).ListActiveRuns(runs_pb2.ListActiveRunsRequest())
+        work_pb2_grpc.WorkServiceStub(channel).DrainWork(work_pb2.DrainWorkRequest(session_id="s1"))
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert _error_info(exc.value).reason == "NOT_IMPLEMENTED"
 
@@ -98,7 +107,11 @@ def test_grpcurl_describes_a_service(api) -> None:
 
 def test_grpcurl_calls_get_capabilities(api) -> None:
     out = grpcurl(api, "athena.v1.SystemService/GetCapabilities")
-    assert json.loads(out) == {"executionBackend": "local", "stateStore": "sqlite"}
+    assert json.loads(out) == {
+        "executionBackend": "local",
+        "stateStore": "sqlite",
+        "providers": ["command", "mock", "openai"],
+    }
 
 
 def test_grpcurl_health_check(api) -> None:

@@ -96,7 +96,7 @@ def test_events_seed_shape_and_causal_order(fresh) -> None:
     first = events[0]
     assert set(first) == {"id", "traceId", "type", "createdAt", "sessionId", "payload", "runId"}
     assert first["type"] == "run.created"
-    assert first["payload"] == {"provider": "mock", "model": "default"}
+    assert first["payload"] == {"provider": "mock", "model": "default", "directiveId": first["payload"]["directiveId"]}
     assert_iso(first["createdAt"])
     for i, r in enumerate(runs):
         mine = events[3 * i : 3 * i + 3]
@@ -104,7 +104,13 @@ def test_events_seed_shape_and_causal_order(fresh) -> None:
         assert {e["runId"] for e in mine} == {r["runId"]}
         assert {e["traceId"] for e in mine} == {r["trace"]}
         assert {e["sessionId"] for e in mine} == {r["sessionId"]}
-    assert events[2]["payload"] == {"provider": "mock", "model": "default", "usage": runs[0]["usage"]}
+    assert events[2]["payload"] == {
+        "provider": "mock",
+        "model": "default",
+        "directiveId": first["payload"]["directiveId"],
+        "usage": runs[0]["usage"],
+        "attempts": 1,
+    }
 
 
 def test_events_pages_follow_the_cursor(fresh) -> None:

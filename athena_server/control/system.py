@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from athena.v1 import system_pb2
+from athena_server.engine.providers import ProviderRegistry
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
@@ -13,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class SystemService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, providers: ProviderRegistry) -> None:
         self.store = store
+        self.providers = providers
 
     def capabilities(self) -> system_pb2.GetCapabilitiesResponse:
         # Runs execute in this process (and, later, its children): "local". No pods, no per-run CPU or
@@ -25,6 +27,8 @@ class SystemService:
             supports_pods=False,
             supports_cpu_mem_metrics=False,
             supports_a2a_bus=False,
+            providers=self.providers.names(),
+            supports_sandbox=False,
         )
 
     async def readiness(self) -> system_pb2.GetReadinessResponse:

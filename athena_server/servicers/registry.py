@@ -16,7 +16,12 @@ import grpc
 
 import athena.v1
 from athena_server.plane import ControlPlane
+from athena_server.servicers.directives import DirectiveServicer
 from athena_server.servicers.events import EventServicer
+from athena_server.servicers.fleet import FleetServicer
+from athena_server.servicers.harness_profiles import HarnessProfileServicer
+from athena_server.servicers.policy import PolicyServicer
+from athena_server.servicers.run_templates import RunTemplateServicer
 from athena_server.servicers.runs import RunServicer
 from athena_server.servicers.sessions import SessionServicer
 from athena_server.servicers.system import SystemServicer
@@ -28,6 +33,11 @@ IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
     "athena.v1.SessionService": SessionServicer,
     "athena.v1.EventService": EventServicer,
     "athena.v1.WorkService": WorkServicer,
+    "athena.v1.PolicyService": PolicyServicer,
+    "athena.v1.FleetService": FleetServicer,
+    "athena.v1.DirectiveService": DirectiveServicer,
+    "athena.v1.HarnessProfileService": HarnessProfileServicer,
+    "athena.v1.RunTemplateService": RunTemplateServicer,
 }
 
 

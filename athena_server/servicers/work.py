@@ -1,11 +1,10 @@
-"""WorkService over gRPC. Enqueue and drain arrive with the work-queue capability."""
+"""WorkService over gRPC. Draining arrives with the work-queue capability."""
 
 from __future__ import annotations
 
 import grpc
 
 from athena.v1 import work_pb2, work_pb2_grpc
-from athena_server.control.work import empty_work_queue
 from athena_server.plane import ControlPlane
 
 
@@ -16,4 +15,9 @@ class WorkServicer(work_pb2_grpc.WorkServiceServicer):
     async def GetWorkQueue(
         self, request: work_pb2.GetWorkQueueRequest, context: grpc.aio.ServicerContext
     ) -> work_pb2.GetWorkQueueResponse:
-        return work_pb2.GetWorkQueueResponse(queue=empty_work_queue(request.session_id))
+        return work_pb2.GetWorkQueueResponse(queue=await self.plane.work.get_queue(request.session_id))
+
+    async def EnqueueWork(
+        self, request: work_pb2.EnqueueWorkRequest, context: grpc.aio.ServicerContext
+    ) -> work_pb2.EnqueueWorkResponse:
+        return work_pb2.EnqueueWorkResponse(queue=await self.plane.work.enqueue(request))

@@ -1,14 +1,32 @@
-"""Run records: the authority on a run's status."""
+"""Run records: the authority on a run's status.
+
+A run is `pending` while it waits for its session, `running` while a process executes it (the
+`ux_runs_session_running` index lets a session hold at most one), then final. Admission decisions
+(concurrency, session turn) read and write here inside one transaction; on PostgreSQL they also take
+a transaction-scoped advisory lock, since READ COMMITTED would let two replicas count the same free slot.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 
 from athena_server.storage.tables import runs
+
+ACTIVE = ("pending", "running")
+_ADMISSION_LOCK_KEY = 0x41444D54
+# Statements on the run path are built once (building a Core statement per call costs more than running it).
+_INSERT = insert(runs)
+_UPDATE = update(runs).where(runs.c.id == bindparam("_id"))
+_GET = select(runs).where(runs.c.id == bindparam("id"))
+_HEAD = (
+    select(runs.c.id, runs.c.status)
+    .where(runs.c.session_id == bindparam("session_id"), runs.c.status.in_(ACTIVE))
+    .order_by(runs.c.created_at_ms, runs.c.id)
+)
+_RUNNING = select(func.count()).select_from(runs).where(runs.c.status == "running")
 
 
 @dataclass(frozen=True)
@@ -30,16 +48,115 @@ class RunRow:
     created_at_ms: int
     started_at_ms: int | None
     finished_at_ms: int | None
+    attempts: int
+    cost_usd: float | None
+    directive_id: str | None
+    harness_profile_id: str | None
+    harness_snapshot: dict[str, Any] | None
+    verification: dict[str, Any] | None
+    evidence_count: int
+    timeout_ms: int
+    owner_id: str | None
+    pid: int | None
 
 
-async def insert_run(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(runs).values(**values))
+_COLUMNS = [f.name for f in fields(RunRow)]
 
 
-async def update_run(conn: AsyncConnection, run_id: str, **values: Any) -> None:
-    await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+def _row(r: Any) -> RunRow:
+    m = r._mapping
+    return RunRow(**{name: m[name] for name in _COLUMNS})
 
 
-async def get(conn: AsyncConnection, run_id: str) -> RunRow | None:
-    r = (await conn.execute(select(runs).where(runs.c.id == run_id))).one_or_none()
-    return RunRow(**r._mapping) if r is not None else None
+def admission_lock(conn: Connection) -> None:
+    """Serialises admission decisions across processes (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADMISSION_LOCK_KEY})
+
+
+def insert_run(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT, values)
+
+
+def update_run(conn: Connection, run_id: str, **values: Any) -> None:
+    """Set the given columns (the statement's SET list follows the keys passed)."""
+    conn.execute(_UPDATE, {"_id": run_id, **values})
+
+
+def get(conn: Connection, run_id: str) -> RunRow | None:
+    r = conn.execute(_GET, {"id": run_id}).one_or_none()
+    return _row(r) if r is not None else None
+
+
+def running_count(conn: Connection) -> int:
+    return int(conn.execute(_RUNNING).scalar_one())
+
+
+def session_head(conn: Connection, session_id: str) -> tuple[str | None, str | None]:
+    """(the session's running run, its oldest pending run): whoever holds or is next in line for the turn."""
+    rows = conn.execute(_HEAD, {"session_id": session_id}).all()
+    running = next((r.id for r in rows if r.status == "running"), None)
+    pending = next((r.id for r in rows if r.status == "pending"), None)
+    return running, pending
+
+
+def oldest_pending(conn: Connection, session_id: str) -> str | None:
+    q = (
+        select(runs.c.id)
+        .where(runs.c.session_id == session_id, runs.c.status == "pending")
+        .order_by(runs.c.created_at_ms, runs.c.id)
+        .limit(1)
+    )
+    return conn.execute(q).scalar_one_or_none()
+
+
+def cost_since(conn: Connection, since_ms: int) -> float:
+    """Recorded cost of runs that finished at or after `since_ms`."""
+    q = select(func.coalesce(func.sum(runs.c.cost_usd), 0.0)).where(runs.c.finished_at_ms >= since_ms)
+    return float(conn.execute(q).scalar_one())
+
+
+def active_page(
+    conn: Connection,
+    limit: int,
+    *,
+    session_id: str | None,
+    run_id: str | None,
+    before: tuple[int, str, str] | None = None,
+    offset: int = 0,
+) -> list[RunRow]:
+    """Running runs, newest first by (startedAt, sessionId, runId), strictly after the `before` key."""
+    c = runs.c
+    q = (
+        select(runs)
+        .where(c.status == "running")
+        .order_by(c.started_at_ms.desc(), c.session_id.desc(), c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if session_id is not None:
+        q = q.where(c.session_id == session_id)
+    if run_id is not None:
+        q = q.where(c.id == run_id)
+    if before is not None:
+        started, sid, rid = before
+        q = q.where(
+            or_(
+                c.started_at_ms < started,
+                and_(c.started_at_ms == started, c.session_id < sid),
+                and_(c.started_at_ms == started, c.session_id == sid, c.id < rid),
+            )
+        )
+    return [_row(r) for r in conn.execute(q).all()]
+
+
+def active_in_session(conn: Connection, session_id: str) -> RunRow | None:
+    """The session's running run, else its oldest pending run."""
+    running, pending = session_head(conn, session_id)
+    target = running or pending
+    return get(conn, target) if target else None
+
+
+def owned_active(conn: Connection, owner_ids: list[str]) -> list[RunRow]:
+    q = select(runs).where(runs.c.owner_id.in_(owner_ids), runs.c.status.in_(ACTIVE))
+    return [_row(r) for r in conn.execute(q).all()]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from athena_server.storage.tables import sessions
+
+_TOUCH = update(sessions).where(sessions.c.id == bindparam("_id"))
+_INSERT = insert(sessions)
 
 
 @dataclass(frozen=True)
@@ -25,15 +28,10 @@ def _row(r: Any) -> SessionRow:
 
 def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: int) -> None:
     """Create the session, or record the provider and model of its latest run."""
-    result = conn.execute(
-        update(sessions).where(sessions.c.id == session_id).values(provider=provider, model=model, updated_at_ms=at_ms)
-    )
+    values = {"provider": provider, "model": model, "updated_at_ms": at_ms}
+    result = conn.execute(_TOUCH, {"_id": session_id, **values})
     if result.rowcount == 0:
-        conn.execute(
-            sessions.insert().values(
-                id=session_id, provider=provider, model=model, created_at_ms=at_ms, updated_at_ms=at_ms
-            )
-        )
+        conn.execute(_INSERT, {"id": session_id, "created_at_ms": at_ms, **values})
 
 
 def page_keyset(conn: Connection, limit: int, before: tuple[int, str] | None) -> list[SessionRow]:

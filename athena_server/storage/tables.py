@@ -3,7 +3,21 @@ these definitions are what queries are written against."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 metadata = MetaData()
 
@@ -58,8 +72,165 @@ runs = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("started_at_ms", BigInteger, nullable=True),
     Column("finished_at_ms", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=True),
+    Column("directive_id", String(64), nullable=True),
+    Column("harness_profile_id", String(64), nullable=True),
+    Column("harness_snapshot", JSON, nullable=True),
+    Column("verification", JSON, nullable=True),
+    Column("evidence_count", Integer, nullable=False, default=0),
+    Column("timeout_ms", Integer, nullable=False, default=0),
+    # The server process executing the run (instances.id) and the pid shown in runs/active.
+    Column("owner_id", String(64), nullable=True),
+    Column("pid", Integer, nullable=True),
     Index("ix_runs_session_created", "session_id", "created_at_ms"),
     Index("ix_runs_status", "status"),
+    Index("ix_runs_finished", "finished_at_ms"),
+    # Runs in a session are serial: the store refuses a second running run in one session.
+    Index(
+        "ux_runs_session_running",
+        "session_id",
+        unique=True,
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+)
+
+# A request to stop an active run; consumed (deleted) when the run ends.
+cancel_requests = Table(
+    "cancel_requests",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("session_id", String(200), nullable=False),
+    Column("requested_at_ms", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("started_at_ms", BigInteger, nullable=True),
+    Index("ix_cancel_requested", "requested_at_ms"),
+)
+
+# Server processes sharing the store, with a heartbeat, so a process's runs can be failed once it is gone.
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("heartbeat_at_ms", BigInteger, nullable=False),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_evidence_run", "run_id"),
+    sqlite_autoincrement=True,
+)
+
+# The operational policy document (one row, id 1), absent until the first PUT.
+policy = Table(
+    "policy",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+policy_rejections = Table(
+    "policy_rejections",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("session_id", String(200), nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("active_runs", Integer, nullable=False),
+    Column("max_concurrent_runs", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("policy", JSON, nullable=True),
+    Column("event", JSON, nullable=True),
+    Index("ix_rejections_created", "created_at_ms"),
+    Index("ix_rejections_session", "session_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+directives = Table(
+    "directives",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("input", Text, nullable=False),
+    Column("context_refs", JSON, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+harness_profiles = Table(
+    "harness_profiles",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    # The whole profile as its JSON resource (displayName, version, config, policies, ...).
+    Column("document", JSON, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+run_templates = Table(
+    "run_templates",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("harness_profile_id", String(64), nullable=False),
+    Column("directive_template", Text, nullable=False),
+    Column("default_params", JSON, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# Idempotency-Key records: the first request's fingerprint and, once it finished, its answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(100), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    # "pending" while the first request runs, then "done".
+    Column("state", String(16), nullable=False),
+    Column("response", LargeBinary, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_idempotency_created", "created_at_ms"),
+)
+
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("session_id", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_work_session_seq", "session_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# Per-session queue state (draining flag, last change), present once a session's queue was used.
+work_queues = Table(
+    "work_queues",
+    metadata,
+    Column("session_id", String(200), primary_key=True),
+    Column("draining", Boolean, nullable=False, default=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
 )
 
 events = Table(
@@ -72,6 +243,7 @@ events = Table(
     Column("run_id", String(64), nullable=True),
     Column("payload", JSON, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    Column("policy", JSON, nullable=True),
     Index("ix_events_session_seq", "session_id", "seq"),
     Index("ix_events_created", "created_at_ms"),
     Index("ix_events_trace", "trace_id"),

@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from athena_server.storage.tables import transcript_entries as te
+
+# Statements on the run path are built once (building a Core statement per call costs more than running it).
+_INSERT = insert(te)
+_TAIL = select(te).where(te.c.session_id == bindparam("session_id")).order_by(te.c.seq.desc()).limit(bindparam("limit"))
 
 
 @dataclass(frozen=True)
@@ -29,16 +33,17 @@ def _row(r: Any) -> EntryRow:
 
 def append(conn: Connection, entry: EntryRow) -> None:
     conn.execute(
-        insert(te).values(
-            id=entry.id,
-            session_id=entry.session_id,
-            run_id=entry.run_id,
-            role=entry.role,
-            content=entry.content,
-            is_error=entry.is_error,
-            metadata=entry.metadata,
-            created_at_ms=entry.created_at_ms,
-        )
+        _INSERT,
+        {
+            "id": entry.id,
+            "session_id": entry.session_id,
+            "run_id": entry.run_id,
+            "role": entry.role,
+            "content": entry.content,
+            "is_error": entry.is_error,
+            "metadata": entry.metadata,
+            "created_at_ms": entry.created_at_ms,
+        },
     )
 
 
@@ -49,8 +54,7 @@ def seq_of(conn: Connection, session_id: str, entry_id: str) -> int | None:
 
 def tail(conn: Connection, session_id: str, limit: int) -> list[EntryRow]:
     """The last `limit` entries, oldest first."""
-    q = select(te).where(te.c.session_id == session_id).order_by(te.c.seq.desc()).limit(limit)
-    rows = [_row(r) for r in conn.execute(q).all()]
+    rows = [_row(r) for r in conn.execute(_TAIL, {"session_id": session_id, "limit": limit}).all()]
     rows.reverse()
     return rows
 

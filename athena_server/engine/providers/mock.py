@@ -1,47 +1,44 @@
-"""Model providers behind one interface, chosen by name."""
+"""The original's deterministic echo provider, with test options to make it slow or flaky."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import asyncio
 
+from athena_server.engine.providers.base import ProviderRequest, ProviderResult
 from athena_server.errors import AthenaError, ErrorCode
 
-
-@dataclass(frozen=True)
-class ProviderRequest:
-    run_id: str
-    session_id: str
-    model: str
-    # The compiled context (history and the new input), as the provider sees it.
-    prompt: str
-    input: str
+# Request metadata the mock honours, so tests can exercise cancellation, timeouts and retries through the
+# real API: `mock.delayMs` sleeps before answering; `mock.failAttempts` fails that many first attempts
+# with a retryable PROVIDER_ERROR.
+DELAY_MS = "mock.delayMs"
+FAIL_ATTEMPTS = "mock.failAttempts"
 
 
-@dataclass(frozen=True)
-class ProviderResult:
-    output: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
-class Provider(Protocol):
-    name: str
-
-    async def complete(self, request: ProviderRequest) -> ProviderResult: ...
+def _int_option(request: ProviderRequest, key: str) -> int:
+    raw = request.metadata.get(key)
+    if raw is None:
+        return 0
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise AthenaError(ErrorCode.ERROR_CODE_CONFIG_ERROR, f"metadata.{key} must be an integer.") from None
 
 
 class MockProvider:
-    """The original's deterministic echo: answers `Echo: <compiled context>`; usage counts characters."""
+    """Answers `Echo: <compiled context>`; usage counts characters."""
 
     name = "mock"
 
     async def complete(self, request: ProviderRequest) -> ProviderResult:
+        delay_ms = _int_option(request, DELAY_MS)
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if request.attempt <= _int_option(request, FAIL_ATTEMPTS):
+            raise AthenaError(
+                ErrorCode.ERROR_CODE_PROVIDER_ERROR,
+                f"mock provider failure on attempt {request.attempt} (metadata.{FAIL_ATTEMPTS}).",
+                retryable=True,
+            )
         output = f"Echo: {request.prompt}"
         return ProviderResult(
             output=output,
@@ -49,21 +46,3 @@ class MockProvider:
             input_tokens=len(request.prompt),
             output_tokens=len(output),
         )
-
-
-class ProviderRegistry:
-    def __init__(self, providers: list[Provider]) -> None:
-        self._providers = {p.name: p for p in providers}
-
-    def get(self, name: str) -> Provider:
-        provider = self._providers.get(name)
-        if provider is None:
-            raise AthenaError(ErrorCode.ERROR_CODE_PROVIDER_NOT_FOUND, f"No usable provider found in order: {name}")
-        return provider
-
-    def names(self) -> list[str]:
-        return sorted(self._providers)
-
-
-def default_registry() -> ProviderRegistry:
-    return ProviderRegistry([MockProvider()])

@@ -1,0 +1,156 @@
+"""Which server processes are alive, and what happens to the runs of one that died.
+
+Each process registers a row in `instances` and heartbeats it. A process is dead when its heartbeat is
+older than `instance_stale_seconds`, or at once when it ran on this host and its pid is gone (or is now
+ours: a restarted container reuses pids). Its `pending`/`running` runs are then failed with UNAVAILABLE
+(`run.failed`, reason `owner-lost`), the agent process groups it started on this host are killed, and
+its unfinished idempotency keys are released so a retry can run. The reaper runs at start-up and with
+every heartbeat, so a crash is cleaned up by the next start or by any surviving replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from functools import partial
+
+from sqlalchemy import Connection
+
+from athena_server.storage import cancels, events, idempotency, instances, runs, transcripts
+from athena_server.storage.instances import InstanceRow
+from athena_server.storage.store import Store
+from athena_server.storage.transcripts import EntryRow
+from athena_server.timefmt import now_ms
+
+log = logging.getLogger(__name__)
+
+LOST_CODE = "UNAVAILABLE"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group an agent subprocess led (it was started in its own session)."""
+    if pgid <= 1 or pgid == os.getpgid(0):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class Liveness:
+    def __init__(self, store: Store, heartbeat_seconds: float, stale_seconds: float) -> None:
+        self.store = store
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_ms = int(stale_seconds * 1000)
+        self.instance_id = uuid.uuid4().hex
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        """Register this process and reap the dead; returns how many runs were failed."""
+        at = now_ms()
+        row = InstanceRow(self.instance_id, self.hostname, self.pid, at, at)
+        await self.store.write(lambda conn: instances.register(conn, row))
+        reaped = await self.reap()
+        self._task = asyncio.create_task(self._beat(), name="athena-heartbeat")
+        return reaped
+
+    async def reap(self) -> int:
+        return await self.store.write(self._reap)
+
+    def _dead(self, other: InstanceRow, at: int) -> bool:
+        if at - other.heartbeat_at_ms > self.stale_ms:
+            return True
+        return other.hostname == self.hostname and (other.pid == self.pid or not pid_alive(other.pid))
+
+    def _reap(self, conn: Connection) -> int:
+        at = now_ms()
+        dead = [o for o in instances.others(conn, self.instance_id) if self._dead(o, at)]
+        if not dead:
+            return 0
+        by_id = {o.id: o for o in dead}
+        lost = runs.owned_active(conn, list(by_id))
+        for run in lost:
+            owner = by_id[run.owner_id or ""]
+            if run.pid and run.pid != owner.pid and owner.hostname == self.hostname:
+                kill_group(run.pid)
+            message = (
+                f"The server process executing this run stopped (pid {owner.pid} on {owner.hostname}); "
+                "the run was abandoned."
+            )
+            runs.update_run(
+                conn, run.id, status="failed", error_code=LOST_CODE, error_message=message, finished_at_ms=at
+            )
+            cancels.consume(conn, run.id)
+            if run.status == "running":
+                transcripts.append(
+                    conn,
+                    EntryRow(
+                        0,
+                        str(uuid.uuid4()),
+                        run.session_id,
+                        run.id,
+                        "assistant",
+                        message,
+                        True,
+                        {"errorCode": LOST_CODE},
+                        at,
+                    ),
+                )
+            events.append(
+                conn,
+                "run.failed",
+                trace_id=run.trace_id,
+                session_id=run.session_id,
+                run_id=run.id,
+                payload={
+                    "provider": run.provider,
+                    "model": run.model,
+                    "status": "failed",
+                    "reason": "owner-lost",
+                    "error": {"code": LOST_CODE, "message": message},
+                },
+                created_at_ms=at,
+            )
+        idempotency.release_owned(conn, list(by_id))
+        instances.remove(conn, list(by_id))
+        if lost:
+            log.warning("reaped %d run(s) of %d dead server process(es)", len(lost), len(dead))
+        return len(lost)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                alive = await self.store.write(lambda conn: instances.heartbeat(conn, self.instance_id, now_ms()))
+                if not alive:
+                    # Another process judged us dead (a long pause); come back rather than run unowned.
+                    log.error("this server's instance row was reaped by another process; registering again")
+                    at = now_ms()
+                    row = InstanceRow(self.instance_id, self.hostname, self.pid, at, at)
+                    await self.store.write(partial(instances.register, row=row))
+                await self.reap()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.store.write(lambda conn: instances.remove(conn, [self.instance_id]))

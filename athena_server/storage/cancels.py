@@ -1,0 +1,84 @@
+"""Cancel requests: written by any process, consumed by the run's executor when the run ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
+
+from athena_server.storage.tables import cancel_requests as cr
+
+
+@dataclass(frozen=True)
+class CancelRow:
+    run_id: str
+    session_id: str
+    requested_at_ms: int
+    reason: str | None
+    trace_id: str
+    started_at_ms: int | None
+
+
+def _row(r: Any) -> CancelRow:
+    return CancelRow(r.run_id, r.session_id, r.requested_at_ms, r.reason, r.trace_id, r.started_at_ms)
+
+
+_GET = select(cr).where(cr.c.run_id == bindparam("run_id"))
+_DELETE = delete(cr).where(cr.c.run_id == bindparam("run_id"))
+
+
+def get(conn: Connection, run_id: str) -> CancelRow | None:
+    r = conn.execute(_GET, {"run_id": run_id}).one_or_none()
+    return _row(r) if r is not None else None
+
+
+def insert_request(conn: Connection, row: CancelRow) -> None:
+    conn.execute(
+        insert(cr).values(
+            run_id=row.run_id,
+            session_id=row.session_id,
+            requested_at_ms=row.requested_at_ms,
+            reason=row.reason,
+            trace_id=row.trace_id,
+            started_at_ms=row.started_at_ms,
+        )
+    )
+
+
+def consume(conn: Connection, run_id: str) -> None:
+    conn.execute(_DELETE, {"run_id": run_id})
+
+
+def for_runs(conn: Connection, run_ids: list[str]) -> list[CancelRow]:
+    if not run_ids:
+        return []
+    return [_row(r) for r in conn.execute(select(cr).where(cr.c.run_id.in_(run_ids))).all()]
+
+
+def page(
+    conn: Connection,
+    limit: int,
+    *,
+    session_id: str | None,
+    run_id: str | None,
+    before: tuple[int, str, str] | None = None,
+    offset: int = 0,
+) -> list[CancelRow]:
+    """Newest first by (requestedAt, sessionId, runId), strictly after the `before` key."""
+    c = cr.c
+    q = select(cr).order_by(c.requested_at_ms.desc(), c.session_id.desc(), c.run_id.desc()).limit(limit).offset(offset)
+    if session_id is not None:
+        q = q.where(c.session_id == session_id)
+    if run_id is not None:
+        q = q.where(c.run_id == run_id)
+    if before is not None:
+        at, sid, rid = before
+        q = q.where(
+            or_(
+                c.requested_at_ms < at,
+                and_(c.requested_at_ms == at, c.session_id < sid),
+                and_(c.requested_at_ms == at, c.session_id == sid, c.run_id < rid),
+            )
+        )
+    return [_row(r) for r in conn.execute(q).all()]

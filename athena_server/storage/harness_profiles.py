@@ -1,0 +1,37 @@
+"""Harness profiles, stored as their JSON resource (what a run's `harnessProfileSnapshot` shows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy import insert as sql_insert
+
+from athena_server.storage.tables import harness_profiles
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    seq: int
+    id: str
+    document: dict[str, Any]
+    created_at_ms: int
+
+
+def insert(conn: Connection, *, id: str, document: dict[str, Any], created_at_ms: int) -> None:
+    conn.execute(sql_insert(harness_profiles).values(id=id, document=document, created_at_ms=created_at_ms))
+
+
+def get(conn: Connection, profile_id: str) -> dict[str, Any] | None:
+    q = select(harness_profiles.c.document).where(harness_profiles.c.id == profile_id)
+    document = conn.execute(q).scalar_one_or_none()
+    return dict(document) if document is not None else None
+
+
+def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[ProfileRow]:
+    """Newest first, strictly before `before_seq`."""
+    q = select(harness_profiles).order_by(harness_profiles.c.seq.desc()).limit(limit).offset(offset)
+    if before_seq is not None:
+        q = q.where(harness_profiles.c.seq < before_seq)
+    return [ProfileRow(r.seq, r.id, r.document, r.created_at_ms) for r in conn.execute(q).all()]

@@ -1,0 +1,60 @@
+"""Run templates: a directive template with `{{ name }}` placeholders, default parameters and a profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy import insert as sql_insert
+
+from athena_server.storage.tables import run_templates
+
+
+@dataclass(frozen=True)
+class RunTemplateRow:
+    seq: int
+    id: str
+    harness_profile_id: str
+    directive_template: str
+    default_params: dict[str, str]
+    created_at_ms: int
+
+
+def _row(r: Any) -> RunTemplateRow:
+    return RunTemplateRow(
+        r.seq, r.id, r.harness_profile_id, r.directive_template, dict(r.default_params or {}), r.created_at_ms
+    )
+
+
+def insert(
+    conn: Connection,
+    *,
+    id: str,
+    harness_profile_id: str,
+    directive_template: str,
+    default_params: dict[str, str],
+    created_at_ms: int,
+) -> None:
+    conn.execute(
+        sql_insert(run_templates).values(
+            id=id,
+            harness_profile_id=harness_profile_id,
+            directive_template=directive_template,
+            default_params=default_params,
+            created_at_ms=created_at_ms,
+        )
+    )
+
+
+def get(conn: Connection, template_id: str) -> RunTemplateRow | None:
+    r = conn.execute(select(run_templates).where(run_templates.c.id == template_id)).one_or_none()
+    return _row(r) if r is not None else None
+
+
+def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[RunTemplateRow]:
+    """Newest first, strictly before `before_seq`."""
+    q = select(run_templates).order_by(run_templates.c.seq.desc()).limit(limit).offset(offset)
+    if before_seq is not None:
+        q = q.where(run_templates.c.seq < before_seq)
+    return [_row(r) for r in conn.execute(q).all()]
