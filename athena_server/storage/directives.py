@@ -1,4 +1,8 @@
-"""Directives: stored run inputs, and the shadow directives raw inputs are recorded as."""
+"""Directives: stored run inputs, and the shadow directives raw run inputs are recorded as.
+
+Pages are keyset on the insertion sequence (`seq`), newest first, so a directive created while a client
+pages never shifts the rest of the listing (no duplicates, no gaps).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from sqlalchemy import insert as sql_insert
 
 from athena_server.storage.tables import directives
 
+# Built once: the run path inserts a shadow directive per raw-input run.
 _INSERT = sql_insert(directives)
+_LATEST_CREATED = select(directives.c.created_at_ms).order_by(directives.c.seq.desc()).limit(1)
 
 
 @dataclass(frozen=True)
 class DirectiveRow:
-    seq: int
+    seq: int  # 0 until stored; only pages read it
     id: str
     input: str
     context_refs: list[str] | None
@@ -24,7 +30,14 @@ class DirectiveRow:
 
 
 def _row(r: Any) -> DirectiveRow:
-    return DirectiveRow(r.seq, r.id, r.input, r.context_refs, r.metadata, r.created_at_ms)
+    return DirectiveRow(
+        r.seq,
+        r.id,
+        r.input,
+        list(r.context_refs) if r.context_refs else None,
+        dict(r.metadata) if r.metadata else None,
+        r.created_at_ms,
+    )
 
 
 def insert(
@@ -42,13 +55,19 @@ def insert(
     )
 
 
+def latest_created_ms(conn: Connection) -> int | None:
+    """createdAt of the newest directive, so a new one never reads as older (the original's monotonic clock)."""
+    value = conn.execute(_LATEST_CREATED).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
 def get(conn: Connection, directive_id: str) -> DirectiveRow | None:
     r = conn.execute(select(directives).where(directives.c.id == directive_id)).one_or_none()
     return _row(r) if r is not None else None
 
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[DirectiveRow]:
-    """Newest first, strictly before `before_seq`."""
+    """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
     q = select(directives).order_by(directives.c.seq.desc()).limit(limit).offset(offset)
     if before_seq is not None:
         q = q.where(directives.c.seq < before_seq)

@@ -1,4 +1,5 @@
-"""Harness profiles, stored as their JSON resource (what a run's `harnessProfileSnapshot` shows)."""
+"""Harness profiles, stored whole as their JSON resource: the document is exactly what the API returns and
+what a run's `harnessProfileSnapshot` shows, so a profile never needs re-assembling from columns."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy import insert as sql_insert
 
 from athena_server.storage.tables import harness_profiles
 
+_INSERT = sql_insert(harness_profiles)
+
 
 @dataclass(frozen=True)
 class ProfileRow:
@@ -20,18 +23,24 @@ class ProfileRow:
 
 
 def insert(conn: Connection, *, id: str, document: dict[str, Any], created_at_ms: int) -> None:
-    conn.execute(sql_insert(harness_profiles).values(id=id, document=document, created_at_ms=created_at_ms))
+    conn.execute(_INSERT, {"id": id, "document": document, "created_at_ms": created_at_ms})
 
 
 def get(conn: Connection, profile_id: str) -> dict[str, Any] | None:
+    """The profile's JSON document, or None when no profile has this id."""
     q = select(harness_profiles.c.document).where(harness_profiles.c.id == profile_id)
     document = conn.execute(q).scalar_one_or_none()
     return dict(document) if document is not None else None
 
 
+def exists(conn: Connection, profile_id: str) -> bool:
+    q = select(harness_profiles.c.seq).where(harness_profiles.c.id == profile_id)
+    return conn.execute(q).first() is not None
+
+
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[ProfileRow]:
-    """Newest first, strictly before `before_seq`."""
+    """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
     q = select(harness_profiles).order_by(harness_profiles.c.seq.desc()).limit(limit).offset(offset)
     if before_seq is not None:
         q = q.where(harness_profiles.c.seq < before_seq)
-    return [ProfileRow(r.seq, r.id, r.document, r.created_at_ms) for r in conn.execute(q).all()]
+    return [ProfileRow(r.seq, r.id, dict(r.document), r.created_at_ms) for r in conn.execute(q).all()]

@@ -1,4 +1,5 @@
-"""Run templates: a directive template with `{{ name }}` placeholders, default parameters and a profile."""
+"""Run templates: a directive template with `{{ name }}` placeholders, its default parameters and the
+harness profile its runs use."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from sqlalchemy import insert as sql_insert
 
 from athena_server.storage.tables import run_templates
 
+_INSERT = sql_insert(run_templates)
+
 
 @dataclass(frozen=True)
 class RunTemplateRow:
-    seq: int
+    seq: int  # 0 until stored; only pages read it
     id: str
     harness_profile_id: str
     directive_template: str
@@ -37,13 +40,14 @@ def insert(
     created_at_ms: int,
 ) -> None:
     conn.execute(
-        sql_insert(run_templates).values(
-            id=id,
-            harness_profile_id=harness_profile_id,
-            directive_template=directive_template,
-            default_params=default_params,
-            created_at_ms=created_at_ms,
-        )
+        _INSERT,
+        {
+            "id": id,
+            "harness_profile_id": harness_profile_id,
+            "directive_template": directive_template,
+            "default_params": default_params,
+            "created_at_ms": created_at_ms,
+        },
     )
 
 
@@ -53,7 +57,7 @@ def get(conn: Connection, template_id: str) -> RunTemplateRow | None:
 
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[RunTemplateRow]:
-    """Newest first, strictly before `before_seq`."""
+    """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
     q = select(run_templates).order_by(run_templates.c.seq.desc()).limit(limit).offset(offset)
     if before_seq is not None:
         q = q.where(run_templates.c.seq < before_seq)

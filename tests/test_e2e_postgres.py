@@ -1,0 +1,122 @@
+"""Two server processes on one PostgreSQL database behave like one server: the concurrency limit is exact
+across them, a cancel sent to one stops a run executing in the other, and a session stays serial."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import AthenaProcess, start_api
+from tests.shapes import error_of, new_session, ok_data
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, timeout=60)
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[tuple[AthenaProcess, AthenaProcess]]:
+    db = f"athena_test_{uuid.uuid4().hex[:10]}"
+    psql(f"CREATE DATABASE {db}")
+    url = f"{PG}/{db}"
+    servers: list[AthenaProcess] = []
+    try:
+        for name in ("a", "b"):
+            servers.append(start_api(tmp_path / name, extra=["--db", url]))
+        yield servers[0], servers[1]
+    finally:
+        for p in servers:
+            p.stop()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_two_processes_share_the_limit_the_cancel_and_the_session(
+    two_servers: tuple[AthenaProcess, AthenaProcess],
+) -> None:
+    a, b = two_servers
+    with httpx.Client(base_url=a.rest_url, timeout=60) as ca, httpx.Client(base_url=b.rest_url, timeout=60) as cb:
+        assert ok_data(ca.get("/api/v1/capabilities"))["stateStore"] == "postgresql"
+        ok_data(ca.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": 2}))
+        # The policy written through A governs B.
+        assert ok_data(cb.get("/api/v1/policy"))["maxConcurrentRuns"] == 2
+
+        peak = 0
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, len(ok_data(ca.get("/api/v1/runs/active", params={"limit": 500}))["items"]))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+
+        def one(i: int) -> httpx.Response:
+            client = ca if i % 2 else cb
+            body = {"sessionId": f"pg{i}", "input": "go", "metadata": {"mock.delayMs": "300"}}
+            return client.post("/api/v1/runs", json=body)
+
+        with ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(one, range(20)))
+        stop.set()
+        watcher.join()
+        ok = [r for r in responses if r.status_code == 200]
+        refused = [r for r in responses if r.status_code != 200]
+        assert len(ok) >= 2 and refused and peak <= 2, (len(ok), peak)
+        for r in refused:
+            error_of(r, 429, "POLICY_CONCURRENCY_LIMIT_EXCEEDED")
+        listed = ok_data(cb.get("/api/v1/policy/rejections", params={"limit": 500}))["items"]
+        assert len(listed) == len(refused)
+
+        # A cancel sent to A stops a run that B executes.
+        ok_data(ca.put("/api/v1/policy", json={"schemaVersion": 1}))
+        sid = new_session()
+        out: list[httpx.Response] = []
+        t = threading.Thread(
+            target=lambda: out.append(
+                cb.post("/api/v1/runs", json={"sessionId": sid, "input": "x", "metadata": {"mock.delayMs": "20000"}})
+            )
+        )
+        t.start()
+        active: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while not active and time.monotonic() < deadline:
+            active = ok_data(ca.get("/api/v1/runs/active", params={"sessionId": sid}))["items"]
+        assert active and active[0]["pid"] == b.proc.pid
+        requested = time.monotonic()
+        assert ok_data(ca.post(f"/api/v1/run-control/by-run/{active[0]['runId']}/cancel", json={}))["status"] == (
+            "cancelled"
+        )
+        t.join(5)
+        assert time.monotonic() - requested < 1.0
+        error_of(out[0], 409, "RUN_CANCELLED")
+
+        # One session, runs through both processes: serial, each sees the turns before it.
+        sid = new_session()
+        with ThreadPoolExecutor(4) as pool:
+            results = list(
+                pool.map(
+                    lambda i: (ca if i % 2 else cb).post(
+                        "/api/v1/runs", json={"sessionId": sid, "input": f"n{i}", "metadata": {"mock.delayMs": "100"}}
+                    ),
+                    range(4),
+                )
+            )
+        for r in results:
+            ok_data(r)
+        transcript = ok_data(ca.get(f"/api/v1/sessions/{sid}/transcript"))["items"]
+        assert [e["role"] for e in transcript] == ["user", "assistant"] * 4
+        for i in range(0, 8, 2):
+            turns = [f"{e['role']}: {e['content']}" for e in transcript[: i + 1]]
+            assert transcript[i + 1]["content"] == "Echo: " + "\n\n".join(turns)
