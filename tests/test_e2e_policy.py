@@ -1,19 +1,33 @@
-"""Policy document, rejections list and fleet summary end to end (seed 002 #21, #24-#26), and the openai
-provider through the API against a real HTTP server speaking the chat-completions protocol."""
+"""The operational policy document and its rejections, end to end through REST and gRPC (seed 002 #24-#26);
+and the openai provider through the API against a real HTTP server speaking the chat-completions protocol.
+
+The policy governs admission for every run of a server, so these tests never write it on the shared
+session server: a policy left there would refuse or time out other modules' runs.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
-from athena.v1 import fleet_pb2, fleet_pb2_grpc, policy_pb2, policy_pb2_grpc
+from athena.v1 import policy_pb2, policy_pb2_grpc
+from athena_server.timefmt import parse_iso
 from tests.fake_openai import FakeOpenAI, Scripted
-from tests.servers import start_api
+from tests.servers import AthenaProcess, start_api
 from tests.shapes import assert_iso, error_of, new_session, ok_data
 
 SEED_26 = {
@@ -24,94 +38,432 @@ SEED_26 = {
     "retryBudgetPerRun": 3,
     "costBudgetDailyUsd": 25.5,
 }
+SEED_25_KEYS = {"id", "createdAt", "sessionId", "activeRuns", "maxConcurrentRuns", "reason"}
+# Additive to seed 25's item: the versioned policy metadata, the refused run's id and the rejection event.
+ADDITIVE_REJECTION_KEYS = {"policy", "runId", "event"}
+SLOW = {"mock.delayMs": "60000"}
 
 
-def test_policy_document_seed_24_and_26(workdir: Path) -> None:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
+    p = start_api(tmp_path_factory.mktemp("policy"))
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: AthenaProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.rest_url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def stub(server: AthenaProcess) -> Iterator[policy_pb2_grpc.PolicyServiceStub]:
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        yield policy_pb2_grpc.PolicyServiceStub(ch)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def policy_events(client: httpx.Client) -> list[dict[str, Any]]:
+    return ok_data(client.get("/api/v1/events", params={"types": "policy.updated", "limit": 500}))["events"]
+
+
+def assert_server_authored(updated_at: str, started_ms: int, ended_ms: int) -> None:
+    assert_iso(updated_at)
+    at = parse_iso(updated_at)
+    assert at is not None and started_ms - 1 <= at <= ended_ms + 1, (updated_at, started_ms, ended_ms)
+
+
+def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(err)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    return info
+
+
+# -- GET / PUT (seed 002 #24, #26) ----------------------------------------------------------------------
+
+
+def test_null_until_the_first_put_then_the_seed_document_and_its_audit_trail(workdir: Path) -> None:
     p = start_api(workdir)
     try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-            assert client.get("/api/v1/policy").json() == {"ok": True, "data": None}
-            written = ok_data(client.put("/api/v1/policy", json={**SEED_26, "updatedAt": "1999-01-01T00:00:00.000Z"}))
-            assert {k: written[k] for k in SEED_26} == SEED_26
-            assert written["updatedAt"] != "1999-01-01T00:00:00.000Z"
-            assert_iso(written["updatedAt"])
-            assert set(written) == {*SEED_26, "updatedAt"}
-            assert ok_data(client.get("/api/v1/policy")) == written
-            # A full replace: fields not sent are gone.
-            replaced = ok_data(
-                client.put("/api/v1/policy", json={"policy": {"schemaVersion": 2}, "auditComment": "reset"})
-            )
-            assert set(replaced) == {"schemaVersion", "updatedAt"} and replaced["schemaVersion"] == 2
-            events = ok_data(client.get("/api/v1/events", params={"types": "policy.updated"}))["events"]
-            assert [e["payload"]["schemaVersion"] for e in events] == [1, 2]
-            last = events[-1]["payload"]
-            assert last["auditComment"] == "reset" and last["before"]["maxConcurrentRuns"] == 2
-            assert last["after"] == replaced
-            with grpc.insecure_channel(p.grpc_target) as ch:
-                got = policy_pb2_grpc.PolicyServiceStub(ch).GetPolicy(policy_pb2.GetPolicyRequest()).policy
-                assert got.schema_version == 2 and not got.HasField("max_concurrent_runs")
-                fleet = fleet_pb2_grpc.FleetServiceStub(ch).GetFleetSummary(fleet_pb2.GetFleetSummaryRequest())
-                assert fleet.total == 0
+        with httpx.Client(base_url=p.rest_url, timeout=60) as c, grpc.insecure_channel(p.grpc_target) as ch:
+            stub = policy_pb2_grpc.PolicyServiceStub(ch)
+            # Seed #24: data is null until the first PUT (and over gRPC the policy field is unset).
+            assert c.get("/api/v1/policy").json() == {"ok": True, "data": None}
+            assert not stub.GetPolicy(policy_pb2.GetPolicyRequest()).HasField("policy")
+            assert policy_events(c) == []
+
+            # Seed #26: the flat form; the client's updatedAt is accepted and ignored.
+            started = now_ms()
+            resp = c.put("/api/v1/policy", json={**SEED_26, "updatedAt": "2001-01-01T00:00:00.000Z"})
+            first = ok_data(resp)
+            assert_server_authored(first["updatedAt"], started, now_ms())
+            assert first == {**SEED_26, "updatedAt": first["updatedAt"]}
+            assert list(first) == ["schemaVersion", "updatedAt", *list(SEED_26)[1:]]
+            assert ok_data(c.get("/api/v1/policy")) == first
+
+            # The write and its event are one: `policy.updated` with no `before` on the first write.
+            (event,) = policy_events(c)
+            assert event["traceId"] == resp.headers["x-trace-id"]
+            assert event["payload"] == {"schemaVersion": 1, "updatedAt": first["updatedAt"], "after": first}
+            assert "sessionId" not in event and "runId" not in event
+
+            # The wrapped form records its audit comment and the document it replaced.
+            started = now_ms()
+            body = {
+                "policy": {"schemaVersion": 2, "maxConcurrentRuns": 4, "updatedAt": "2001-01-01T00:00:00.000Z"},
+                "auditComment": "  raise the limit for the migration  ",
+            }
+            second = ok_data(c.put("/api/v1/policy", json=body))
+            assert_server_authored(second["updatedAt"], started, now_ms())
+            assert second == {"schemaVersion": 2, "updatedAt": second["updatedAt"], "maxConcurrentRuns": 4}
+            assert second["updatedAt"] >= first["updatedAt"]
+            events = policy_events(c)
+            assert [e["type"] for e in events] == ["policy.updated", "policy.updated"]
+            assert events[1]["payload"] == {
+                "schemaVersion": 2,
+                "updatedAt": second["updatedAt"],
+                "auditComment": "raise the limit for the migration",
+                "before": first,
+                "after": second,
+            }
+            assert int(events[1]["id"].removeprefix("evt_")) > int(events[0]["id"].removeprefix("evt_"))
     finally:
         p.stop()
+
+
+def test_put_is_a_full_replace(client: httpx.Client) -> None:
+    ok_data(client.put("/api/v1/policy", json=SEED_26))
+    # Zero is a value, not an absence: retryBudgetPerRun 0 and costBudgetDailyUsd 0 are kept.
+    data = ok_data(
+        client.put("/api/v1/policy", json={"schemaVersion": 3, "retryBudgetPerRun": 0, "costBudgetDailyUsd": 0})
+    )
+    assert data == {"schemaVersion": 3, "updatedAt": data["updatedAt"], "retryBudgetPerRun": 0, "costBudgetDailyUsd": 0}
+    assert ok_data(client.get("/api/v1/policy")) == data
+    # A bare document drops every optional field; null counts as not sent.
+    data = ok_data(client.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": None}))
+    assert data == {"schemaVersion": 1, "updatedAt": data["updatedAt"]}
+    assert ok_data(client.get("/api/v1/policy")) == data
+
+
+def test_flat_form_may_carry_an_audit_comment(client: httpx.Client) -> None:
+    data = ok_data(client.put("/api/v1/policy", json={"schemaVersion": 1, "auditComment": "nightly reset"}))
+    last = policy_events(client)[-1]["payload"]
+    assert last["after"] == data and last["auditComment"] == "nightly reset"
+    # Blank counts as absent.
+    ok_data(client.put("/api/v1/policy", json={"schemaVersion": 1, "auditComment": "   "}))
+    assert "auditComment" not in policy_events(client)[-1]["payload"]
+
+
+# -- validation ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({}, "policy.schemaVersion is required."),
+        ({}, "policy.schemaVersion must be a positive integer."),
+        ({"maxConcurrentRuns": 2}, "policy.schemaVersion must be a positive integer."),
         ({"schemaVersion": 0}, "policy.schemaVersion must be a positive integer."),
+        ({"schemaVersion": -1}, "policy.schemaVersion must be a positive integer."),
         ({"schemaVersion": 1, "maxConcurrentRuns": 0}, "policy.maxConcurrentRuns must be a positive integer."),
-        ({"schemaVersion": 1, "defaultRunTimeoutMs": -5}, "policy.defaultRunTimeoutMs must be a positive integer."),
-        ({"schemaVersion": 1, "defaultScheduleTimeoutMs": 0}, "policy.defaultScheduleTimeoutMs must be a positive"),
+        ({"schemaVersion": 1, "maxConcurrentRuns": -3}, "policy.maxConcurrentRuns must be a positive integer."),
+        ({"schemaVersion": 1, "defaultRunTimeoutMs": 0}, "policy.defaultRunTimeoutMs must be a positive integer."),
+        (
+            {"schemaVersion": 1, "defaultScheduleTimeoutMs": -1},
+            "policy.defaultScheduleTimeoutMs must be a positive integer.",
+        ),
         ({"schemaVersion": 1, "retryBudgetPerRun": -1}, "policy.retryBudgetPerRun must be an integer >= 0."),
-        ({"schemaVersion": 1, "costBudgetDailyUsd": -0.5}, "policy.costBudgetDailyUsd must be a finite number >= 0."),
-        ({"policy": {"schemaVersion": 1}}, "policy.auditComment is required"),
+        ({"schemaVersion": 1, "costBudgetDailyUsd": -0.01}, "policy.costBudgetDailyUsd must be a finite number >= 0."),
+        # Protobuf JSON spells non-finite doubles as strings; they are still not a budget.
+        ({"schemaVersion": 1, "costBudgetDailyUsd": "NaN"}, "policy.costBudgetDailyUsd must be a finite number >= 0."),
+        (
+            {"schemaVersion": 1, "costBudgetDailyUsd": "Infinity"},
+            "policy.costBudgetDailyUsd must be a finite number >= 0.",
+        ),
+        # The wrapped form: the comment is required, and the document's fields follow the same rules.
+        ({"policy": {"schemaVersion": 1}}, "policy.auditComment is required when the document is sent under `policy`."),
+        (
+            {"policy": {"schemaVersion": 1}, "auditComment": " "},
+            "policy.auditComment is required when the document is sent under `policy`.",
+        ),
+        ({"policy": {}, "auditComment": "x"}, "policy.schemaVersion must be a positive integer."),
+        ({"policy": {"schemaVersion": 0}, "auditComment": "x"}, "policy.schemaVersion must be a positive integer."),
+        (
+            {"policy": {"schemaVersion": 1, "maxConcurrentRuns": 0}, "auditComment": "x"},
+            "policy.maxConcurrentRuns must be a positive integer.",
+        ),
+        (
+            {"policy": {"schemaVersion": 1, "retryBudgetPerRun": -2}, "auditComment": "x"},
+            "policy.retryBudgetPerRun must be an integer >= 0.",
+        ),
+        (
+            {"policy": {"schemaVersion": 1, "costBudgetDailyUsd": -5}, "auditComment": "x"},
+            "policy.costBudgetDailyUsd must be a finite number >= 0.",
+        ),
+        # Both forms at once: the full replace would silently drop the top-level field, so it is refused.
+        (
+            {"policy": {"schemaVersion": 1}, "maxConcurrentRuns": 2, "auditComment": "x"},
+            "policy: send the document either flat or under `policy`, not both (also sent: maxConcurrentRuns).",
+        ),
     ],
 )
-def test_policy_validation(rest: httpx.Client, body: dict[str, Any], message: str) -> None:
-    err = error_of(rest.put("/api/v1/policy", json=body), 400, "CONFIG_ERROR")
-    assert message in err["message"]
+def test_invalid_documents_are_config_errors_that_change_nothing(
+    client: httpx.Client, body: dict[str, Any], message: str
+) -> None:
+    before = ok_data(client.put("/api/v1/policy", json={"schemaVersion": 7, "maxConcurrentRuns": 9}))
+    count = len(policy_events(client))
+    err = error_of(client.put("/api/v1/policy", json=body), 400, "CONFIG_ERROR")
+    assert err["message"] == message
+    assert ok_data(client.get("/api/v1/policy")) == before
+    assert len(policy_events(client)) == count
 
 
-@pytest.mark.parametrize("value", [1.5, "two", True])
-def test_policy_rejects_non_integers(rest: httpx.Client, value: Any) -> None:
-    error_of(rest.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": value}), 400, "CONFIG_ERROR")
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("maxConcurrentRuns", 1.5),
+        ("maxConcurrentRuns", "two"),
+        ("maxConcurrentRuns", True),
+        ("maxConcurrentRuns", 2**31),
+        ("defaultRunTimeoutMs", 10.25),
+        ("retryBudgetPerRun", [1]),
+        ("schemaVersion", 1.5),
+        ("costBudgetDailyUsd", "cheap"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_config_errors_naming_the_field(
+    client: httpx.Client, field: str, value: Any
+) -> None:
+    """The gateway's JSON-to-proto parse refuses them before the server sees the request."""
+    body = {"schemaVersion": 1, field: value}
+    err = error_of(client.put("/api/v1/policy", json=body), 400, "CONFIG_ERROR")
+    assert field in err["message"], err
+    wrapped = {"policy": body, "auditComment": "x"}
+    err = error_of(client.put("/api/v1/policy", json=wrapped), 400, "CONFIG_ERROR")
+    assert field in err["message"], err
 
 
-def test_rejections_list_validation_and_empty_shape(rest: httpx.Client) -> None:
-    data = ok_data(rest.get("/api/v1/policy/rejections", params={"sessionId": new_session()}))
-    assert data == {"items": []}
-    for params in ({"cursor": "%%"}, {"sessionId": "bad id"}, {"createdAfter": "yesterday"}):
-        error_of(rest.get("/api/v1/policy/rejections", params=params), 400, "CONFIG_ERROR")
+def test_body_that_is_not_a_json_object(client: httpx.Client) -> None:
+    headers = {"content-type": "application/json"}
+    err = error_of(client.put("/api/v1/policy", content=b"[1]", headers=headers), 400, "CONFIG_ERROR")
+    assert err["message"] == "request.body must be a JSON object."
+    err = error_of(client.put("/api/v1/policy", content=b"{", headers=headers), 400, "CONFIG_ERROR")
+    assert err["message"] == "request.body must contain valid JSON."
 
 
-def test_fleet_summary_counts_runs_by_status(workdir: Path) -> None:
+# -- gRPC ------------------------------------------------------------------------------------------------
+
+
+def test_grpc_put_and_get(client: httpx.Client, stub: policy_pb2_grpc.PolicyServiceStub) -> None:
+    started = now_ms()
+    put = stub.PutPolicy(
+        policy_pb2.PutPolicyRequest(schema_version=5, max_concurrent_runs=3, retry_budget_per_run=0, updated_at="x")
+    ).policy
+    assert (put.schema_version, put.max_concurrent_runs, put.retry_budget_per_run) == (5, 3, 0)
+    assert_server_authored(put.updated_at, started, now_ms())
+    assert put.HasField("retry_budget_per_run") and not put.HasField("cost_budget_daily_usd")
+    got = stub.GetPolicy(policy_pb2.GetPolicyRequest()).policy
+    assert got == put
+    # The same document over REST.
+    assert ok_data(client.get("/api/v1/policy")) == {
+        "schemaVersion": 5,
+        "updatedAt": put.updated_at,
+        "maxConcurrentRuns": 3,
+        "retryBudgetPerRun": 0,
+    }
+
+    wrapped = stub.PutPolicy(
+        policy_pb2.PutPolicyRequest(
+            policy=policy_pb2.Policy(schema_version=6, cost_budget_daily_usd=12.5), audit_comment="budget"
+        )
+    ).policy
+    assert (wrapped.schema_version, wrapped.cost_budget_daily_usd) == (6, 12.5)
+    assert not wrapped.HasField("max_concurrent_runs")
+    assert policy_events(client)[-1]["payload"]["auditComment"] == "budget"
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (policy_pb2.PutPolicyRequest(), "policy.schemaVersion must be a positive integer."),
+        (
+            policy_pb2.PutPolicyRequest(schema_version=1, default_run_timeout_ms=0),
+            "policy.defaultRunTimeoutMs must be a positive integer.",
+        ),
+        (
+            policy_pb2.PutPolicyRequest(policy=policy_pb2.Policy(schema_version=1)),
+            "policy.auditComment is required when the document is sent under `policy`.",
+        ),
+    ],
+)
+def test_grpc_invalid_put_is_invalid_argument(
+    stub: policy_pb2_grpc.PolicyServiceStub, request_: policy_pb2.PutPolicyRequest, message: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.PutPolicy(request_)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.details() == message
+    assert error_info(exc.value).reason == "CONFIG_ERROR"
+
+
+# -- rejections (seed 002 #25) ---------------------------------------------------------------------------
+
+
+def test_rejections_empty_page_and_query_validation(
+    client: httpx.Client, stub: policy_pb2_grpc.PolicyServiceStub
+) -> None:
+    assert ok_data(client.get("/api/v1/policy/rejections")) == {"items": []}
+    assert ok_data(client.get("/api/v1/policy/rejections", params={"limit": "junk", "cursor": "MQ"})) == {"items": []}
+    assert list(stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest()).items) == []
+
+    def bad(params: dict[str, str]) -> str:
+        return error_of(client.get("/api/v1/policy/rejections", params=params), 400, "CONFIG_ERROR")["message"]
+
+    for cursor in ("!!", "abc", "LTE", "eyJraW5kIjoieCJ9"):  # not base64, not a number, "-1", a JSON keyset
+        assert bad({"cursor": cursor}) == "policy.rejections.cursor is invalid.", cursor
+    assert bad({"sessionId": "bad id"}) == "Invalid sessionId 'bad id'. Allowed pattern: ^[A-Za-z0-9._-]+$"
+    assert bad({"createdAfter": "yesterday"}) == "policy.rejections.createdAfter must be a valid ISO datetime."
+    assert bad({"createdBefore": "2026-13-01"}) == "policy.rejections.createdBefore must be a valid ISO datetime."
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest(cursor="!!"))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def wait_running(client: httpx.Client, run_id: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ok_data(client.get(f"/api/v1/runs/{run_id}"))["status"] == "running":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"run {run_id} never started")
+
+
+def test_rejections_are_listed_oldest_first_with_cursor_pages_and_filters(workdir: Path) -> None:
     p = start_api(workdir)
     try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-            for _ in range(3):
-                ok_data(client.post("/api/v1/runs", json={"sessionId": new_session(), "input": "x"}))
-            error_of(
-                client.post(
-                    "/api/v1/runs",
-                    json={"sessionId": new_session(), "input": "x", "metadata": {"mock.failAttempts": "5"}},
+        with httpx.Client(base_url=p.rest_url, timeout=60) as c, grpc.insecure_channel(p.grpc_target) as ch:
+            stub = policy_pb2_grpc.PolicyServiceStub(ch)
+            ok_data(c.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": 1}))
+            # One slow run takes the only slot; each run asked for meanwhile is refused and recorded.
+            holder = ok_data(
+                c.post(
+                    "/api/v1/runs", json={"sessionId": new_session(), "input": "x", "metadata": SLOW, "wait": False}
                 ),
-                502,
-                "PROVIDER_ERROR",
+                202,
             )
-            summary = ok_data(client.get("/api/v1/fleet/summary"))
-            assert summary == {
-                "total": 4,
-                "running": 0,
-                "pending": 0,
-                "succeeded": 3,
-                "failed": 1,
-                "cancelled": 0,
-                "capabilities": {"supportsPodStatus": False, "supportsCpuMemMetrics": False},
-            }
+            wait_running(c, holder["runId"])
+            s1, s2 = new_session(), new_session()
+            for sid in (s1, s2, s1):
+                error_of(
+                    c.post("/api/v1/runs", json={"sessionId": sid, "input": "hello"}),
+                    429,
+                    "POLICY_CONCURRENCY_LIMIT_EXCEEDED",
+                )
+
+            everything = ok_data(c.get("/api/v1/policy/rejections"))
+            assert set(everything) == {"items"}  # no nextCursor: there is no other page
+            items = everything["items"]
+            assert [r["id"] for r in items] == ["rej_1", "rej_2", "rej_3"]
+            assert [r["sessionId"] for r in items] == [s1, s2, s1]
+            for r in items:
+                assert SEED_25_KEYS <= set(r) <= SEED_25_KEYS | ADDITIVE_REJECTION_KEYS, r
+                assert_iso(r["createdAt"])
+                assert {k: r[k] for k in ("activeRuns", "maxConcurrentRuns", "reason")} == {
+                    "activeRuns": 1,
+                    "maxConcurrentRuns": 1,
+                    "reason": "max-concurrent-runs-exceeded",
+                }
+            assert [r["createdAt"] for r in items] == sorted(r["createdAt"] for r in items)
+
+            def page(**params: Any) -> dict[str, Any]:
+                data: dict[str, Any] = ok_data(c.get("/api/v1/policy/rejections", params=params))
+                return data
+
+            # Seed #25 exactly: the first page of one, and the cursor "MQ" after rej_1.
+            first = page(limit=1)
+            assert first == {"items": [items[0]], "nextCursor": "MQ"}
+            second = page(limit=1, cursor="MQ")
+            assert second == {"items": [items[1]], "nextCursor": "Mg"}
+            assert page(limit=1, cursor="Mg") == {"items": [items[2]]}
+            assert page(limit=2) == {"items": items[:2], "nextCursor": "Mg"}
+            assert page(cursor="Mw") == {"items": []}
+
+            # Filters, with the cursor still the position in the whole record.
+            assert page(sessionId=s1) == {"items": [items[0], items[2]]}
+            assert page(sessionId=s1, limit=1) == {"items": [items[0]], "nextCursor": "MQ"}
+            assert page(sessionId=s1, limit=1, cursor="MQ") == {"items": [items[2]]}
+            assert page(sessionId=new_session()) == {"items": []}
+            mid = items[1]["createdAt"]
+            assert page(createdAfter=mid) == {"items": [r for r in items if r["createdAt"] >= mid]}
+            assert page(createdBefore=mid) == {"items": [r for r in items if r["createdAt"] <= mid]}
+            assert page(createdAfter=mid, createdBefore=mid) == {"items": [r for r in items if r["createdAt"] == mid]}
+            assert page(createdAfter="2999-01-01T00:00:00.000Z") == {"items": []}
+            assert page(createdBefore="2000-01-01T00:00:00Z") == {"items": []}
+
+            # The same record over gRPC.
+            resp = stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest(limit=2))
+            assert [r.id for r in resp.items] == ["rej_1", "rej_2"] and resp.next_cursor == "Mg"
+            assert resp.items[0].session_id == s1 and resp.items[0].reason == "max-concurrent-runs-exceeded"
+
+            ok_data(c.post(f"/api/v1/run-control/by-run/{holder['runId']}/cancel", json={}))
     finally:
         p.stop()
+
+
+# -- two processes on one PostgreSQL database --------------------------------------------------------------
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def psql(sql: str) -> bool:
+    if shutil.which("psql") is None:
+        return False
+    out = subprocess.run(
+        ["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, timeout=60
+    )
+    return out.returncode == 0
+
+
+def test_concurrent_puts_through_two_processes_keep_an_exact_audit_trail(tmp_path: Path) -> None:
+    """Each PUT reads the document it replaces; without serialising the writes, two replicas collide on the
+    single policy row (500s) or record a `before` another write already replaced."""
+    db = f"athena_test_{uuid.uuid4().hex[:10]}"
+    if not psql(f"CREATE DATABASE {db}"):
+        pytest.skip("no PostgreSQL at " + PG)
+    servers: list[AthenaProcess] = []
+    try:
+        for name in ("a", "b"):
+            servers.append(start_api(tmp_path / name, extra=["--db", f"{PG}/{db}"]))
+        clients = [httpx.Client(base_url=s.rest_url, timeout=60) for s in servers]
+
+        def put(i: int) -> httpx.Response:
+            return clients[i % 2].put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": i + 1})
+
+        with ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(put, range(40)))
+        assert [r.status_code for r in responses] == [200] * 40, [r.text for r in responses if r.status_code != 200]
+        events = policy_events(clients[0])
+        assert len(events) == 40
+        assert "before" not in events[0]["payload"]
+        for prev, cur in itertools.pairwise(events):
+            assert cur["payload"]["before"] == prev["payload"]["after"]
+            assert cur["payload"]["updatedAt"] >= prev["payload"]["updatedAt"]
+        assert ok_data(clients[1].get("/api/v1/policy")) == events[-1]["payload"]["after"]
+        assert sorted(e["payload"]["after"]["maxConcurrentRuns"] for e in events) == list(range(1, 41))
+        for c in clients:
+            c.close()
+    finally:
+        for s in servers:
+            s.stop()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+# -- the openai provider through the API ------------------------------------------------------------------
 
 
 def test_openai_provider_through_the_api(workdir: Path) -> None:

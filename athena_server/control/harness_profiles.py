@@ -1,12 +1,18 @@
 """Harness profiles: the provider, model, tools, policies, egress rules and verification policies a run
-uses (`harnessProfileId`). Validation follows the original's rules and messages."""
+executes under (`harnessProfileId`).
+
+Validation follows the original's parser and service, in their order and with their messages: egress rules
+and verification policies first, then displayName, version, config and policies; then the checks that need
+configuration (provider, model, and this server's `command` argv rule). The profile is stored as its JSON
+resource, which is what the API returns and what a run snapshots.
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import re
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -23,128 +29,151 @@ from athena_server.tracing import trace_id
 
 VERSIONS = ("v1", "v2")
 EVIDENCE_TYPES = ("text", "json", "binary")
-_DOMAIN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+COMMAND_PROVIDER = "command"
 _CTX = "harnessProfiles.create"
+_KIND = "harness-profiles"
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+_IPV4_PART = re.compile(r"^\d{1,3}$")
 
 
 def profile_message(document: dict[str, Any]) -> harness_profiles_pb2.HarnessProfile:
     return json_to_message(document, harness_profiles_pb2.HarnessProfile())
 
 
-def _host(raw: str, index: int) -> str:
-    host = raw.strip().lower()
-    if not host:
-        raise config_error(f"{_CTX}.allowedEgress[{index}].host must be a non-empty string.")
-    try:
-        ipaddress.IPv4Address(host)
-        return host
-    except ValueError:
-        pass
-    if not _DOMAIN.match(host) or "." not in host.removeprefix("*."):
-        raise config_error(
-            f"{_CTX}.allowedEgress[{index}].host must be a domain, a '*.domain' wildcard or an IPv4 address."
-        )
-    return host
+def _required(value: str, field: str) -> str:
+    if not value.strip():
+        raise config_error(f"{field} must be a non-empty string.")
+    return value.strip()
 
 
-def _strings(values: Collection[str], field: str) -> list[str]:
-    out: list[str] = []
-    for value in values:
-        if not value.strip():
-            raise config_error(f"{_CTX}.{field} must contain non-empty strings.")
-        out.append(value.strip())
+def _is_ipv4(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == 4 and all(_IPV4_PART.match(p) and int(p) <= 255 for p in parts)
+
+
+def _is_hostname(host: str) -> bool:
+    if not 0 < len(host) <= 253:
+        return False
+    return all(0 < len(label) <= 63 and _LABEL.match(label) for label in host.split("."))
+
+
+def is_egress_host(host: str) -> bool:
+    """A lowercase domain (one label is enough), a `*.domain` wildcard or an IPv4 address, as the original."""
+    return _is_ipv4(host) or _is_hostname(host) or (host.startswith("*.") and _is_hostname(host[2:]))
+
+
+def _egress(rules: Iterable[harness_profiles_pb2.EgressRule]) -> list[harness_profiles_pb2.EgressRule]:
+    out: list[harness_profiles_pb2.EgressRule] = []
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        ctx = f"{_CTX}.allowedEgress[{i}]"
+        host = _required(rule.host, f"{ctx}.host").lower()
+        if not is_egress_host(host):
+            raise config_error(f"{ctx}.host must be a valid domain, wildcard domain, or IPv4 address.")
+        clean = harness_profiles_pb2.EgressRule(host=host)
+        if rule.HasField("port"):
+            if not 1 <= rule.port <= 65535:
+                raise config_error(f"{ctx}.port must be an integer between 1 and 65535.")
+            clean.port = rule.port
+        destination = f"{host}:{clean.port if clean.HasField('port') else '*'}"
+        if destination in seen:
+            raise config_error(f"{_CTX}.allowedEgress contains duplicate destination '{destination}'.")
+        seen.add(destination)
+        out.append(clean)
     return out
 
 
-def validate(
-    req: harness_profiles_pb2.CreateHarnessProfileRequest,
-    provider_names: Collection[str],
-    allowed_models: Collection[str],
-) -> harness_profiles_pb2.HarnessProfile:
-    """The profile to store (id and createdAt still unset), or CONFIG_ERROR naming the field."""
-    display_name = req.display_name.strip()
-    if not display_name:
-        raise config_error(f"{_CTX}.displayName must be a non-empty string.")
+def _verification(
+    policies: Iterable[harness_profiles_pb2.VerificationPolicy],
+) -> list[harness_profiles_pb2.VerificationPolicy]:
+    out: list[harness_profiles_pb2.VerificationPolicy] = []
+    ids: set[str] = set()
+    for i, policy in enumerate(policies):
+        ctx = f"{_CTX}.verificationPolicies[{i}]"
+        policy_id = _required(policy.id, f"{ctx}.id")
+        if policy_id in ids:
+            raise config_error(f"{_CTX}.verificationPolicies contains duplicate id '{policy_id}'.")
+        ids.add(policy_id)
+        kind = _required(policy.kind, f"{ctx}.kind")
+        if kind != "require-evidence":
+            raise config_error(f"{ctx}.kind is unsupported: {kind}.")
+        clean = harness_profiles_pb2.VerificationPolicy(
+            id=policy_id, kind=kind, label=_required(policy.label, f"{ctx}.label")
+        )
+        evidence_type = policy.evidence_type.strip() if policy.HasField("evidence_type") else ""
+        if evidence_type:
+            if evidence_type not in EVIDENCE_TYPES:
+                raise config_error(f"{ctx}.evidenceType must be 'text', 'json', or 'binary'.")
+            clean.evidence_type = evidence_type
+        out.append(clean)
+    return out
+
+
+def _config(req: harness_profiles_pb2.CreateHarnessProfileRequest) -> harness_profiles_pb2.HarnessConfig:
+    if not req.HasField("config"):
+        raise config_error(f"{_CTX}.config must be an object.")
+    config = req.config
+    tools = [_required(tool, f"{_CTX}.config.tools[{i}]") for i, tool in enumerate(config.tools)]
+    if not tools:
+        raise config_error(f"{_CTX}.config.tools must include at least one tool.")
+    # argv elements are kept verbatim (an argument may mean its spaces); only empty ones are refused.
+    for i, arg in enumerate(config.command):
+        _required(arg, f"{_CTX}.config.command[{i}]")
+    return harness_profiles_pb2.HarnessConfig(
+        provider=_required(config.provider, f"{_CTX}.config.provider"),
+        model=_required(config.model, f"{_CTX}.config.model"),
+        tools=list(dict.fromkeys(tools)),
+        command=list(config.command),
+    )
+
+
+def _policies(req: harness_profiles_pb2.CreateHarnessProfileRequest) -> harness_profiles_pb2.HarnessPolicies:
+    if not req.HasField("policies"):
+        raise config_error(f"{_CTX}.policies must be an object.")
+    policies = req.policies
+    for field, value in (("timeoutMs", policies.timeout_ms), ("retryLimit", policies.retry_limit)):
+        if value <= 0:
+            raise config_error(f"{_CTX}.policies.{field} must be a positive integer.")
+    if not math.isfinite(policies.budget_usd):
+        raise config_error(f"{_CTX}.policies.budgetUsd must be a finite number when provided.")
+    if policies.budget_usd < 0:
+        raise config_error(f"{_CTX}.policies.budgetUsd must be >= 0.")
+    return harness_profiles_pb2.HarnessPolicies(
+        timeout_ms=policies.timeout_ms, retry_limit=policies.retry_limit, budget_usd=policies.budget_usd
+    )
+
+
+def parse(req: harness_profiles_pb2.CreateHarnessProfileRequest) -> harness_profiles_pb2.HarnessProfile:
+    """The request's shape checks (no configuration needed): the profile to store, id and createdAt unset."""
+    egress = _egress(req.allowed_egress)
+    checks = _verification(req.verification_policies)
+    display_name = _required(req.display_name, f"{_CTX}.displayName")
     if req.version not in VERSIONS:
         raise config_error(f"{_CTX}.version must be 'v1' or 'v2'.")
-    if not req.HasField("config"):
-        raise config_error(f"{_CTX}.config is required.")
-    provider = req.config.provider.strip()
-    model = req.config.model.strip()
-    if not provider:
-        raise config_error(f"{_CTX}.config.provider must be a non-empty string.")
-    if not model:
-        raise config_error(f"{_CTX}.config.model must be a non-empty string.")
-    tools = list(dict.fromkeys(_strings(req.config.tools, "config.tools")))
-    if not tools:
-        raise config_error(f"{_CTX}.config.tools must be a non-empty array of strings.")
-    command = _strings(req.config.command, "config.command")
-    if not req.HasField("policies"):
-        raise config_error(f"{_CTX}.policies is required.")
-    policies = req.policies
-    if policies.timeout_ms < 1:
-        raise config_error(f"{_CTX}.policies.timeoutMs must be a positive integer.")
-    if policies.retry_limit < 1:
-        raise config_error(f"{_CTX}.policies.retryLimit must be a positive integer.")
-    if not policies.budget_usd >= 0 or policies.budget_usd == float("inf"):
-        raise config_error(f"{_CTX}.policies.budgetUsd must be a finite number >= 0.")
-    egress: list[harness_profiles_pb2.EgressRule] = []
-    seen: set[tuple[str, int | None]] = set()
-    for i, rule in enumerate(req.allowed_egress):
-        host = _host(rule.host, i)
-        port = rule.port if rule.HasField("port") else None
-        if port is not None and not 1 <= port <= 65535:
-            raise config_error(f"{_CTX}.allowedEgress[{i}].port must be an integer in 1..65535.")
-        if (host, port) in seen:
-            raise config_error(f"{_CTX}.allowedEgress contains a duplicate rule: {host}{f':{port}' if port else ''}.")
-        seen.add((host, port))
-        out = harness_profiles_pb2.EgressRule(host=host)
-        if port is not None:
-            out.port = port
-        egress.append(out)
-    checks: list[harness_profiles_pb2.VerificationPolicy] = []
-    ids: set[str] = set()
-    for i, check in enumerate(req.verification_policies):
-        check_id = check.id.strip()
-        if not check_id:
-            raise config_error(f"{_CTX}.verificationPolicies[{i}].id must be a non-empty string.")
-        if check_id in ids:
-            raise config_error(f"{_CTX}.verificationPolicies ids must be unique. Duplicate: {check_id}.")
-        ids.add(check_id)
-        if check.kind != "require-evidence":
-            raise config_error(f"{_CTX}.verificationPolicies[{i}].kind must be 'require-evidence'.")
-        if not check.label.strip():
-            raise config_error(f"{_CTX}.verificationPolicies[{i}].label must be a non-empty string.")
-        out_check = harness_profiles_pb2.VerificationPolicy(id=check_id, kind=check.kind, label=check.label.strip())
-        if check.HasField("evidence_type"):
-            if check.evidence_type not in EVIDENCE_TYPES:
-                raise config_error(
-                    f"{_CTX}.verificationPolicies[{i}].evidenceType must be one of: {', '.join(EVIDENCE_TYPES)}."
-                )
-            out_check.evidence_type = check.evidence_type
-        checks.append(out_check)
-    if provider not in provider_names:
-        raise config_error(
-            f"{_CTX}.config.provider must be a registered provider. Allowed: {', '.join(sorted(provider_names))}."
-        )
-    if model not in allowed_models:
-        raise config_error(
-            f"{_CTX}.config.model must match a configured model. Allowed: {', '.join(sorted(allowed_models))}."
-        )
-    if provider == "command" and not command:
-        raise config_error(f"{_CTX}.config.command must name the agent program (argv) for provider 'command'.")
-    if provider != "command" and command:
-        raise config_error(f"{_CTX}.config.command is only used with provider 'command'.")
     return harness_profiles_pb2.HarnessProfile(
         display_name=display_name,
         version=req.version,
-        config=harness_profiles_pb2.HarnessConfig(provider=provider, model=model, tools=tools, command=command),
-        policies=harness_profiles_pb2.HarnessPolicies(
-            timeout_ms=policies.timeout_ms, retry_limit=policies.retry_limit, budget_usd=policies.budget_usd
-        ),
+        config=_config(req),
+        policies=_policies(req),
         allowed_egress=egress,
         verification_policies=checks,
     )
+
+
+def check_config(
+    config: harness_profiles_pb2.HarnessConfig, provider_names: Collection[str], allowed_models: Collection[str]
+) -> None:
+    """The configuration checks: a registered provider, an allowed model, and argv exactly for `command`."""
+    if config.provider not in provider_names:
+        raise config_error(f"{_CTX}.config.provider must reference a configured provider. Received: {config.provider}.")
+    if config.model not in allowed_models:
+        raise config_error(f"{_CTX}.config.model must match a configured model. Allowed: {', '.join(allowed_models)}.")
+    if config.provider == COMMAND_PROVIDER and not config.command:
+        raise config_error(
+            f"{_CTX}.config.command must be a non-empty array of strings for provider '{COMMAND_PROVIDER}'."
+        )
+    if config.provider != COMMAND_PROVIDER and config.command:
+        raise config_error(f"{_CTX}.config.command is only supported for provider '{COMMAND_PROVIDER}'.")
 
 
 class HarnessProfileService:
@@ -154,6 +183,8 @@ class HarnessProfileService:
         provider_names: Callable[[], Collection[str]],
         allowed_models: Callable[[str], Collection[str]],
     ) -> None:
+        """`provider_names` and `allowed_models(provider)` are read per request, so they follow the
+        registry and the configured models without this service knowing either."""
         self.store = store
         self.provider_names = provider_names
         self.allowed_models = allowed_models
@@ -161,7 +192,9 @@ class HarnessProfileService:
     async def create(
         self, req: harness_profiles_pb2.CreateHarnessProfileRequest
     ) -> harness_profiles_pb2.HarnessProfile:
-        profile = validate(req, self.provider_names(), self.allowed_models(req.config.provider.strip()))
+        profile = parse(req)
+        provider = profile.config.provider
+        check_config(profile.config, self.provider_names(), list(self.allowed_models(provider)))
         created = now_ms()
         profile.id = str(uuid.uuid4())
         profile.created_at = iso(created)
@@ -177,7 +210,7 @@ class HarnessProfileService:
                 payload={
                     "harnessProfileId": profile.id,
                     "version": profile.version,
-                    "provider": profile.config.provider,
+                    "provider": provider,
                     "model": profile.config.model,
                 },
             )
@@ -189,11 +222,11 @@ class HarnessProfileService:
         self, req: harness_profiles_pb2.ListHarnessProfilesRequest
     ) -> harness_profiles_pb2.ListHarnessProfilesResponse:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
-        before, offset = catalog_pages.decode(req.cursor, "harness-profiles", "harnessProfiles.list")
+        before, offset = catalog_pages.decode(req.cursor, _KIND, "harnessProfiles.list")
         rows = await self.store.read(lambda conn: harness_profiles.page(conn, limit + 1, before, offset))
         resp = harness_profiles_pb2.ListHarnessProfilesResponse(
             items=[profile_message(r.document) for r in rows[:limit]]
         )
         if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode("harness-profiles", rows[limit - 1].seq)
+            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
         return resp

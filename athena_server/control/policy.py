@@ -1,15 +1,18 @@
 """The operational policy document (`GET`/`PUT /api/v1/policy`) and its record of refusals.
 
 The PUT is a full replace: fields not sent are dropped, `updatedAt` is always the server's clock. The
-document is enforced by control/admission.py for every run, whatever started it.
+document is enforced by control/admission.py for every run, whatever started it; refusals are recorded
+there, in the admission transaction, and only listed here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
-from sqlalchemy import Connection
+from google.protobuf.message import Message
+from sqlalchemy import Connection, text
 
 from athena.v1 import policy_pb2
 from athena_server import cursors, validation
@@ -21,24 +24,34 @@ from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
 from athena_server.tracing import trace_id
 
+CONTEXT = "policy"
+REJECTIONS_CONTEXT = "policy.rejections"
+# Any constant: the PostgreSQL advisory lock key that serialises policy writes across replicas.
+_POLICY_LOCK_KEY = 0x504F4C59
+
+# The optional document fields: proto name, JSON name, smallest allowed value, the rule as the message says it.
+_INT_FIELDS: tuple[tuple[str, str, int, str], ...] = (
+    ("max_concurrent_runs", "maxConcurrentRuns", 1, "a positive integer"),
+    ("default_run_timeout_ms", "defaultRunTimeoutMs", 1, "a positive integer"),
+    ("default_schedule_timeout_ms", "defaultScheduleTimeoutMs", 1, "a positive integer"),
+    ("retry_budget_per_run", "retryBudgetPerRun", 0, "an integer >= 0"),
+)
+_COST_FIELD = "cost_budget_daily_usd"
+_DOCUMENT_FIELDS = frozenset({"schema_version", _COST_FIELD, *(f[0] for f in _INT_FIELDS)})
+
 
 def policy_message(doc: PolicyDoc) -> policy_pb2.Policy:
     msg = policy_pb2.Policy(schema_version=doc.schema_version, updated_at=iso(doc.updated_at_ms))
-    for name in (
-        "max_concurrent_runs",
-        "default_run_timeout_ms",
-        "default_schedule_timeout_ms",
-        "retry_budget_per_run",
-        "cost_budget_daily_usd",
-    ):
+    for name in (*(f[0] for f in _INT_FIELDS), _COST_FIELD):
         value = getattr(doc, name)
         if value is not None:
             setattr(msg, name, value)
     return msg
 
 
-def _struct_dict(value: Any) -> dict[str, Any]:
-    return dict(value) if value else {}
+def policy_json(doc: PolicyDoc) -> dict[str, Any]:
+    """The document as GET answers it, for the `before`/`after` of the `policy.updated` event."""
+    return {**doc.to_json(), "updatedAt": iso(doc.updated_at_ms)}
 
 
 def rejection_message(row: RejectionRow) -> policy_pb2.PolicyRejection:
@@ -59,47 +72,54 @@ def rejection_message(row: RejectionRow) -> policy_pb2.PolicyRejection:
     return msg
 
 
-def _document(req: policy_pb2.PutPolicyRequest) -> tuple[PolicyDoc, str | None]:
-    """Validate either body form; returns the new document (stamped now) and the audit comment."""
-    ctx = "policy"
-    wrapped = req.HasField("policy")
-    comment: str | None = None
-    if wrapped:
-        comment = req.audit_comment.strip() if req.HasField("audit_comment") else ""
+def _present(msg: Message) -> set[str]:
+    """Fields the client sent. Every document field is `optional` in the flat form, so presence is exact;
+    under `policy` a zero `schemaVersion` reads as absent, which the same rule refuses."""
+    return {f.name for f, _ in msg.ListFields()}
+
+
+def _document(req: policy_pb2.PutPolicyRequest) -> tuple[dict[str, Any], str | None]:
+    """Validate either body form. Returns the new document's fields (without `updatedAt`, which the write
+    stamps) and the audit comment."""
+    flat = _present(req) & _DOCUMENT_FIELDS
+    if req.HasField("policy"):
+        # A field beside the wrapped document would be silently dropped by the full replace: refuse it.
+        if flat:
+            names = ", ".join(sorted(req.DESCRIPTOR.fields_by_name[n].json_name for n in flat))
+            raise config_error(
+                f"{CONTEXT}: send the document either flat or under `policy`, not both (also sent: {names})."
+            )
+        comment = req.audit_comment.strip()
         if not comment:
-            raise config_error("policy.auditComment is required when the document is sent under `policy`.")
+            raise config_error(f"{CONTEXT}.auditComment is required when the document is sent under `policy`.")
         src: Any = req.policy
-        present = {f.name for f, _ in src.ListFields()}
-        schema_version = src.schema_version if "schema_version" in present else None
+        present = _present(req.policy)
     else:
-        src = req
-        present = {f.name for f, _ in src.ListFields()}
-        schema_version = req.schema_version if req.HasField("schema_version") else None
-        if req.HasField("audit_comment"):
-            comment = req.audit_comment.strip() or None
-    if schema_version is None:
-        raise config_error(f"{ctx}.schemaVersion is required.")
-    if schema_version < 1:
-        raise config_error(f"{ctx}.schemaVersion must be a positive integer.")
-    values: dict[str, Any] = {}
-    for name, json_name, minimum in (
-        ("max_concurrent_runs", "maxConcurrentRuns", 1),
-        ("default_run_timeout_ms", "defaultRunTimeoutMs", 1),
-        ("default_schedule_timeout_ms", "defaultScheduleTimeoutMs", 1),
-        ("retry_budget_per_run", "retryBudgetPerRun", 0),
-    ):
+        comment = req.audit_comment.strip()
+        src, present = req, flat
+    if "schema_version" not in present or src.schema_version < 1:
+        raise config_error(f"{CONTEXT}.schemaVersion must be a positive integer.")
+    values: dict[str, Any] = {"schema_version": src.schema_version}
+    for name, json_name, minimum, rule in _INT_FIELDS:
         if name in present:
             value = getattr(src, name)
             if value < minimum:
-                kind = "a positive integer" if minimum == 1 else "an integer >= 0"
-                raise config_error(f"{ctx}.{json_name} must be {kind}.")
+                raise config_error(f"{CONTEXT}.{json_name} must be {rule}.")
             values[name] = value
-    if "cost_budget_daily_usd" in present:
+    if _COST_FIELD in present:
         cost = src.cost_budget_daily_usd
+        # Protobuf JSON accepts "NaN" and "Infinity" for doubles, so finiteness is checked here.
         if not math.isfinite(cost) or cost < 0:
-            raise config_error(f"{ctx}.costBudgetDailyUsd must be a finite number >= 0.")
-        values["cost_budget_daily_usd"] = cost
-    return PolicyDoc(schema_version=schema_version, updated_at_ms=now_ms(), **values), comment
+            raise config_error(f"{CONTEXT}.costBudgetDailyUsd must be a finite number >= 0.")
+        values[_COST_FIELD] = cost
+    return values, comment or None
+
+
+def _lock_policy(conn: Connection) -> None:
+    """Serialise policy writes across processes, so concurrent PUTs neither collide on the single policy row
+    nor record a `before` that another write already replaced (SQLite's single writer already does this)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _POLICY_LOCK_KEY})
 
 
 class PolicyService:
@@ -114,36 +134,43 @@ class PolicyService:
         return resp
 
     async def put(self, req: policy_pb2.PutPolicyRequest) -> policy_pb2.PutPolicyResponse:
-        doc, comment = _document(req)
+        """Replace the document and record `policy.updated` (with the document before and after) in one
+        transaction, so the event log is an exact audit trail of the policy."""
+        values, comment = _document(req)
         trace = trace_id()
 
-        def unit(conn: Connection) -> None:
+        def unit(conn: Connection) -> PolicyDoc:
+            _lock_policy(conn)
             before = policy_store.get(conn)
+            # Stamped under the lock, so `updatedAt` follows the order the writes took effect in.
+            doc = PolicyDoc(updated_at_ms=now_ms(), **values)
+            if before is not None and doc.updated_at_ms < before.updated_at_ms:
+                doc = dataclasses.replace(doc, updated_at_ms=before.updated_at_ms)
             policy_store.put(conn, doc)
-            after = {**doc.to_json(), "updatedAt": iso(doc.updated_at_ms)}
-            payload: dict[str, Any] = {
-                "schemaVersion": doc.schema_version,
-                "updatedAt": iso(doc.updated_at_ms),
-                "after": after,
-            }
-            if before is not None:
-                payload["before"] = {**before.to_json(), "updatedAt": iso(before.updated_at_ms)}
-            if comment:
+            payload: dict[str, Any] = {"schemaVersion": doc.schema_version, "updatedAt": iso(doc.updated_at_ms)}
+            if comment is not None:
                 payload["auditComment"] = comment
+            if before is not None:
+                payload["before"] = policy_json(before)
+            payload["after"] = policy_json(doc)
             events.append(conn, "policy.updated", trace_id=trace, payload=payload)
+            return doc
 
-        await self.store.write(unit)
+        doc = await self.store.write(unit)
         return policy_pb2.PutPolicyResponse(policy=policy_message(doc))
 
     async def rejections(self, req: policy_pb2.ListPolicyRejectionsRequest) -> policy_pb2.ListPolicyRejectionsResponse:
-        ctx = "policy.rejections"
+        """Oldest first (seed 025: the cursor `MQ` follows `rej_1`); the cursor is the last item's sequence
+        number, so rejections recorded between pages neither repeat nor go missing."""
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
-        after = cursors.decode_number(req.cursor, ctx) if req.cursor else 0
-        session_id = validation.optional_session_id(req.session_id, ctx)
-        created_after = validation.optional_instant(req.created_after, ctx, "createdAfter")
-        created_before = validation.optional_instant(req.created_before, ctx, "createdBefore")
-        rows = await self.store.read(
-            lambda conn: policy_store.page_rejections(
+        after = cursors.decode_number(req.cursor, REJECTIONS_CONTEXT) if req.cursor else 0
+        session_id = validation.optional_session_id(req.session_id, REJECTIONS_CONTEXT)
+        created_after = validation.optional_instant(req.created_after, REJECTIONS_CONTEXT, "createdAfter")
+        created_before = validation.optional_instant(req.created_before, REJECTIONS_CONTEXT, "createdBefore")
+
+        def unit(conn: Connection) -> list[RejectionRow]:
+            # One row past the page tells whether another page exists.
+            return policy_store.page_rejections(
                 conn,
                 after_seq=after,
                 limit=limit + 1,
@@ -151,8 +178,10 @@ class PolicyService:
                 created_after_ms=created_after,
                 created_before_ms=created_before,
             )
-        )
-        resp = policy_pb2.ListPolicyRejectionsResponse(items=[rejection_message(r) for r in rows[:limit]])
+
+        rows = await self.store.read(unit)
+        page = rows[:limit]
+        resp = policy_pb2.ListPolicyRejectionsResponse(items=[rejection_message(r) for r in page])
         if len(rows) > limit:
-            resp.next_cursor = cursors.encode(rows[limit - 1].seq)
+            resp.next_cursor = cursors.encode(page[-1].seq)
         return resp

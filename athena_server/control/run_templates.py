@@ -1,4 +1,6 @@
-"""Run templates: `{{ name }}` placeholders, their defaults, and rendering."""
+"""Run templates: a directive text with `{{ name }}` placeholders, default parameters covering every one,
+and the harness profile its runs use. `placeholders` and `render` are the pure template logic, shared with
+the template runner (`POST /api/v1/templates/{id}/run`)."""
 
 from __future__ import annotations
 
@@ -18,20 +20,42 @@ from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
 from athena_server.tracing import trace_id
 
+# `{{ name }}`: whitespace inside the braces is optional; anything else (`{{ a-b }}`, `{{}}`) is literal text.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_CTX = "runTemplates.create"
+_KIND = "run-templates"
 
 
 def placeholders(template: str) -> list[str]:
-    """The distinct placeholder names, sorted."""
+    """The distinct placeholder names of `template`, sorted."""
     return sorted(set(PLACEHOLDER.findall(template)))
 
 
+def missing(template: str, params: Mapping[str, str]) -> list[str]:
+    """The placeholders `params` has no value for, sorted."""
+    return [name for name in placeholders(template) if name not in params]
+
+
 def render(template: str, params: Mapping[str, str], context: str) -> str:
-    """Substitute every placeholder; CONFIG_ERROR `<context> is missing values for placeholders: a, b.`"""
-    missing = [name for name in placeholders(template) if name not in params]
-    if missing:
-        raise config_error(f"{context} is missing values for placeholders: {', '.join(missing)}.")
+    """Substitute every placeholder in one pass (a value that itself looks like `{{ x }}` stays as is).
+    CONFIG_ERROR `<context> is missing values for placeholders: a, b.` when any has no value."""
+    absent = missing(template, params)
+    if absent:
+        raise config_error(f"{context} is missing values for placeholders: {', '.join(absent)}.")
     return PLACEHOLDER.sub(lambda m: params[m.group(1)], template)
+
+
+def clean_params(values: Mapping[str, str], context: str) -> dict[str, str]:
+    """Keys and values trimmed; empty keys or values are CONFIG_ERROR (`<context>.<key> must be ...`)."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = key.strip()
+        if not name:
+            raise config_error(f"{context} keys must be non-empty strings.")
+        if not value.strip():
+            raise config_error(f"{context}.{name} must be a non-empty string.")
+        out[name] = value.strip()
+    return out
 
 
 def template_message(row: RunTemplateRow) -> run_templates_pb2.RunTemplate:
@@ -49,29 +73,26 @@ class RunTemplateService:
         self.store = store
 
     async def create(self, req: run_templates_pb2.CreateRunTemplateRequest) -> run_templates_pb2.RunTemplate:
-        ctx = "runTemplates.create"
         profile_id = req.harness_profile_id.strip()
         if not profile_id:
-            raise config_error(f"{ctx}.harnessProfileId must be a non-empty string.")
-        template = req.directive_template
-        if not template.strip():
-            raise config_error(f"{ctx}.directiveTemplate must be a non-empty string.")
-        defaults: dict[str, str] = {}
-        for key, value in req.default_params.items():
-            if not value.strip():
-                raise config_error(f"{ctx}.defaultParams.{key} must be a non-empty string.")
-            defaults[key] = value
-        missing = [name for name in placeholders(template) if name not in defaults]
-        if missing:
-            raise config_error(f"{ctx}.defaultParams is missing values for placeholders: {', '.join(missing)}.")
+            raise config_error(f"{_CTX}.harnessProfileId must be a non-empty string.")
+        template = req.directive_template.strip()
+        if not template:
+            raise config_error(f"{_CTX}.directiveTemplate must be a non-empty string.")
+        defaults = clean_params(req.default_params, f"{_CTX}.defaultParams")
         row = RunTemplateRow(0, str(uuid.uuid4()), profile_id, template, defaults, now_ms())
         trace = trace_id()
 
         def unit(conn: Connection) -> None:
-            if harness_profiles.get(conn, profile_id) is None:
+            # The profile is checked in the transaction that stores the template, as the original checks
+            # it before the placeholders.
+            if not harness_profiles.exists(conn, profile_id):
                 raise config_error(
-                    f"{ctx}.harnessProfileId must reference an existing harness profile. Received: {profile_id}."
+                    f"{_CTX}.harnessProfileId must reference an existing harness profile. Received: {profile_id}."
                 )
+            absent = missing(template, defaults)
+            if absent:
+                raise config_error(f"{_CTX}.defaultParams is missing values for placeholders: {', '.join(absent)}.")
             run_templates.insert(
                 conn,
                 id=row.id,
@@ -84,11 +105,7 @@ class RunTemplateService:
                 conn,
                 "run-template.created",
                 trace_id=trace,
-                payload={
-                    "runTemplateId": row.id,
-                    "harnessProfileId": profile_id,
-                    "placeholders": placeholders(template),
-                },
+                payload={"runTemplateId": row.id, "harnessProfileId": profile_id},
             )
 
         await self.store.write(unit)
@@ -96,9 +113,9 @@ class RunTemplateService:
 
     async def list(self, req: run_templates_pb2.ListRunTemplatesRequest) -> run_templates_pb2.ListRunTemplatesResponse:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
-        before, offset = catalog_pages.decode(req.cursor, "run-templates", "runTemplates.list")
+        before, offset = catalog_pages.decode(req.cursor, _KIND, "runTemplates.list")
         rows = await self.store.read(lambda conn: run_templates.page(conn, limit + 1, before, offset))
         resp = run_templates_pb2.ListRunTemplatesResponse(items=[template_message(r) for r in rows[:limit]])
         if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode("run-templates", rows[limit - 1].seq)
+            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
         return resp

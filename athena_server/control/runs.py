@@ -28,7 +28,7 @@ from athena_server.config import Settings
 from athena_server.control import admission
 from athena_server.control.admission import Workload
 from athena_server.control.run_specs import RunSpec, RunSpecs, TemplateInfo
-from athena_server.control.run_templates import render
+from athena_server.control.run_templates import clean_params, render
 from athena_server.engine.cancels import CancelWatcher
 from athena_server.engine.context import MAX_HISTORY_ENTRIES, compile_context
 from athena_server.engine.execution import Attempts, Verification, call_with_retries, verify
@@ -215,11 +215,7 @@ class RunService:
         template = await self.store.read(lambda conn: run_templates.get(conn, template_id))
         if template is None:
             raise config_error(f"{ctx}.id must reference an existing run template. Received: {template_id}.")
-        params = dict(template.default_params)
-        for key, value in req.params.items():
-            if not value.strip():
-                raise config_error(f"{ctx}.params.{key} must be a non-empty string.")
-            params[key] = value
+        params = {**template.default_params, **clean_params(req.params, f"{ctx}.params")}
         rendered = render(template.directive_template, params, f"{ctx}.params")
         session_id = req.session_id.strip() or f"template-{template_id}-{uuid.uuid4().hex[:12]}"
         metadata = {

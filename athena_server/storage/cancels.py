@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import cancel_requests as cr
 
 
@@ -25,7 +26,7 @@ def _row(r: Any) -> CancelRow:
 
 
 _GET = select(cr).where(cr.c.run_id == bindparam("run_id"))
-_DELETE = delete(cr).where(cr.c.run_id == bindparam("run_id"))
+_DELETE = Prepared(delete(cr).where(cr.c.run_id == bindparam("run_id")))
 
 
 def get(conn: Connection, run_id: str) -> CancelRow | None:
@@ -47,7 +48,7 @@ def insert_request(conn: Connection, row: CancelRow) -> None:
 
 
 def consume(conn: Connection, run_id: str) -> None:
-    conn.execute(_DELETE, {"run_id": run_id})
+    _DELETE.run(conn, {"run_id": run_id})
 
 
 def for_runs(conn: Connection, run_ids: list[str]) -> list[CancelRow]:

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import directives
 
 # Built once: the run path inserts a shadow directive per raw-input run.
-_INSERT = sql_insert(directives)
+_INSERT = Prepared(sql_insert(directives))
 _LATEST_CREATED = select(directives.c.created_at_ms).order_by(directives.c.seq.desc()).limit(1)
 
 
@@ -49,8 +50,8 @@ def insert(
     metadata: dict[str, str] | None,
     created_at_ms: int,
 ) -> None:
-    conn.execute(
-        _INSERT,
+    _INSERT.run(
+        conn,
         {"id": id, "input": input, "context_refs": context_refs, "metadata": metadata, "created_at_ms": created_at_ms},
     )
 

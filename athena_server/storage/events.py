@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.store import EVENTS_WRITTEN
 from athena_server.storage.tables import events
 from athena_server.timefmt import now_ms
 
 _EVENT_LOCK_KEY = 0x45564E54
 # Statements on the run path are built once: building a Core statement per call costs ~5x executing it.
-_INSERT = insert(events)
+_INSERT = Prepared(insert(events))
 EVENT_ID_PREFIX = "evt_"
 
 
@@ -62,8 +63,8 @@ def append(
 ) -> int:
     if conn.dialect.name == "postgresql" and not conn.info.get(EVENTS_WRITTEN):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
-    result = conn.execute(
-        _INSERT,
+    outcome = _INSERT.run(
+        conn,
         {
             "type": type,
             "trace_id": trace_id,
@@ -75,8 +76,7 @@ def append(
         },
     )
     conn.info[EVENTS_WRITTEN] = True
-    (seq,) = result.inserted_primary_key or (0,)
-    return int(seq)
+    return int(outcome.lastrowid or 0)
 
 
 def _row(r: Any) -> EventRow:

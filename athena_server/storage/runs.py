@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import runs
 
 ACTIVE = ("pending", "running")
 _ADMISSION_LOCK_KEY = 0x41444D54
 # Statements on the run path are built once (building a Core statement per call costs more than running it).
-_INSERT = insert(runs)
-_UPDATE = update(runs).where(runs.c.id == bindparam("_id"))
+_INSERT = Prepared(insert(runs))
+_UPDATE = Prepared(update(runs).where(runs.c.id == bindparam("_id")))
 _GET = select(runs).where(runs.c.id == bindparam("id"))
 _HEAD = (
     select(runs.c.id, runs.c.status)
@@ -75,12 +76,12 @@ def admission_lock(conn: Connection) -> None:
 
 
 def insert_run(conn: Connection, **values: Any) -> None:
-    conn.execute(_INSERT, values)
+    _INSERT.run(conn, values)
 
 
 def update_run(conn: Connection, run_id: str, **values: Any) -> None:
     """Set the given columns (the statement's SET list follows the keys passed)."""
-    conn.execute(_UPDATE, {"_id": run_id, **values})
+    _UPDATE.run(conn, {"_id": run_id, **values})
 
 
 def get(conn: Connection, run_id: str) -> RunRow | None:

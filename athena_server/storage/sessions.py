@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import sessions
 
-_TOUCH = update(sessions).where(sessions.c.id == bindparam("_id"))
-_INSERT = insert(sessions)
+_TOUCH = Prepared(update(sessions).where(sessions.c.id == bindparam("_id")))
+_INSERT = Prepared(insert(sessions))
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,8 @@ def _row(r: Any) -> SessionRow:
 def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: int) -> None:
     """Create the session, or record the provider and model of its latest run."""
     values = {"provider": provider, "model": model, "updated_at_ms": at_ms}
-    result = conn.execute(_TOUCH, {"_id": session_id, **values})
-    if result.rowcount == 0:
-        conn.execute(_INSERT, {"id": session_id, "created_at_ms": at_ms, **values})
+    if _TOUCH.run(conn, {"_id": session_id, **values}).rowcount == 0:
+        _INSERT.run(conn, {"id": session_id, "created_at_ms": at_ms, **values})
 
 
 def page_keyset(conn: Connection, limit: int, before: tuple[int, str] | None) -> list[SessionRow]:

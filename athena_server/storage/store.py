@@ -148,15 +148,17 @@ class _SqliteWriter:
                 return None, exc
         # Plain SQL with one fixed name: SQLAlchemy's begin_nested() compiles a fresh, uniquely named
         # SAVEPOINT for every unit, which costs more than the unit's own statements.
-        conn.exec_driver_sql("SAVEPOINT athena_unit")
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute("SAVEPOINT athena_unit")
         try:
             result = job.unit(conn)
         except Exception as exc:
-            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT athena_unit")
-            conn.exec_driver_sql("RELEASE SAVEPOINT athena_unit")
+            raw.execute("ROLLBACK TO SAVEPOINT athena_unit")
+            raw.execute("RELEASE SAVEPOINT athena_unit")
             conn.info[EVENTS_WRITTEN] = before
             return None, exc
-        conn.exec_driver_sql("RELEASE SAVEPOINT athena_unit")
+        raw.execute("RELEASE SAVEPOINT athena_unit")
         return result, None
 
 

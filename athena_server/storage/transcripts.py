@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import transcript_entries as te
 
 # Statements on the run path are built once (building a Core statement per call costs more than running it).
-_INSERT = insert(te)
+_INSERT = Prepared(insert(te))
 _TAIL = select(te).where(te.c.session_id == bindparam("session_id")).order_by(te.c.seq.desc()).limit(bindparam("limit"))
 
 
@@ -32,8 +33,8 @@ def _row(r: Any) -> EntryRow:
 
 
 def append(conn: Connection, entry: EntryRow) -> None:
-    conn.execute(
-        _INSERT,
+    _INSERT.run(
+        conn,
         {
             "id": entry.id,
             "session_id": entry.session_id,

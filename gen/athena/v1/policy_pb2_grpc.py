@@ -71,7 +71,7 @@ class PolicyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPolicyRejections(self, request, context):
-        """Runs rejected by the policy, newest first.
+        """Runs refused by the policy, oldest first (cursor: the sequence of the last item, `MQ` after `rej_1`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,7 @@ class PolicyServiceStub:
     PutPolicy: _grpc.UnaryUnaryMultiCallable[_policy_pb2.PutPolicyRequest, _policy_pb2.PutPolicyResponse]
     """Replaces the whole policy (fields not sent are dropped). `updatedAt` is server-authored; a client value is ignored."""
     ListPolicyRejections: _grpc.UnaryUnaryMultiCallable[_policy_pb2.ListPolicyRejectionsRequest, _policy_pb2.ListPolicyRejectionsResponse]
-    """Runs rejected by the policy, newest first."""
+    """Runs refused by the policy, oldest first (cursor: the sequence of the last item, `MQ` after `rej_1`)."""
 
 @_typing.type_check_only
 class PolicyServiceAsyncStub(PolicyServiceStub):
@@ -50,7 +50,7 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     PutPolicy: _aio.UnaryUnaryMultiCallable[_policy_pb2.PutPolicyRequest, _policy_pb2.PutPolicyResponse]  # type: ignore[assignment]
     """Replaces the whole policy (fields not sent are dropped). `updatedAt` is server-authored; a client value is ignored."""
     ListPolicyRejections: _aio.UnaryUnaryMultiCallable[_policy_pb2.ListPolicyRejectionsRequest, _policy_pb2.ListPolicyRejectionsResponse]  # type: ignore[assignment]
-    """Runs rejected by the policy, newest first."""
+    """Runs refused by the policy, oldest first (cursor: the sequence of the last item, `MQ` after `rej_1`)."""
 
 class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
     """The operational policy enforced at run admission, and the history of its rejections."""
@@ -77,6 +77,6 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _policy_pb2.ListPolicyRejectionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_policy_pb2.ListPolicyRejectionsResponse, _abc.Awaitable[_policy_pb2.ListPolicyRejectionsResponse]]:
-        """Runs rejected by the policy, newest first."""
+        """Runs refused by the policy, oldest first (cursor: the sequence of the last item, `MQ` after `rej_1`)."""
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
