@@ -34,6 +34,7 @@ class ControlPlane:
         self.runs = RunService(self.store, settings, self.providers, self.watcher, self.liveness.instance_id)
         self.run_control = RunControlService(self.store)
         self.idempotency = Idempotency(self.store, self.liveness.instance_id, settings.idempotency_ttl_hours)
+        self.liveness.housekeeping.append(self.idempotency.expire)
         self.work = WorkService(self.store)
         self.policy = PolicyService(self.store)
         self.fleet = FleetService(self.store)

@@ -111,3 +111,35 @@ async def test_group_commit_rolls_back_only_the_failing_unit(tmp_path: Path) -> 
         assert isinstance(dup[0], Exception) and dup[1] == 99
     finally:
         await store.close()
+
+
+async def test_idempotency_keys_replay_then_expire(tmp_path: Path) -> None:
+    from athena.v1 import runs_pb2
+    from athena_server.control.idempotency import Idempotency
+
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'i.db'}")
+    await migrate(store)
+    calls = 0
+
+    async def call() -> tuple[runs_pb2.CreateRunResponse, int]:
+        nonlocal calls
+        calls += 1
+        return runs_pb2.CreateRunResponse(result=runs_pb2.RunResult(run_id=f"r{calls}")), 202
+
+    try:
+        keys = Idempotency(store, "owner", ttl_hours=1)
+        one = runs_pb2.CreateRunRequest(session_id="s", input="a")
+        first = await keys.run("scope", "k", one, runs_pb2.CreateRunResponse, call)
+        again = await keys.run("scope", "k", one, runs_pb2.CreateRunResponse, call)
+        assert first == again and again[1] == 202 and calls == 1
+        other = runs_pb2.CreateRunRequest(session_id="s", input="b")
+        with pytest.raises(AthenaError) as info:
+            await keys.run("scope", "k", other, runs_pb2.CreateRunResponse, call)
+        assert info.value.code == ErrorCode.ERROR_CODE_IDEMPOTENCY_KEY_REUSED
+        # Past the TTL the key is free again: pruned by housekeeping, or ignored at lookup.
+        expired = Idempotency(store, "owner", ttl_hours=-1)
+        assert await expired.expire() == 1
+        reused = await keys.run("scope", "k", other, runs_pb2.CreateRunResponse, call)
+        assert reused[0].result.run_id == "r2" and calls == 2
+    finally:
+        await store.close()

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from sqlalchemy import Connection
@@ -51,7 +52,15 @@ def kill_group(pgid: int) -> None:
 
 
 class Liveness:
-    def __init__(self, store: Store, heartbeat_seconds: float, stale_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        heartbeat_seconds: float,
+        stale_seconds: float,
+        housekeeping: list[Callable[[], Awaitable[object]]] | None = None,
+    ) -> None:
+        # Periodic clean-up that any live process may do (expired idempotency keys), run with each beat.
+        self.housekeeping = housekeeping if housekeeping is not None else []
         self.store = store
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_ms = int(stale_seconds * 1000)
@@ -144,6 +153,8 @@ class Liveness:
                     row = InstanceRow(self.instance_id, self.hostname, self.pid, at, at)
                     await self.store.write(partial(instances.register, row=row))
                 await self.reap()
+                for chore in self.housekeeping:
+                    await chore()
             except Exception:
                 log.exception("heartbeat failed")
 
