@@ -61,19 +61,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:
-        """The async SQLAlchemy URL for the configured store."""
+        """The SQLAlchemy URL for the configured store."""
         return normalise_database_url(self.database_url, self.data_dir)
 
 
 def normalise_database_url(url: str | None, data_dir: Path) -> str:
-    """Accept what operators type (a file path, `sqlite:///`, `postgresql://`) and pick the async driver."""
+    """Accept what operators type (a file path, `sqlite:///`, `postgresql://`) and pick the driver: the
+    standard sqlite3 module (driven from the store's own threads), asyncpg for PostgreSQL."""
     if not url:
-        return f"sqlite+aiosqlite:///{(data_dir / 'athena.db').resolve()}"
+        return f"sqlite+pysqlite:///{(data_dir / 'athena.db').resolve()}"
     if "://" not in url:
-        return f"sqlite+aiosqlite:///{Path(url).resolve()}"
+        return f"sqlite+pysqlite:///{Path(url).resolve()}"
     scheme, rest = url.split("://", 1)
-    if scheme in ("sqlite", "sqlite+pysqlite"):
-        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"):
+        return f"sqlite+pysqlite://{rest}"
     if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
         return f"postgresql+asyncpg://{rest}"
     return url

@@ -81,7 +81,7 @@ def test_require_evidence() -> None:
 
 
 async def test_group_commit_rolls_back_only_the_failing_unit(tmp_path: Path) -> None:
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    store = Store(f"sqlite+pysqlite:///{tmp_path / 'g.db'}")
     await migrate(store)
 
     def good(i: int):  # type: ignore[no-untyped-def]
@@ -117,7 +117,7 @@ async def test_idempotency_keys_replay_then_expire(tmp_path: Path) -> None:
     from athena.v1 import runs_pb2
     from athena_server.control.idempotency import Idempotency
 
-    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'i.db'}")
+    store = Store(f"sqlite+pysqlite:///{tmp_path / 'i.db'}")
     await migrate(store)
     calls = 0
 

@@ -167,7 +167,7 @@ class _RolledBack(Exception):
 
 
 def sync_url(url: str) -> str:
-    """The synchronous driver URL of a SQLite store."""
+    """The synchronous driver URL of a SQLite store (older configurations named the aiosqlite driver)."""
     return url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
 
 
