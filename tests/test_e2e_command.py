@@ -31,6 +31,12 @@ AGENT = textwrap.dedent(
         with open(sys.argv[2], "w") as f:
             f.write(f"{os.getpid()} {child.pid}")
         time.sleep(60)
+    elif mode == "stubborn":
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(sys.argv[2], "w") as f:
+            f.write(f"{os.getpid()} {os.getpid()}")
+        time.sleep(60)
     elif mode == "fail":
         sys.stderr.write("no luck")
         sys.exit(3)
@@ -149,6 +155,33 @@ def test_command_agent_output_evidence_verification_and_cancel(workdir: Path) ->
             assert time.monotonic() - requested < 1.0
             error_of(out[0], 409, "RUN_CANCELLED")
             wait_dead([agent, grandchild], timeout=2)
+
+            # An agent that ignores SIGTERM: the request stays listed (seed 002 #5) until the grace period
+            # ends with SIGKILL and the run is recorded as cancelled.
+            stubborn_file = workdir / "stubborn"
+            stubborn = make_profile(client, [sys.executable, str(script), "stubborn", str(stubborn_file)])
+            accepted = ok_data(
+                client.post(
+                    "/api/v1/runs", json={"sessionId": sid, "input": "s", "harnessProfileId": stubborn, "wait": False}
+                ),
+                202,
+            )
+            agent, _ = wait_file(stubborn_file)
+            ok_data(client.post(f"/api/v1/run-control/by-run/{accepted['runId']}/cancel", json={"reason": "stop"}))
+            listed = ok_data(client.get("/api/v1/runs/cancel-requests", params={"sessionId": sid}))["items"]
+            assert [i["runId"] for i in listed] == [accepted["runId"]]
+            item = listed[0]
+            assert set(item) == {"sessionId", "requestedAt", "reason", "runId", "traceId", "startedAt"}
+            assert item["reason"] == "stop" and item["sessionId"] == sid and item["traceId"] == accepted["traceId"]
+            wait_dead([agent], timeout=5)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                run = ok_data(client.get(f"/api/v1/runs/{accepted['runId']}"))
+                if run["status"] == "cancelled":
+                    break
+                time.sleep(0.05)
+            assert run["status"] == "cancelled"
+            assert ok_data(client.get("/api/v1/runs/cancel-requests", params={"sessionId": sid}))["items"] == []
     finally:
         p.stop()
 

@@ -3,8 +3,6 @@ with the original's keyset cursors (`{"kind":"active",...}`, `{"kind":"cancel",.
 
 from __future__ import annotations
 
-from typing import Any
-
 from athena.v1 import runs_pb2
 from athena_server import cursors, validation
 from athena_server.errors import config_error
@@ -15,12 +13,19 @@ from athena_server.storage.store import Store
 from athena_server.timefmt import iso, parse_iso
 
 
-def _key(position: dict[str, Any], time_field: str, context: str) -> tuple[int, str, str]:
+def _position(cursor: str, kind: str, time_field: str, context: str) -> tuple[tuple[int, str, str] | None, int]:
+    """(the keyset to continue after, an offset) from a `{"kind", <time>, sessionId, runId}` cursor or a
+    legacy offset cursor."""
+    if not cursor:
+        return None, 0
+    position = cursors.decode_keyset(cursor, kind, context)
+    if isinstance(position, int):
+        return None, position
     at = parse_iso(str(position.get(time_field, "")))
     sid, rid = position.get("sessionId"), position.get("runId")
     if at is None or not isinstance(sid, str) or not isinstance(rid, str):
         raise config_error(f"{context}.cursor is invalid.")
-    return at, sid, rid
+    return (at, sid, rid), 0
 
 
 def active_message(row: RunRow) -> runs_pb2.ActiveRun:
@@ -53,13 +58,7 @@ class RunControlService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         session_id = validation.optional_session_id(req.session_id, ctx)
         run_id = req.run_id.strip() or None
-        before, offset = None, 0
-        if req.cursor:
-            position = cursors.decode_keyset(req.cursor, "active", ctx)
-            if isinstance(position, int):
-                offset = position
-            else:
-                before = _key(position, "startedAt", ctx)
+        before, offset = _position(req.cursor, "active", "startedAt", ctx)
         rows = await self.store.read(
             lambda conn: runs.active_page(
                 conn, limit + 1, session_id=session_id, run_id=run_id, before=before, offset=offset
@@ -86,13 +85,7 @@ class RunControlService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         session_id = validation.optional_session_id(req.session_id, ctx)
         run_id = req.run_id.strip() or None
-        before, offset = None, 0
-        if req.cursor:
-            position = cursors.decode_keyset(req.cursor, "cancel", ctx)
-            if isinstance(position, int):
-                offset = position
-            else:
-                before = _key(position, "requestedAt", ctx)
+        before, offset = _position(req.cursor, "cancel", "requestedAt", ctx)
         rows = await self.store.read(
             lambda conn: cancels.page(
                 conn, limit + 1, session_id=session_id, run_id=run_id, before=before, offset=offset

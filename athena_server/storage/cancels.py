@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
+from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import cancel_requests as cr
 
@@ -68,18 +69,10 @@ def page(
 ) -> list[CancelRow]:
     """Newest first by (requestedAt, sessionId, runId), strictly after the `before` key."""
     c = cr.c
-    q = select(cr).order_by(c.requested_at_ms.desc(), c.session_id.desc(), c.run_id.desc()).limit(limit).offset(offset)
+    q = select(cr)
     if session_id is not None:
         q = q.where(c.session_id == session_id)
     if run_id is not None:
         q = q.where(c.run_id == run_id)
-    if before is not None:
-        at, sid, rid = before
-        q = q.where(
-            or_(
-                c.requested_at_ms < at,
-                and_(c.requested_at_ms == at, c.session_id < sid),
-                and_(c.requested_at_ms == at, c.session_id == sid, c.run_id < rid),
-            )
-        )
+    q = keyset.newest_first(q, [c.requested_at_ms, c.session_id, c.run_id], before, limit, offset)
     return [_row(r) for r in conn.execute(q).all()]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
+from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import runs
 
@@ -128,26 +129,12 @@ def active_page(
 ) -> list[RunRow]:
     """Running runs, newest first by (startedAt, sessionId, runId), strictly after the `before` key."""
     c = runs.c
-    q = (
-        select(runs)
-        .where(c.status == "running")
-        .order_by(c.started_at_ms.desc(), c.session_id.desc(), c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    q = select(runs).where(c.status == "running")
     if session_id is not None:
         q = q.where(c.session_id == session_id)
     if run_id is not None:
         q = q.where(c.id == run_id)
-    if before is not None:
-        started, sid, rid = before
-        q = q.where(
-            or_(
-                c.started_at_ms < started,
-                and_(c.started_at_ms == started, c.session_id < sid),
-                and_(c.started_at_ms == started, c.session_id == sid, c.id < rid),
-            )
-        )
+    q = keyset.newest_first(q, [c.started_at_ms, c.session_id, c.id], before, limit, offset)
     return [_row(r) for r in conn.execute(q).all()]
 
 
