@@ -22,6 +22,7 @@ from functools import partial
 
 from sqlalchemy import Connection
 
+from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import cancels, events, idempotency, instances, runs, transcripts
 from athena_server.storage.instances import InstanceRow
 from athena_server.storage.store import Store
@@ -30,7 +31,8 @@ from athena_server.timefmt import now_ms
 
 log = logging.getLogger(__name__)
 
-LOST_CODE = "UNAVAILABLE"
+# The error a run of a dead process ends with: its executor became unavailable.
+LOST_CODE = AthenaError(ErrorCode.ERROR_CODE_UNAVAILABLE, "").code_name
 
 
 def pid_alive(pid: int) -> bool:
