@@ -154,6 +154,27 @@ def run_message(row: RunRow) -> runs_pb2.Run:
     return run
 
 
+def _snapshot_message(spec: RunSpec) -> harness_profiles_pb2.HarnessProfile:
+    """The run's profile as a message. The shadow profile is built directly: parsing its JSON costs more
+    than the rest of a mock run's result."""
+    snap = spec.harness_snapshot
+    if spec.harness_profile_id is not None:
+        return json_to_message(snap, harness_profiles_pb2.HarnessProfile())
+    config, policies = snap["config"], snap["policies"]
+    return harness_profiles_pb2.HarnessProfile(
+        id=snap["id"],
+        display_name=snap["displayName"],
+        version=snap["version"],
+        config=harness_profiles_pb2.HarnessConfig(
+            provider=config["provider"], model=config["model"], tools=config["tools"]
+        ),
+        policies=harness_profiles_pb2.HarnessPolicies(
+            timeout_ms=policies["timeoutMs"], retry_limit=policies["retryLimit"], budget_usd=policies["budgetUsd"]
+        ),
+        created_at=snap["createdAt"],
+    )
+
+
 class RunService:
     def __init__(
         self,
@@ -313,7 +334,11 @@ class RunService:
             conn,
             id=run_id,
             session_id=spec.session_id,
-            status="pending",
+            # A free session's run starts in this transaction: written running at once (one write fewer);
+            # `run.created` and `run.started` still both commit, in that order.
+            status="pending" if busy else "running",
+            started_at_ms=None if busy else at,
+            pid=None if busy else os.getpid(),
             provider=spec.provider,
             model=spec.model,
             input=spec.input,
@@ -349,12 +374,15 @@ class RunService:
         )
         if busy:
             return admitted
-        return self._start(conn, admitted, at)
+        return self._start(conn, admitted, at, row_started=True)
 
-    def _start(self, conn: Connection, adm: Admitted, at: int) -> Admitted:
+    def _start(self, conn: Connection, adm: Admitted, at: int, *, row_started: bool = False) -> Admitted:
         spec = adm.spec
         history = transcripts.tail(conn, spec.session_id, MAX_HISTORY_ENTRIES)
-        runs.update_run(conn, adm.run_id, status="running", started_at_ms=at, owner_id=self.owner_id, pid=os.getpid())
+        if not row_started:
+            runs.update_run(
+                conn, adm.run_id, status="running", started_at_ms=at, owner_id=self.owner_id, pid=os.getpid()
+            )
         transcripts.append(
             conn, EntryRow(0, str(uuid.uuid4()), spec.session_id, adm.run_id, "user", spec.input, False, None, at)
         )
@@ -740,9 +768,7 @@ class RunService:
         if spec.directive_id is not None:
             result.directive_id = spec.directive_id
         result.harness_profile_id = str(spec.harness_snapshot.get("id", spec.harness_profile_id or ""))
-        result.harness_profile_snapshot.CopyFrom(
-            json_to_message(spec.harness_snapshot, harness_profiles_pb2.HarnessProfile())
-        )
+        result.harness_profile_snapshot.CopyFrom(_snapshot_message(spec))
         if spec.template is not None:
             result.template.CopyFrom(
                 runs_pb2.TemplateRunInfo(
