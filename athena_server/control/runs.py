@@ -40,6 +40,7 @@ from athena_server.storage import (
     directives,
     events,
     evidence,
+    run_endings,
     run_templates,
     runs,
     sessions,
@@ -625,45 +626,21 @@ class RunService:
     ) -> None:
         status, event_type = _FAILURE.get(err.code, ("failed", "run.failed"))
         spec = adm.spec
-        runs.update_run(
+        run_endings.record_failure(
             conn,
-            adm.run_id,
-            status=status,
-            error_code=err.code_name,
-            error_message=err.message,
-            finished_at_ms=at,
-            attempts=attempts,
-        )
-        cancels.consume(conn, adm.run_id)
-        if started:
-            transcripts.append(
-                conn,
-                EntryRow(
-                    0,
-                    str(uuid.uuid4()),
-                    spec.session_id,
-                    adm.run_id,
-                    "assistant",
-                    err.message,
-                    True,
-                    {"errorCode": err.code_name},
-                    at,
-                ),
-            )
-            sessions.touch(conn, spec.session_id, spec.provider, spec.model, at)
-        events.append(
-            conn,
-            event_type,
-            trace_id=adm.trace,
-            session_id=spec.session_id,
             run_id=adm.run_id,
-            payload={
-                **spec.labels,
-                "status": status,
-                "attempts": attempts,
-                "error": {"code": err.code_name, "message": err.message},
-            },
-            created_at_ms=at,
+            session_id=spec.session_id,
+            trace_id=adm.trace,
+            provider=spec.provider,
+            model=spec.model,
+            status=status,
+            event_type=event_type,
+            code=err.code_name,
+            message=err.message,
+            at=at,
+            attempts=attempts,
+            started=started,
+            payload=dict(spec.labels),
         )
 
     # ---- cancellation -------------------------------------------------------------------------------

@@ -23,10 +23,9 @@ from functools import partial
 from sqlalchemy import Connection
 
 from athena_server.errors import AthenaError, ErrorCode
-from athena_server.storage import cancels, events, idempotency, instances, runs, transcripts
+from athena_server.storage import idempotency, instances, run_endings, runs
 from athena_server.storage.instances import InstanceRow
 from athena_server.storage.store import Store
-from athena_server.storage.transcripts import EntryRow
 from athena_server.timefmt import now_ms
 
 log = logging.getLogger(__name__)
@@ -103,39 +102,21 @@ class Liveness:
                 f"The server process executing this run stopped (pid {owner.pid} on {owner.hostname}); "
                 "the run was abandoned."
             )
-            runs.update_run(
-                conn, run.id, status="failed", error_code=LOST_CODE, error_message=message, finished_at_ms=at
-            )
-            cancels.consume(conn, run.id)
-            if run.status == "running":
-                transcripts.append(
-                    conn,
-                    EntryRow(
-                        0,
-                        str(uuid.uuid4()),
-                        run.session_id,
-                        run.id,
-                        "assistant",
-                        message,
-                        True,
-                        {"errorCode": LOST_CODE},
-                        at,
-                    ),
-                )
-            events.append(
+            run_endings.record_failure(
                 conn,
-                "run.failed",
-                trace_id=run.trace_id,
-                session_id=run.session_id,
                 run_id=run.id,
-                payload={
-                    "provider": run.provider,
-                    "model": run.model,
-                    "status": "failed",
-                    "reason": "owner-lost",
-                    "error": {"code": LOST_CODE, "message": message},
-                },
-                created_at_ms=at,
+                session_id=run.session_id,
+                trace_id=run.trace_id,
+                provider=run.provider,
+                model=run.model,
+                status="failed",
+                event_type="run.failed",
+                code=LOST_CODE,
+                message=message,
+                at=at,
+                attempts=run.attempts,
+                started=run.status == "running",
+                payload={"provider": run.provider, "model": run.model, "reason": "owner-lost"},
             )
         idempotency.release_owned(conn, list(by_id))
         instances.remove(conn, list(by_id))

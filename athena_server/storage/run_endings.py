@@ -1,0 +1,50 @@
+"""How a run that did not succeed is recorded, whoever ends it: its executor (cancel, timeout, provider
+error, refusal at its turn) or the reaper (its process died). One transaction writes the final status and
+error on the run, consumes its cancel request, adds the `isError` assistant entry when the run had started,
+and appends the event (`run.cancelled` or `run.failed`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection
+
+from athena_server.storage import cancels, events, runs, sessions, transcripts
+from athena_server.storage.transcripts import EntryRow
+
+
+def record_failure(
+    conn: Connection,
+    *,
+    run_id: str,
+    session_id: str,
+    trace_id: str,
+    provider: str,
+    model: str,
+    status: str,
+    event_type: str,
+    code: str,
+    message: str,
+    at: int,
+    attempts: int,
+    started: bool,
+    payload: dict[str, Any],
+) -> None:
+    runs.update_run(
+        conn, run_id, status=status, error_code=code, error_message=message, finished_at_ms=at, attempts=attempts
+    )
+    cancels.consume(conn, run_id)
+    if started:
+        entry = EntryRow(0, str(uuid.uuid4()), session_id, run_id, "assistant", message, True, {"errorCode": code}, at)
+        transcripts.append(conn, entry)
+        sessions.touch(conn, session_id, provider, model, at)
+    events.append(
+        conn,
+        event_type,
+        trace_id=trace_id,
+        session_id=session_id,
+        run_id=run_id,
+        payload={**payload, "status": status, "attempts": attempts, "error": {"code": code, "message": message}},
+        created_at_ms=at,
+    )
