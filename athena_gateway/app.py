@@ -46,7 +46,8 @@ def _endpoint(spec: RouteSpec, upstream: Upstream, heartbeat_seconds: float) -> 
             response, status = await upstream.unary(spec, message, metadata)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, spec.method.name, trace_id) from None
-        return success_response(field_json(response, spec.response_body), status)
+        # A non-200 success only where the contract declares it (`(athena.v1.accepted)`).
+        return success_response(field_json(response, spec.response_body), status if spec.accepted else 200)
 
     endpoint.__name__ = spec.method.name
     endpoint.__doc__ = f"{spec.http_method} {spec.path} -> {spec.rpc_path}"

@@ -272,6 +272,8 @@ def _operation(spec: RouteSpec, schemas: _Schemas, operation_id: str) -> dict[st
         }
     error = {"description": "Error envelope.", "content": {_JSON: {"schema": {"$ref": _REF + "ErrorEnvelope"}}}}
     op["responses"] = {"200": ok, "4XX": error, "5XX": error}
+    if spec.accepted:
+        op["responses"]["202"] = {"description": f"Accepted. {spec.accepted}", "content": ok["content"]}
     return op
 
 

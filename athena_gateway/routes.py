@@ -34,6 +34,8 @@ class RouteSpec:
     body: str
     response_body: str
     sse: options_pb2.SseOptions | None
+    # When the route may answer 202 instead of 200 (the method's `(athena.v1.accepted)` option).
+    accepted: str | None = None
 
     @property
     def rpc_path(self) -> str:
@@ -108,7 +110,8 @@ def _spec(service: ServiceDescriptor, method: MethodDescriptor, rule: http_pb2.H
     verb, path = _verb_and_path(rule)
     opts = method.GetOptions()
     sse = opts.Extensions[options_pb2.sse] if opts.HasExtension(options_pb2.sse) else None
-    spec = RouteSpec(verb, path, service, method, rule.body, rule.response_body, sse)
+    accepted = opts.Extensions[options_pb2.accepted] if opts.HasExtension(options_pb2.accepted) else None
+    spec = RouteSpec(verb, path, service, method, rule.body, rule.response_body, sse, accepted)
     # Fail at start-up, not on the first request, when a rule names something the request lacks.
     fields = method.input_type.fields_by_name
     for name in spec.path_params:

@@ -59,11 +59,16 @@ class SseOptions(_message.Message):
 Global___SseOptions: _TypeAlias = SseOptions  # noqa: Y015
 
 SSE_FIELD_NUMBER: _builtins.int
+ACCEPTED_FIELD_NUMBER: _builtins.int
 JSON_VALUE_FIELD_NUMBER: _builtins.int
 HTTP_STATUS_FIELD_NUMBER: _builtins.int
 GRPC_CODE_FIELD_NUMBER: _builtins.int
 sse: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___SseOptions]
 """Present on server-streaming RPCs that the gateway serves as `text/event-stream`."""
+accepted: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
+"""Present on RPCs whose REST route may answer 202 Accepted (same `data` shape) instead of 200; the text
+says when. The server asks for it per call; the gateway honours it only where this option is set.
+"""
 json_value: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.EnumValueOptions, _builtins.str]
 """The string this value has in REST JSON and OpenAPI (for example "not-running"). The gateway translates
 both ways; gRPC callers use the enum value itself.
