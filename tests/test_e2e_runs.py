@@ -358,3 +358,32 @@ def test_grpc_create_get_cancel(server: AthenaProcess, client: httpx.Client) -> 
         with pytest.raises(grpc.RpcError) as info:
             slow.result(timeout=5)
         assert info.value.code() == grpc.StatusCode.ABORTED
+
+
+def test_a_caller_leaving_while_its_run_waits_ends_that_run(server: AthenaProcess, client: httpx.Client) -> None:
+    """A gRPC deadline cancels the call while the run waits for its session: the run is recorded as
+    cancelled (not left pending, which would hold the session), and the session stays usable."""
+    sid = new_session()
+    first = ok_data(
+        client.post("/api/v1/runs", json={"sessionId": sid, "input": "a", "metadata": SLOW, "wait": False}), 202
+    )
+    wait_active(client, sid)
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            runs_pb2_grpc.RunServiceStub(ch).CreateRun(
+                runs_pb2.CreateRunRequest(session_id=sid, input="b"), timeout=0.3
+            )
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 5
+    waiting: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        events = ok_data(client.get("/api/v1/events", params={"sessionId": sid, "types": "run.cancelled"}))["events"]
+        waiting = [e for e in events if e["runId"] != first["runId"]]
+        if waiting:
+            break
+        time.sleep(0.05)
+    assert waiting, "the abandoned run was not ended"
+    run = ok_data(client.get(f"/api/v1/runs/{waiting[0]['runId']}"))
+    assert run["status"] == "cancelled" and run["error"]["message"] == "Run cancelled: the caller disconnected."
+    ok_data(client.post(f"/api/v1/run-control/by-run/{first['runId']}/cancel", json={}))
+    assert ok_data(client.post("/api/v1/runs", json={"sessionId": sid, "input": "c"}))["status"] == "succeeded"

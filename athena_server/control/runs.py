@@ -70,6 +70,12 @@ _FAILURE = {
 INTERRUPT_REASON = "interrupted by a new run in the session"
 
 
+def _stopped(closing: bool) -> AthenaError:
+    """Why a run ended when the task driving it was cancelled: its caller left, or the server is stopping."""
+    why = "the server is stopping" if closing else "the caller disconnected"
+    return AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, f"Run cancelled: {why}.")
+
+
 def cancelled_error(reason: str | None) -> AthenaError:
     message = f"Run cancelled: {reason}" if reason else "Run cancelled by API request."
     return AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, message)
@@ -193,6 +199,7 @@ class RunService:
         self.watcher = watcher
         self.owner_id = owner_id
         self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     # ---- entry points -------------------------------------------------------------------------------
 
@@ -211,7 +218,13 @@ class RunService:
         spec = self.specs.complete(partial, refs, context)
         run_id = str(uuid.uuid4())
         trace = trace_id()
-        outcome = await self.store.write(lambda conn: self._admit(conn, spec, run_id, trace))
+        try:
+            outcome = await self.store.write(lambda conn: self._admit(conn, spec, run_id, trace))
+        except asyncio.CancelledError:
+            # The caller went away while the admitting transaction was in flight: it may still commit, and a
+            # run nobody drives would hold its session for good. End it, if it exists, after that write.
+            await asyncio.shield(self._abandon(run_id, _stopped(self._closing)))
+            raise
         if isinstance(outcome, AthenaError):
             raise outcome
         if isinstance(outcome, Queued):
@@ -467,8 +480,7 @@ class RunService:
             try:
                 adm = await self._await_turn(adm)
             except asyncio.CancelledError:
-                gone = AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, "Run cancelled: the caller disconnected.")
-                await asyncio.shield(self._finish_pending(adm, gone))
+                await asyncio.shield(self._abandon(adm.run_id, _stopped(self._closing)))
                 raise
         return await self._execute(adm)
 
@@ -503,8 +515,7 @@ class RunService:
                 # as cancelled rather than leaving it "running".
                 inner.cancel()
                 await asyncio.shield(self._settle(inner))
-                gone = AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, "Run cancelled: the caller disconnected.")
-                await asyncio.shield(self._finish_failed(adm, gone, attempts.made))
+                await asyncio.shield(self._finish_failed(adm, _stopped(self._closing), attempts.made))
                 raise
             if not done:
                 inner.cancel()
@@ -525,7 +536,8 @@ class RunService:
         finally:
             self.watcher.unregister(adm.run_id)
         finished = self._finished(adm, result, attempts.made)
-        await self.store.write(lambda conn: self._record_success(conn, adm, finished, compiled))
+        # Shielded: a caller leaving now must not roll back (PostgreSQL) the record of a finished run.
+        await asyncio.shield(self.store.write(lambda conn: self._record_success(conn, adm, finished, compiled)))
         return self._success_result(adm, finished)
 
     @staticmethod
@@ -611,13 +623,34 @@ class RunService:
 
     async def _finish_failed(self, adm: Admitted, err: AthenaError, attempts: int) -> None:
         at = now_ms()
-        await self.store.write(lambda conn: self._record_failure(conn, adm, err, at, attempts, started=True))
+        write = self.store.write(lambda conn: self._record_failure(conn, adm, err, at, attempts, started=True))
+        await asyncio.shield(write)
 
-    async def _finish_pending(self, adm: Admitted, err: AthenaError) -> None:
+    async def _abandon(self, run_id: str, err: AthenaError) -> None:
+        """End a run whose driver stopped before executing it (it may be pending, running or already gone).
+        Units run in submission order, so this sees the outcome of any write still in flight for it."""
+
         def unit(conn: Connection) -> None:
-            row = runs.get(conn, adm.run_id)
-            if row is not None and row.status in runs.ACTIVE:
-                self._record_failure(conn, adm, err, now_ms(), 0, started=row.status == "running")
+            row = runs.get(conn, run_id)
+            if row is None or row.status not in runs.ACTIVE:
+                return
+            status, event_type = _FAILURE.get(err.code, ("failed", "run.failed"))
+            run_endings.record_failure(
+                conn,
+                run_id=row.id,
+                session_id=row.session_id,
+                trace_id=row.trace_id,
+                provider=row.provider,
+                model=row.model,
+                status=status,
+                event_type=event_type,
+                code=err.code_name,
+                message=err.message,
+                at=now_ms(),
+                attempts=row.attempts,
+                started=row.status == "running",
+                payload={"provider": row.provider, "model": row.model},
+            )
 
         await self.store.write(unit)
 
@@ -807,6 +840,7 @@ class RunService:
 
     async def close(self) -> None:
         """Stop runs this process still executes in the background; each is recorded as cancelled."""
+        self._closing = True
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
