@@ -53,10 +53,8 @@ class Idempotency:
         if not key or len(key) > MAX_KEY_LENGTH:
             raise config_error(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} characters.")
         digest = fingerprint(scope, request)
-        while True:
-            row = await self.store.write(lambda conn: self._claim(conn, scope, key, digest))
-            if row is None:
-                break
+        row = await self.store.write(lambda conn: self._claim(conn, scope, key, digest))
+        while row is not None:
             if row.request_hash != digest:
                 raise AthenaError(
                     ErrorCode.ERROR_CODE_IDEMPOTENCY_KEY_REUSED,
@@ -64,7 +62,12 @@ class Idempotency:
                 )
             if row.state == "done":
                 return self._replay(row, response_type)
+            # The first request is still running: wait for its answer with reads, and claim the key only
+            # if it disappears (that request failed in a way a retry may change, or its process died).
             await asyncio.sleep(_WAIT_SECONDS)
+            row = await self.store.read(lambda conn: idempotency.get(conn, scope, key))
+            if row is None:
+                row = await self.store.write(lambda conn: self._claim(conn, scope, key, digest))
         try:
             response, status = await call()
         except AthenaError as err:
