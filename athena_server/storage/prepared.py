@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.sql.dml import UpdateBase
 
 
@@ -29,20 +29,32 @@ class Outcome:
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    # (name, bind processor, value when the caller does not pass it: constants such as IN-list members)
+    binds: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]
+
+
+def _values(compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
+    out = []
+    for name, processor, default in compiled.binds:
+        value = params[name] if name in params else default
+        out.append(processor(value) if processor is not None else value)
+    return out
 
 
 class Prepared:
-    def __init__(self, statement: UpdateBase) -> None:
+    def __init__(self, statement: UpdateBase | Select[Any]) -> None:
         self.statement = statement
         self._cache: dict[frozenset[str], _Compiled] = {}
 
     def _compile(self, conn: Connection, keys: frozenset[str]) -> _Compiled:
+        # Statements must not use expanding parameters (`in_()`): their SQL is only final per call.
         compiled = self.statement.compile(dialect=conn.dialect, column_keys=sorted(keys))
+        defaults = compiled.construct_params(_check=False)
         binds = []
         for name in compiled.positiontup or ():
-            processor = compiled.binds[name].type._cached_bind_processor(conn.dialect)
-            binds.append((name, processor))
+            bind = compiled.binds.get(name)
+            processor = bind.type._cached_bind_processor(conn.dialect) if bind is not None else None
+            binds.append((name, processor, defaults.get(name)))
         entry = _Compiled(compiled.string, tuple(binds))
         self._cache[keys] = entry
         return entry
@@ -55,6 +67,16 @@ class Prepared:
             return Outcome(result.rowcount, new_id if isinstance(new_id, int) else None)
         keys = frozenset(params)
         compiled = self._cache.get(keys) or self._compile(conn, keys)
-        values = [proc(params[name]) if proc else params[name] for name, proc in compiled.binds]
+        values = _values(compiled, params)
         cursor = conn.connection.driver_connection.execute(compiled.sql, values)  # type: ignore[union-attr]
         return Outcome(cursor.rowcount, cursor.lastrowid)
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """A SELECT's rows as plain tuples. Only for columns the driver returns as they are stored
+        (strings, integers): no result processing is applied on SQLite."""
+        if conn.dialect.name != "sqlite":
+            return [tuple(r) for r in conn.execute(self.statement, dict(params)).all()]
+        keys = frozenset(params)
+        compiled = self._cache.get(keys) or self._compile(conn, keys)
+        values = _values(compiled, params)
+        return list(conn.connection.driver_connection.execute(compiled.sql, values).fetchall())  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
 
 from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
@@ -23,9 +23,9 @@ _ADMISSION_LOCK_KEY = 0x41444D54
 _INSERT = Prepared(insert(runs))
 _UPDATE = Prepared(update(runs).where(runs.c.id == bindparam("_id")))
 _GET = select(runs).where(runs.c.id == bindparam("id"))
-_HEAD = (
+_HEAD = Prepared(
     select(runs.c.id, runs.c.status)
-    .where(runs.c.session_id == bindparam("session_id"), runs.c.status.in_(ACTIVE))
+    .where(runs.c.session_id == bindparam("session_id"), or_(*(runs.c.status == s for s in ACTIVE)))
     .order_by(runs.c.created_at_ms, runs.c.id)
 )
 _RUNNING = select(func.count()).select_from(runs).where(runs.c.status == "running")
@@ -96,9 +96,9 @@ def running_count(conn: Connection) -> int:
 
 def session_head(conn: Connection, session_id: str) -> tuple[str | None, str | None]:
     """(the session's running run, its oldest pending run): whoever holds or is next in line for the turn."""
-    rows = conn.execute(_HEAD, {"session_id": session_id}).all()
-    running = next((r.id for r in rows if r.status == "running"), None)
-    pending = next((r.id for r in rows if r.status == "pending"), None)
+    rows = _HEAD.rows(conn, {"session_id": session_id})
+    running = next((run_id for run_id, status in rows if status == "running"), None)
+    pending = next((run_id for run_id, status in rows if status == "pending"), None)
     return running, pending
 
 
