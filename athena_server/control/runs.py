@@ -392,7 +392,7 @@ class RunService:
 
     def _start(self, conn: Connection, adm: Admitted, at: int, *, row_started: bool = False) -> Admitted:
         spec = adm.spec
-        history = transcripts.tail(conn, spec.session_id, MAX_HISTORY_ENTRIES)
+        history = transcripts.history(conn, spec.session_id, MAX_HISTORY_ENTRIES)
         if not row_started:
             runs.update_run(
                 conn, adm.run_id, status="running", started_at_ms=at, owner_id=self.owner_id, pid=os.getpid()
@@ -417,7 +417,7 @@ class RunService:
             adm.timeout_ms,
             adm.retry_budget,
             started_ms=at,
-            history=tuple((e.role, e.content) for e in history),
+            history=tuple(history),
             interrupted=adm.interrupted,
         )
 

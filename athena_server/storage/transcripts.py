@@ -15,6 +15,14 @@ _INSERT = Prepared(insert(te))
 _TAIL = select(te).where(te.c.session_id == bindparam("session_id")).order_by(te.c.seq.desc()).limit(bindparam("limit"))
 
 
+_HISTORY = Prepared(
+    select(te.c.role, te.c.content)
+    .where(te.c.session_id == bindparam("session_id"))
+    .order_by(te.c.seq.desc())
+    .limit(bindparam("limit"))
+)
+
+
 @dataclass(frozen=True)
 class EntryRow:
     seq: int
@@ -69,3 +77,10 @@ def after(conn: Connection, session_id: str, after_seq: int, limit: int) -> list
 def last_seq(conn: Connection) -> int:
     """The highest sequence of any session's entries (0 when there are none)."""
     return int(conn.execute(select(func.coalesce(func.max(te.c.seq), 0))).scalar_one())
+
+
+def history(conn: Connection, session_id: str, limit: int) -> list[tuple[str, str]]:
+    """The last `limit` turns as (role, content), oldest first: what a run's context is compiled from."""
+    rows = _HISTORY.rows(conn, {"session_id": session_id, "limit": limit})
+    rows.reverse()
+    return [(role, content) for role, content in rows]
