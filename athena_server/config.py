@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = 60.0
     # Between SIGTERM and SIGKILL of a `command` agent's process group on cancel or timeout.
     command_kill_grace_seconds: float = 2.0
+    # Schedules. A schedule run's timeout when the policy sets no `defaultScheduleTimeoutMs` (the original's
+    # ATHENA_SCHEDULE_RUN_TIMEOUT_MS). The background ticker looks for due slots every
+    # `schedule_tick_seconds` (0 switches it off: only `POST /schedules/tick` fires them) and runs up to
+    # `schedule_parallelism` due schedules at once.
+    schedule_run_timeout_ms: int = 45_000
+    schedule_tick_seconds: float = 1.0
+    schedule_parallelism: int = 4
+    # Workflow steps running at once within one workflow run when the policy sets no `maxConcurrentRuns`.
+    workflow_parallelism: int = 4
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

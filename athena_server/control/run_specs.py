@@ -52,6 +52,9 @@ class RunSpec:
     behavior: str = "wait"
     template: TemplateInfo | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # Set by internal callers (see RunOptions): a fixed timeout, or the schedule timeout rule.
+    timeout_ms: int | None = None
+    schedule: bool = False
 
     @property
     def shadow_directive(self) -> bool:
@@ -185,4 +188,6 @@ class RunSpecs:
             behavior=spec.behavior,
             template=spec.template,
             labels=labels,
+            timeout_ms=spec.timeout_ms,
+            schedule=spec.schedule,
         )

@@ -64,6 +64,7 @@ _VERIFICATION = enum_by_json(runs_pb2.VerificationStatus.DESCRIPTOR)
 _FAILURE = {
     ErrorCode.ERROR_CODE_RUN_CANCELLED: ("cancelled", "run.cancelled"),
     ErrorCode.ERROR_CODE_RUN_TIMEOUT: ("timed-out", "run.failed"),
+    ErrorCode.ERROR_CODE_SCHEDULE_TIMEOUT: ("timed-out", "run.failed"),
 }
 
 
@@ -79,6 +80,21 @@ def _stopped(closing: bool) -> AthenaError:
 def cancelled_error(reason: str | None) -> AthenaError:
     message = f"Run cancelled: {reason}" if reason else "Run cancelled by API request."
     return AthenaError(ErrorCode.ERROR_CODE_RUN_CANCELLED, message)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What internal callers (drains, schedules, workflow steps) set beyond the public request. They go
+    through the same admission as `POST /runs`; only these knobs differ."""
+
+    # The run's id, chosen by the caller so it can record the run before it exists (a drain's items).
+    run_id: str | None = None
+    # A fixed timeout (a workflow step's `execution.timeoutMs`) instead of the policy's run timeout.
+    timeout_ms: int | None = None
+    # The schedule rule: `defaultScheduleTimeoutMs` (else ATHENA_SCHEDULE_RUN_TIMEOUT_MS), SCHEDULE_TIMEOUT.
+    schedule: bool = False
+    # Replaces the directive's text while keeping the directive on the run (workflow output mappings).
+    input: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +225,7 @@ class RunService:
         *,
         context: str = "runs.create",
         template: TemplateInfo | None = None,
+        options: RunOptions | None = None,
     ) -> tuple[runs_pb2.RunResult, int]:
         """Start a run; returns the result and the REST status (200 finished, 202 accepted or queued)."""
         partial, directive_id, profile_id = self.specs.parse(req, context, template=template)
@@ -216,7 +233,17 @@ class RunService:
         if directive_id or profile_id:
             refs = await self.store.read(lambda conn: self.specs.load_refs(conn, directive_id, profile_id))
         spec = self.specs.complete(partial, refs, context)
-        run_id = str(uuid.uuid4())
+        opts = options or RunOptions()
+        if opts.timeout_ms is not None or opts.schedule or opts.input is not None:
+            spec = RunSpec(
+                **{
+                    **spec.__dict__,
+                    "timeout_ms": opts.timeout_ms,
+                    "schedule": opts.schedule,
+                    "input": opts.input if opts.input is not None else spec.input,
+                }
+            )
+        run_id = opts.run_id or str(uuid.uuid4())
         trace = trace_id()
         try:
             outcome = await self.store.write(lambda conn: self._admit(conn, spec, run_id, trace))
@@ -325,7 +352,13 @@ class RunService:
             rejected = admission.check_concurrency(conn, policy, workload, at)
         if rejected is not None:
             return rejected
-        timeout_ms = (policy.default_run_timeout_ms if policy else None) or self.settings.run_timeout_ms
+        if spec.timeout_ms is not None:
+            timeout_ms = spec.timeout_ms
+        elif spec.schedule:
+            configured = policy.default_schedule_timeout_ms if policy else None
+            timeout_ms = configured or self.settings.schedule_run_timeout_ms
+        else:
+            timeout_ms = (policy.default_run_timeout_ms if policy else None) or self.settings.run_timeout_ms
         retry_budget = policy.retry_budget_per_run if policy and policy.retry_budget_per_run is not None else None
         if retry_budget is None:
             retry_budget = self.settings.retry_budget_per_run
@@ -521,7 +554,13 @@ class RunService:
                 inner.cancel()
                 await self._settle(inner)
                 if not handle.requested:
-                    timeout = AthenaError(ErrorCode.ERROR_CODE_RUN_TIMEOUT, f"Run timed out after {adm.timeout_ms}ms")
+                    timeout = (
+                        AthenaError(
+                            ErrorCode.ERROR_CODE_SCHEDULE_TIMEOUT, f"Schedule run timed out after {adm.timeout_ms}ms"
+                        )
+                        if spec.schedule
+                        else AthenaError(ErrorCode.ERROR_CODE_RUN_TIMEOUT, f"Run timed out after {adm.timeout_ms}ms")
+                    )
                     await self._finish_failed(adm, timeout, attempts.made)
                     raise timeout
             if inner.cancelled() or handle.requested:

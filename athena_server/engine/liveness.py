@@ -60,6 +60,9 @@ class Liveness:
         stale_seconds: float,
         housekeeping: list[Callable[[], Awaitable[object]]] | None = None,
     ) -> None:
+        # Releases of what dead processes held besides runs (drains, schedule runs, workflow runs): each is
+        # called in the reaping transaction with the dead instance ids and the time.
+        self.on_reap: list[Callable[[Connection, list[str], int], object]] = []
         # Periodic clean-up that any live process may do (expired idempotency keys), run with each beat.
         self.housekeeping = housekeeping if housekeeping is not None else []
         self.store = store
@@ -119,6 +122,8 @@ class Liveness:
                 payload={"provider": run.provider, "model": run.model, "reason": "owner-lost"},
             )
         idempotency.release_owned(conn, list(by_id))
+        for release in self.on_reap:
+            release(conn, list(by_id), at)
         instances.remove(conn, list(by_id))
         if lost:
             log.warning("reaped %d run(s) of %d dead server process(es)", len(lost), len(dead))

@@ -220,6 +220,8 @@ work_items = Table(
     Column("payload", Text, nullable=False),
     Column("mode", String(16), nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    # The run a drain started for this item; the item leaves the queue once that run succeeded.
+    Column("run_id", String(64), nullable=True),
     Index("ix_work_session_seq", "session_id", "seq"),
     sqlite_autoincrement=True,
 )
@@ -230,6 +232,96 @@ work_queues = Table(
     metadata,
     Column("session_id", String(200), primary_key=True),
     Column("draining", Boolean, nullable=False, default=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    # The server process (instance id) draining the queue; a dead one's drain is released by the reaper.
+    Column("drain_owner", String(64), nullable=True),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("session_id", String(200), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("every_minutes", Integer, nullable=True),
+    Column("cron", String(200), nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    # A run of the schedule is in progress, in process `running_owner`, for slot `running_slot_ms`.
+    Column("running", Boolean, nullable=False),
+    Column("running_owner", String(64), nullable=True),
+    Column("running_slot_ms", BigInteger, nullable=True),
+    Column("running_since_ms", BigInteger, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("next_run_at_ms", BigInteger, nullable=False),
+    Column("last_run_at_ms", BigInteger, nullable=True),
+    Index("ix_schedules_due", "enabled", "next_run_at_ms"),
+    Index("ix_schedules_created", "created_at_ms", "id"),
+)
+
+schedule_logs = Table(
+    "schedule_logs",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("schedule_id", String(200), nullable=False),
+    Column("session_id", String(200), nullable=False),
+    # The slot a tick fired (NULL for manual runs): unique per schedule, so no slot is ever logged twice.
+    Column("slot_ms", BigInteger, nullable=True),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("finished_at_ms", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Index("ix_schedule_logs_schedule", "schedule_id", "seq"),
+    Index("ux_schedule_logs_slot", "schedule_id", "slot_ms", unique=True),
+    sqlite_autoincrement=True,
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("workflow_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resumed_from_run_id", String(64), nullable=True),
+    # The server process executing the run; NULL when nobody is (finished, or left by a dead process).
+    Column("owner_id", String(64), nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("started_at_ms", BigInteger, nullable=True),
+    Column("finished_at_ms", BigInteger, nullable=True),
+    Index("ix_workflow_runs_workflow", "workflow_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("workflow_run_id", String(64), primary_key=True),
+    Column("step_id", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    # The run of the step's latest attempt: its output is the step's output.
+    Column("run_id", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("started_at_ms", BigInteger, nullable=True),
+    Column("finished_at_ms", BigInteger, nullable=True),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 

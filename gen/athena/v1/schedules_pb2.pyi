@@ -45,6 +45,26 @@ Global___ScheduleRunStatus: _TypeAlias = ScheduleRunStatus  # noqa: Y015
 class ScheduledTask(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
@@ -57,6 +77,7 @@ class ScheduledTask(_message.Message):
     NEXT_RUN_AT_FIELD_NUMBER: _builtins.int
     LAST_RUN_AT_FIELD_NUMBER: _builtins.int
     CRON_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     schema_version: _builtins.int
     id: _builtins.str
     session_id: _builtins.str
@@ -70,7 +91,11 @@ class ScheduledTask(_message.Message):
     next_run_at: _builtins.str
     last_run_at: _builtins.str
     cron: _builtins.str
-    """A cron expression used instead of `everyMinutes`."""
+    """A cron expression used instead of `everyMinutes`: five fields, or six with seconds last."""
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Passed to every run of the schedule as run metadata."""
+
     def __init__(
         self,
         *,
@@ -86,10 +111,11 @@ class ScheduledTask(_message.Message):
         next_run_at: _builtins.str = ...,
         last_run_at: _builtins.str | None = ...,
         cron: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_last_run_at", b"_last_run_at", "cron", b"cron", "last_run_at", b"last_run_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_last_run_at", b"_last_run_at", "created_at", b"created_at", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "last_run_at", b"last_run_at", "next_run_at", b"next_run_at", "running", b"running", "schema_version", b"schema_version", "session_id", b"session_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_last_run_at", b"_last_run_at", "created_at", b"created_at", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "last_run_at", b"last_run_at", "metadata", b"metadata", "next_run_at", b"next_run_at", "running", b"running", "schema_version", b"schema_version", "session_id", b"session_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cron: _TypeAlias = _typing.Literal["cron"]  # noqa: Y015
     _WhichOneofArgType__cron: _TypeAlias = _typing.Literal["_cron", b"_cron"]  # noqa: Y015
@@ -114,6 +140,7 @@ class ScheduleRunResult(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    SLOT_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     session_id: _builtins.str
     status: Global___ScheduleRunStatus.ValueType
@@ -122,6 +149,8 @@ class ScheduleRunResult(_message.Message):
     error: _builtins.str
     error_code: _builtins.str
     run_id: _builtins.str
+    slot_at: _builtins.str
+    """The slot a tick fired; absent for a manual run."""
     def __init__(
         self,
         *,
@@ -133,10 +162,11 @@ class ScheduleRunResult(_message.Message):
         error: _builtins.str | None = ...,
         error_code: _builtins.str | None = ...,
         run_id: _builtins.str | None = ...,
+        slot_at: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "error", b"error", "error_code", b"error_code", "run_id", b"run_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "_slot_at", b"_slot_at", "error", b"error", "error_code", b"error_code", "run_id", b"run_id", "slot_at", b"slot_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "id", b"id", "run_id", b"run_id", "session_id", b"session_id", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "_slot_at", b"_slot_at", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "id", b"id", "run_id", b"run_id", "session_id", b"session_id", "slot_at", b"slot_at", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -144,12 +174,16 @@ class ScheduleRunResult(_message.Message):
     _WhichOneofArgType__error_code: _TypeAlias = _typing.Literal["_error_code", b"_error_code"]  # noqa: Y015
     _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
     _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015
+    _WhichOneofReturnType__slot_at: _TypeAlias = _typing.Literal["slot_at"]  # noqa: Y015
+    _WhichOneofArgType__slot_at: _TypeAlias = _typing.Literal["_slot_at", b"_slot_at"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error_code) -> _WhichOneofReturnType__error_code | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__run_id) -> _WhichOneofReturnType__run_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__slot_at) -> _WhichOneofReturnType__slot_at | None: ...
 
 Global___ScheduleRunResult: _TypeAlias = ScheduleRunResult  # noqa: Y015
 
@@ -166,6 +200,7 @@ class ScheduleRunLog(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
+    SLOT_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     schedule_id: _builtins.str
     session_id: _builtins.str
@@ -175,6 +210,8 @@ class ScheduleRunLog(_message.Message):
     error: _builtins.str
     error_code: _builtins.str
     run_id: _builtins.str
+    slot_at: _builtins.str
+    """The slot a tick fired; absent for a manual run."""
     def __init__(
         self,
         *,
@@ -187,10 +224,11 @@ class ScheduleRunLog(_message.Message):
         error: _builtins.str | None = ...,
         error_code: _builtins.str | None = ...,
         run_id: _builtins.str | None = ...,
+        slot_at: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "error", b"error", "error_code", b"error_code", "run_id", b"run_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "_slot_at", b"_slot_at", "error", b"error", "error_code", b"error_code", "run_id", b"run_id", "slot_at", b"slot_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "id", b"id", "run_id", b"run_id", "schedule_id", b"schedule_id", "session_id", b"session_id", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_run_id", b"_run_id", "_slot_at", b"_slot_at", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "id", b"id", "run_id", b"run_id", "schedule_id", b"schedule_id", "session_id", b"session_id", "slot_at", b"slot_at", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -198,12 +236,16 @@ class ScheduleRunLog(_message.Message):
     _WhichOneofArgType__error_code: _TypeAlias = _typing.Literal["_error_code", b"_error_code"]  # noqa: Y015
     _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
     _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015
+    _WhichOneofReturnType__slot_at: _TypeAlias = _typing.Literal["slot_at"]  # noqa: Y015
+    _WhichOneofArgType__slot_at: _TypeAlias = _typing.Literal["_slot_at", b"_slot_at"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error_code) -> _WhichOneofReturnType__error_code | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__run_id) -> _WhichOneofReturnType__run_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__slot_at) -> _WhichOneofReturnType__slot_at | None: ...
 
 Global___ScheduleRunLog: _TypeAlias = ScheduleRunLog  # noqa: Y015
 
@@ -263,6 +305,26 @@ Global___ListSchedulesResponse: _TypeAlias = ListSchedulesResponse  # noqa: Y015
 class CreateScheduleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
@@ -270,6 +332,7 @@ class CreateScheduleRequest(_message.Message):
     ENABLED_FIELD_NUMBER: _builtins.int
     START_NOW_FIELD_NUMBER: _builtins.int
     CRON_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     session_id: _builtins.str
     input: _builtins.str
@@ -277,6 +340,8 @@ class CreateScheduleRequest(_message.Message):
     enabled: _builtins.bool
     start_now: _builtins.bool
     cron: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -287,10 +352,11 @@ class CreateScheduleRequest(_message.Message):
         enabled: _builtins.bool | None = ...,
         start_now: _builtins.bool | None = ...,
         cron: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "start_now", b"start_now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "session_id", b"session_id", "start_now", b"start_now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "metadata", b"metadata", "session_id", b"session_id", "start_now", b"start_now"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cron: _TypeAlias = _typing.Literal["cron"]  # noqa: Y015
     _WhichOneofArgType__cron: _TypeAlias = _typing.Literal["_cron", b"_cron"]  # noqa: Y015
@@ -335,6 +401,26 @@ Global___CreateScheduleResponse: _TypeAlias = CreateScheduleResponse  # noqa: Y0
 class UpdateScheduleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
@@ -342,6 +428,7 @@ class UpdateScheduleRequest(_message.Message):
     ENABLED_FIELD_NUMBER: _builtins.int
     START_NOW_FIELD_NUMBER: _builtins.int
     CRON_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     session_id: _builtins.str
     input: _builtins.str
@@ -349,6 +436,8 @@ class UpdateScheduleRequest(_message.Message):
     enabled: _builtins.bool
     start_now: _builtins.bool
     cron: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -359,10 +448,11 @@ class UpdateScheduleRequest(_message.Message):
         enabled: _builtins.bool | None = ...,
         start_now: _builtins.bool | None = ...,
         cron: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "start_now", b"start_now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "session_id", b"session_id", "start_now", b"start_now"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cron", b"_cron", "_enabled", b"_enabled", "_every_minutes", b"_every_minutes", "_start_now", b"_start_now", "cron", b"cron", "enabled", b"enabled", "every_minutes", b"every_minutes", "id", b"id", "input", b"input", "metadata", b"metadata", "session_id", b"session_id", "start_now", b"start_now"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cron: _TypeAlias = _typing.Literal["cron"]  # noqa: Y015
     _WhichOneofArgType__cron: _TypeAlias = _typing.Literal["_cron", b"_cron"]  # noqa: Y015

@@ -99,14 +99,16 @@ class ScheduleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateSchedule(self, request, context):
-        """Creates or replaces the schedule named by `id`.
+        """Creates or replaces (upserts) the schedule named by `id` (`[A-Za-z0-9._-]+`). Needs `sessionId`,
+        `input` and either `everyMinutes` (positive) or `cron`; `nextRunAt` becomes now with `startNow`,
+        otherwise the first slot after now. CONFIG_ERROR names a bad field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateSchedule(self, request, context):
-        """Creates or replaces the schedule named by the path.
+        """Creates or replaces (upserts) the schedule named by the path; fields as CreateSchedule.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,42 +122,50 @@ class ScheduleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSchedule(self, request, context):
-        """One schedule.
+        """One schedule; NOT_FOUND when it does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RunSchedule(self, request, context):
-        """Runs a schedule now, whether or not it is due.
+        """Runs a schedule now, enabled or not, and waits for the run. A failed run still answers 200 with
+        `status: "failed"` and the error; the run is limited by the policy's `defaultScheduleTimeoutMs`
+        (SCHEDULE_TIMEOUT). `already-running` when the schedule's previous run has not finished. Success
+        moves `nextRunAt` to the first slot after the run finished. NOT_FOUND for an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EnableSchedule(self, request, context):
-        """Enables a schedule.
+        """Enables a schedule (`updated: false` when it does not exist); `nextRunAt` moves to the first slot
+        after now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DisableSchedule(self, request, context):
-        """Disables a schedule.
+        """Disables a schedule (`updated: false` when it does not exist).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListScheduleLogs(self, request, context):
-        """Run history of a schedule, newest first.
+        """Run history of a schedule, newest first, including skipped slots (`already-running`). `after` (a log
+        id) pages on to older entries. NOT_FOUND for an unknown schedule.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TickSchedules(self, request, context):
-        """Runs every schedule due at `at` once and moves each to its first slot after `at`.
+        """Runs every enabled schedule due at `at` (default now) once and moves each to its first slot after
+        `at`, so repeating a tick runs nothing twice. A slot is claimed by a conditional write in the store:
+        with several server processes (and their background tickers) each slot fires exactly once. A due
+        schedule whose previous run is still running is skipped and logged as `already-running`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

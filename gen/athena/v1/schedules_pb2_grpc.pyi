@@ -36,23 +36,38 @@ class ScheduleServiceStub:
     ListSchedules: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.ListSchedulesRequest, _schedules_pb2.ListSchedulesResponse]
     """Schedules (cursor page)."""
     CreateSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.CreateScheduleRequest, _schedules_pb2.CreateScheduleResponse]
-    """Creates or replaces the schedule named by `id`."""
+    """Creates or replaces (upserts) the schedule named by `id` (`[A-Za-z0-9._-]+`). Needs `sessionId`,
+    `input` and either `everyMinutes` (positive) or `cron`; `nextRunAt` becomes now with `startNow`,
+    otherwise the first slot after now. CONFIG_ERROR names a bad field.
+    """
     UpdateSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.UpdateScheduleRequest, _schedules_pb2.UpdateScheduleResponse]
-    """Creates or replaces the schedule named by the path."""
+    """Creates or replaces (upserts) the schedule named by the path; fields as CreateSchedule."""
     DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.DeleteScheduleRequest, _schedules_pb2.DeleteScheduleResponse]
     """Deletes a schedule; `removed` is false when it did not exist."""
     GetSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.GetScheduleRequest, _schedules_pb2.GetScheduleResponse]
-    """One schedule."""
+    """One schedule; NOT_FOUND when it does not exist."""
     RunSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.RunScheduleRequest, _schedules_pb2.RunScheduleResponse]
-    """Runs a schedule now, whether or not it is due."""
+    """Runs a schedule now, enabled or not, and waits for the run. A failed run still answers 200 with
+    `status: "failed"` and the error; the run is limited by the policy's `defaultScheduleTimeoutMs`
+    (SCHEDULE_TIMEOUT). `already-running` when the schedule's previous run has not finished. Success
+    moves `nextRunAt` to the first slot after the run finished. NOT_FOUND for an unknown id.
+    """
     EnableSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.EnableScheduleRequest, _schedules_pb2.EnableScheduleResponse]
-    """Enables a schedule."""
+    """Enables a schedule (`updated: false` when it does not exist); `nextRunAt` moves to the first slot
+    after now.
+    """
     DisableSchedule: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.DisableScheduleRequest, _schedules_pb2.DisableScheduleResponse]
-    """Disables a schedule."""
+    """Disables a schedule (`updated: false` when it does not exist)."""
     ListScheduleLogs: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.ListScheduleLogsRequest, _schedules_pb2.ListScheduleLogsResponse]
-    """Run history of a schedule, newest first."""
+    """Run history of a schedule, newest first, including skipped slots (`already-running`). `after` (a log
+    id) pages on to older entries. NOT_FOUND for an unknown schedule.
+    """
     TickSchedules: _grpc.UnaryUnaryMultiCallable[_schedules_pb2.TickSchedulesRequest, _schedules_pb2.TickSchedulesResponse]
-    """Runs every schedule due at `at` once and moves each to its first slot after `at`."""
+    """Runs every enabled schedule due at `at` (default now) once and moves each to its first slot after
+    `at`, so repeating a tick runs nothing twice. A slot is claimed by a conditional write in the store:
+    with several server processes (and their background tickers) each slot fires exactly once. A due
+    schedule whose previous run is still running is skipped and logged as `already-running`.
+    """
 
 @_typing.type_check_only
 class ScheduleServiceAsyncStub(ScheduleServiceStub):
@@ -62,23 +77,38 @@ class ScheduleServiceAsyncStub(ScheduleServiceStub):
     ListSchedules: _aio.UnaryUnaryMultiCallable[_schedules_pb2.ListSchedulesRequest, _schedules_pb2.ListSchedulesResponse]  # type: ignore[assignment]
     """Schedules (cursor page)."""
     CreateSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.CreateScheduleRequest, _schedules_pb2.CreateScheduleResponse]  # type: ignore[assignment]
-    """Creates or replaces the schedule named by `id`."""
+    """Creates or replaces (upserts) the schedule named by `id` (`[A-Za-z0-9._-]+`). Needs `sessionId`,
+    `input` and either `everyMinutes` (positive) or `cron`; `nextRunAt` becomes now with `startNow`,
+    otherwise the first slot after now. CONFIG_ERROR names a bad field.
+    """
     UpdateSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.UpdateScheduleRequest, _schedules_pb2.UpdateScheduleResponse]  # type: ignore[assignment]
-    """Creates or replaces the schedule named by the path."""
+    """Creates or replaces (upserts) the schedule named by the path; fields as CreateSchedule."""
     DeleteSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.DeleteScheduleRequest, _schedules_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
     """Deletes a schedule; `removed` is false when it did not exist."""
     GetSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.GetScheduleRequest, _schedules_pb2.GetScheduleResponse]  # type: ignore[assignment]
-    """One schedule."""
+    """One schedule; NOT_FOUND when it does not exist."""
     RunSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.RunScheduleRequest, _schedules_pb2.RunScheduleResponse]  # type: ignore[assignment]
-    """Runs a schedule now, whether or not it is due."""
+    """Runs a schedule now, enabled or not, and waits for the run. A failed run still answers 200 with
+    `status: "failed"` and the error; the run is limited by the policy's `defaultScheduleTimeoutMs`
+    (SCHEDULE_TIMEOUT). `already-running` when the schedule's previous run has not finished. Success
+    moves `nextRunAt` to the first slot after the run finished. NOT_FOUND for an unknown id.
+    """
     EnableSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.EnableScheduleRequest, _schedules_pb2.EnableScheduleResponse]  # type: ignore[assignment]
-    """Enables a schedule."""
+    """Enables a schedule (`updated: false` when it does not exist); `nextRunAt` moves to the first slot
+    after now.
+    """
     DisableSchedule: _aio.UnaryUnaryMultiCallable[_schedules_pb2.DisableScheduleRequest, _schedules_pb2.DisableScheduleResponse]  # type: ignore[assignment]
-    """Disables a schedule."""
+    """Disables a schedule (`updated: false` when it does not exist)."""
     ListScheduleLogs: _aio.UnaryUnaryMultiCallable[_schedules_pb2.ListScheduleLogsRequest, _schedules_pb2.ListScheduleLogsResponse]  # type: ignore[assignment]
-    """Run history of a schedule, newest first."""
+    """Run history of a schedule, newest first, including skipped slots (`already-running`). `after` (a log
+    id) pages on to older entries. NOT_FOUND for an unknown schedule.
+    """
     TickSchedules: _aio.UnaryUnaryMultiCallable[_schedules_pb2.TickSchedulesRequest, _schedules_pb2.TickSchedulesResponse]  # type: ignore[assignment]
-    """Runs every schedule due at `at` once and moves each to its first slot after `at`."""
+    """Runs every enabled schedule due at `at` (default now) once and moves each to its first slot after
+    `at`, so repeating a tick runs nothing twice. A slot is claimed by a conditional write in the store:
+    with several server processes (and their background tickers) each slot fires exactly once. A due
+    schedule whose previous run is still running is skipped and logged as `already-running`.
+    """
 
 class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
     """Interval (or cron) schedules that start runs, ticked by a background ticker or on request."""
@@ -97,7 +127,10 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.CreateScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.CreateScheduleResponse, _abc.Awaitable[_schedules_pb2.CreateScheduleResponse]]:
-        """Creates or replaces the schedule named by `id`."""
+        """Creates or replaces (upserts) the schedule named by `id` (`[A-Za-z0-9._-]+`). Needs `sessionId`,
+        `input` and either `everyMinutes` (positive) or `cron`; `nextRunAt` becomes now with `startNow`,
+        otherwise the first slot after now. CONFIG_ERROR names a bad field.
+        """
 
     @_abc_1.abstractmethod
     def UpdateSchedule(
@@ -105,7 +138,7 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.UpdateScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.UpdateScheduleResponse, _abc.Awaitable[_schedules_pb2.UpdateScheduleResponse]]:
-        """Creates or replaces the schedule named by the path."""
+        """Creates or replaces (upserts) the schedule named by the path; fields as CreateSchedule."""
 
     @_abc_1.abstractmethod
     def DeleteSchedule(
@@ -121,7 +154,7 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.GetScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.GetScheduleResponse, _abc.Awaitable[_schedules_pb2.GetScheduleResponse]]:
-        """One schedule."""
+        """One schedule; NOT_FOUND when it does not exist."""
 
     @_abc_1.abstractmethod
     def RunSchedule(
@@ -129,7 +162,11 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.RunScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.RunScheduleResponse, _abc.Awaitable[_schedules_pb2.RunScheduleResponse]]:
-        """Runs a schedule now, whether or not it is due."""
+        """Runs a schedule now, enabled or not, and waits for the run. A failed run still answers 200 with
+        `status: "failed"` and the error; the run is limited by the policy's `defaultScheduleTimeoutMs`
+        (SCHEDULE_TIMEOUT). `already-running` when the schedule's previous run has not finished. Success
+        moves `nextRunAt` to the first slot after the run finished. NOT_FOUND for an unknown id.
+        """
 
     @_abc_1.abstractmethod
     def EnableSchedule(
@@ -137,7 +174,9 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.EnableScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.EnableScheduleResponse, _abc.Awaitable[_schedules_pb2.EnableScheduleResponse]]:
-        """Enables a schedule."""
+        """Enables a schedule (`updated: false` when it does not exist); `nextRunAt` moves to the first slot
+        after now.
+        """
 
     @_abc_1.abstractmethod
     def DisableSchedule(
@@ -145,7 +184,7 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.DisableScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.DisableScheduleResponse, _abc.Awaitable[_schedules_pb2.DisableScheduleResponse]]:
-        """Disables a schedule."""
+        """Disables a schedule (`updated: false` when it does not exist)."""
 
     @_abc_1.abstractmethod
     def ListScheduleLogs(
@@ -153,7 +192,9 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.ListScheduleLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.ListScheduleLogsResponse, _abc.Awaitable[_schedules_pb2.ListScheduleLogsResponse]]:
-        """Run history of a schedule, newest first."""
+        """Run history of a schedule, newest first, including skipped slots (`already-running`). `after` (a log
+        id) pages on to older entries. NOT_FOUND for an unknown schedule.
+        """
 
     @_abc_1.abstractmethod
     def TickSchedules(
@@ -161,6 +202,10 @@ class ScheduleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _schedules_pb2.TickSchedulesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_schedules_pb2.TickSchedulesResponse, _abc.Awaitable[_schedules_pb2.TickSchedulesResponse]]:
-        """Runs every schedule due at `at` once and moves each to its first slot after `at`."""
+        """Runs every enabled schedule due at `at` (default now) once and moves each to its first slot after
+        `at`, so repeating a tick runs nothing twice. A slot is claimed by a conditional write in the store:
+        with several server processes (and their background tickers) each slot fires exactly once. A due
+        schedule whose previous run is still running is skipped and logged as `already-running`.
+        """
 
 def add_ScheduleServiceServicer_to_server(servicer: ScheduleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -64,14 +64,18 @@ class WorkServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EnqueueWork(self, request, context):
-        """Appends an item; an identical payload and mode already queued is a no-op.
+        """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
+        missing session id or payload, or a mode other than `followup` / `collect`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DrainWork(self, request, context):
-        """Runs the queued items in order; a failing run stops the drain and leaves the rest queued.
+        """Runs the queued items in order inside the session: each `followup` item is one run, a consecutive
+        block of `collect` items one run of their payloads joined by blank lines. A failing run stops the
+        drain with its error and leaves its items and the rest queued. `already-draining` when a drain of the
+        session is in progress in any server process. Each run passes the policy's admission.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,9 +36,15 @@ class WorkServiceStub:
     GetWorkQueue: _grpc.UnaryUnaryMultiCallable[_work_pb2.GetWorkQueueRequest, _work_pb2.GetWorkQueueResponse]
     """The queue of a session; an unknown session has an empty queue."""
     EnqueueWork: _grpc.UnaryUnaryMultiCallable[_work_pb2.EnqueueWorkRequest, _work_pb2.EnqueueWorkResponse]
-    """Appends an item; an identical payload and mode already queued is a no-op."""
+    """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
+    missing session id or payload, or a mode other than `followup` / `collect`.
+    """
     DrainWork: _grpc.UnaryUnaryMultiCallable[_work_pb2.DrainWorkRequest, _work_pb2.DrainWorkResponse]
-    """Runs the queued items in order; a failing run stops the drain and leaves the rest queued."""
+    """Runs the queued items in order inside the session: each `followup` item is one run, a consecutive
+    block of `collect` items one run of their payloads joined by blank lines. A failing run stops the
+    drain with its error and leaves its items and the rest queued. `already-draining` when a drain of the
+    session is in progress in any server process. Each run passes the policy's admission.
+    """
 
 @_typing.type_check_only
 class WorkServiceAsyncStub(WorkServiceStub):
@@ -48,9 +54,15 @@ class WorkServiceAsyncStub(WorkServiceStub):
     GetWorkQueue: _aio.UnaryUnaryMultiCallable[_work_pb2.GetWorkQueueRequest, _work_pb2.GetWorkQueueResponse]  # type: ignore[assignment]
     """The queue of a session; an unknown session has an empty queue."""
     EnqueueWork: _aio.UnaryUnaryMultiCallable[_work_pb2.EnqueueWorkRequest, _work_pb2.EnqueueWorkResponse]  # type: ignore[assignment]
-    """Appends an item; an identical payload and mode already queued is a no-op."""
+    """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
+    missing session id or payload, or a mode other than `followup` / `collect`.
+    """
     DrainWork: _aio.UnaryUnaryMultiCallable[_work_pb2.DrainWorkRequest, _work_pb2.DrainWorkResponse]  # type: ignore[assignment]
-    """Runs the queued items in order; a failing run stops the drain and leaves the rest queued."""
+    """Runs the queued items in order inside the session: each `followup` item is one run, a consecutive
+    block of `collect` items one run of their payloads joined by blank lines. A failing run stops the
+    drain with its error and leaves its items and the rest queued. `already-draining` when a drain of the
+    session is in progress in any server process. Each run passes the policy's admission.
+    """
 
 class WorkServiceServicer(metaclass=_abc_1.ABCMeta):
     """Per-session work queues: follow-up work that runs later, in order, inside its session."""
@@ -69,7 +81,9 @@ class WorkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _work_pb2.EnqueueWorkRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_work_pb2.EnqueueWorkResponse, _abc.Awaitable[_work_pb2.EnqueueWorkResponse]]:
-        """Appends an item; an identical payload and mode already queued is a no-op."""
+        """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
+        missing session id or payload, or a mode other than `followup` / `collect`.
+        """
 
     @_abc_1.abstractmethod
     def DrainWork(
@@ -77,6 +91,10 @@ class WorkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _work_pb2.DrainWorkRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_work_pb2.DrainWorkResponse, _abc.Awaitable[_work_pb2.DrainWorkResponse]]:
-        """Runs the queued items in order; a failing run stops the drain and leaves the rest queued."""
+        """Runs the queued items in order inside the session: each `followup` item is one run, a consecutive
+        block of `collect` items one run of their payloads joined by blank lines. A failing run stops the
+        drain with its error and leaves its items and the rest queued. `already-draining` when a drain of the
+        session is in progress in any server process. Each run passes the policy's admission.
+        """
 
 def add_WorkServiceServicer_to_server(servicer: WorkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

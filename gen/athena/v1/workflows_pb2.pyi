@@ -247,6 +247,8 @@ class WorkflowStepState(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    BLOCKING_STEP_IDS_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     status: Global___WorkflowRunStatus.ValueType
     attempt: _builtins.int
@@ -256,6 +258,11 @@ class WorkflowStepState(_message.Message):
     started_at: _builtins.str
     finished_at: _builtins.str
     updated_at: _builtins.str
+    error_code: _builtins.str
+    @_builtins.property
+    def blocking_step_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Upstream steps that have not succeeded yet; the step runs once this is empty."""
+
     def __init__(
         self,
         *,
@@ -267,13 +274,17 @@ class WorkflowStepState(_message.Message):
         started_at: _builtins.str | None = ...,
         finished_at: _builtins.str | None = ...,
         updated_at: _builtins.str = ...,
+        blocking_step_ids: _abc.Iterable[_builtins.str] | None = ...,
+        error_code: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_finished_at", b"_finished_at", "_run_id", b"_run_id", "_started_at", b"_started_at", "error", b"error", "finished_at", b"finished_at", "run_id", b"run_id", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_finished_at", b"_finished_at", "_run_id", b"_run_id", "_started_at", b"_started_at", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "run_id", b"run_id", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_finished_at", b"_finished_at", "_run_id", b"_run_id", "_started_at", b"_started_at", "attempt", b"attempt", "error", b"error", "finished_at", b"finished_at", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "step_id", b"step_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_error_code", b"_error_code", "_finished_at", b"_finished_at", "_run_id", b"_run_id", "_started_at", b"_started_at", "attempt", b"attempt", "blocking_step_ids", b"blocking_step_ids", "error", b"error", "error_code", b"error_code", "finished_at", b"finished_at", "run_id", b"run_id", "started_at", b"started_at", "status", b"status", "step_id", b"step_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__error_code: _TypeAlias = _typing.Literal["error_code"]  # noqa: Y015
+    _WhichOneofArgType__error_code: _TypeAlias = _typing.Literal["_error_code", b"_error_code"]  # noqa: Y015
     _WhichOneofReturnType__finished_at: _TypeAlias = _typing.Literal["finished_at"]  # noqa: Y015
     _WhichOneofArgType__finished_at: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at"]  # noqa: Y015
     _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
@@ -282,6 +293,8 @@ class WorkflowStepState(_message.Message):
     _WhichOneofArgType__started_at: _TypeAlias = _typing.Literal["_started_at", b"_started_at"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error_code) -> _WhichOneofReturnType__error_code | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__finished_at) -> _WhichOneofReturnType__finished_at | None: ...
     @_typing.overload
@@ -339,6 +352,7 @@ class WorkflowRun(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow_id: _builtins.str
     status: Global___WorkflowRunStatus.ValueType
@@ -347,6 +361,7 @@ class WorkflowRun(_message.Message):
     updated_at: _builtins.str
     started_at: _builtins.str
     finished_at: _builtins.str
+    schema_version: _builtins.int
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStepState]: ...
     @_builtins.property
@@ -364,10 +379,11 @@ class WorkflowRun(_message.Message):
         started_at: _builtins.str | None = ...,
         finished_at: _builtins.str | None = ...,
         progress: Global___WorkflowProgress | None = ...,
+        schema_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at", "_resumed_from_run_id", b"_resumed_from_run_id", "_started_at", b"_started_at", "finished_at", b"finished_at", "progress", b"progress", "resumed_from_run_id", b"resumed_from_run_id", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at", "_resumed_from_run_id", b"_resumed_from_run_id", "_started_at", b"_started_at", "created_at", b"created_at", "finished_at", b"finished_at", "id", b"id", "progress", b"progress", "resumed_from_run_id", b"resumed_from_run_id", "started_at", b"started_at", "status", b"status", "steps", b"steps", "updated_at", b"updated_at", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at", "_resumed_from_run_id", b"_resumed_from_run_id", "_started_at", b"_started_at", "created_at", b"created_at", "finished_at", b"finished_at", "id", b"id", "progress", b"progress", "resumed_from_run_id", b"resumed_from_run_id", "schema_version", b"schema_version", "started_at", b"started_at", "status", b"status", "steps", b"steps", "updated_at", b"updated_at", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__finished_at: _TypeAlias = _typing.Literal["finished_at"]  # noqa: Y015
     _WhichOneofArgType__finished_at: _TypeAlias = _typing.Literal["_finished_at", b"_finished_at"]  # noqa: Y015
@@ -529,18 +545,24 @@ class ResumeWorkflowRunRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The workflow id."""
+    wait: _builtins.bool
+    """Wait for the run to finish (default true); false answers at once with the run as started."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        wait: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_wait", b"_wait", "id", b"id", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__wait: _TypeAlias = _typing.Literal["wait"]  # noqa: Y015
+    _WhichOneofArgType__wait: _TypeAlias = _typing.Literal["_wait", b"_wait"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wait) -> _WhichOneofReturnType__wait | None: ...
 
 Global___ResumeWorkflowRunRequest: _TypeAlias = ResumeWorkflowRunRequest  # noqa: Y015
 

@@ -73,21 +73,28 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateWorkflow(self, request, context):
-        """Stores a workflow after validating the graph (unknown steps, self or duplicate edges, cycles).
+        """Stores a workflow after validating it: CONFIG_ERROR names the problem (no steps, duplicate step id,
+        unknown directive or harness profile, an edge to an unknown step, a self or duplicate edge, a mapping
+        from an output the step does not declare, a cycle with its nodes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkflowRun(self, request, context):
-        """The latest run of a workflow, with each step's state and the progress.
+        """The latest run of a workflow, with each step's state and the progress. NOT_FOUND for an unknown
+        workflow or one that never ran.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeWorkflowRun(self, request, context):
-        """Starts a run of the workflow, or resumes its latest unfinished run.
+        """Starts a run of the workflow, or resumes its latest unfinished run: failed steps and the steps
+        they blocked run again, succeeded steps are kept. Steps whose dependencies succeeded run, independent
+        ones in parallel within the policy's `maxConcurrentRuns`; a failed step stops only its dependents.
+        The run belongs to the server, not the call: a caller leaving does not stop it, and a run left by a
+        server that died is continued by the next start or resume. Waits for the run to end by default.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

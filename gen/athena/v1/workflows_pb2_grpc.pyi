@@ -39,11 +39,21 @@ class WorkflowServiceStub:
     ListWorkflows: _grpc.UnaryUnaryMultiCallable[_workflows_pb2.ListWorkflowsRequest, _workflows_pb2.ListWorkflowsResponse]
     """Workflows, newest first."""
     CreateWorkflow: _grpc.UnaryUnaryMultiCallable[_workflows_pb2.CreateWorkflowRequest, _workflows_pb2.CreateWorkflowResponse]
-    """Stores a workflow after validating the graph (unknown steps, self or duplicate edges, cycles)."""
+    """Stores a workflow after validating it: CONFIG_ERROR names the problem (no steps, duplicate step id,
+    unknown directive or harness profile, an edge to an unknown step, a self or duplicate edge, a mapping
+    from an output the step does not declare, a cycle with its nodes).
+    """
     GetWorkflowRun: _grpc.UnaryUnaryMultiCallable[_workflows_pb2.GetWorkflowRunRequest, _workflows_pb2.GetWorkflowRunResponse]
-    """The latest run of a workflow, with each step's state and the progress."""
+    """The latest run of a workflow, with each step's state and the progress. NOT_FOUND for an unknown
+    workflow or one that never ran.
+    """
     ResumeWorkflowRun: _grpc.UnaryUnaryMultiCallable[_workflows_pb2.ResumeWorkflowRunRequest, _workflows_pb2.ResumeWorkflowRunResponse]
-    """Starts a run of the workflow, or resumes its latest unfinished run."""
+    """Starts a run of the workflow, or resumes its latest unfinished run: failed steps and the steps
+    they blocked run again, succeeded steps are kept. Steps whose dependencies succeeded run, independent
+    ones in parallel within the policy's `maxConcurrentRuns`; a failed step stops only its dependents.
+    The run belongs to the server, not the call: a caller leaving does not stop it, and a run left by a
+    server that died is continued by the next start or resume. Waits for the run to end by default.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -56,11 +66,21 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     ListWorkflows: _aio.UnaryUnaryMultiCallable[_workflows_pb2.ListWorkflowsRequest, _workflows_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
     """Workflows, newest first."""
     CreateWorkflow: _aio.UnaryUnaryMultiCallable[_workflows_pb2.CreateWorkflowRequest, _workflows_pb2.CreateWorkflowResponse]  # type: ignore[assignment]
-    """Stores a workflow after validating the graph (unknown steps, self or duplicate edges, cycles)."""
+    """Stores a workflow after validating it: CONFIG_ERROR names the problem (no steps, duplicate step id,
+    unknown directive or harness profile, an edge to an unknown step, a self or duplicate edge, a mapping
+    from an output the step does not declare, a cycle with its nodes).
+    """
     GetWorkflowRun: _aio.UnaryUnaryMultiCallable[_workflows_pb2.GetWorkflowRunRequest, _workflows_pb2.GetWorkflowRunResponse]  # type: ignore[assignment]
-    """The latest run of a workflow, with each step's state and the progress."""
+    """The latest run of a workflow, with each step's state and the progress. NOT_FOUND for an unknown
+    workflow or one that never ran.
+    """
     ResumeWorkflowRun: _aio.UnaryUnaryMultiCallable[_workflows_pb2.ResumeWorkflowRunRequest, _workflows_pb2.ResumeWorkflowRunResponse]  # type: ignore[assignment]
-    """Starts a run of the workflow, or resumes its latest unfinished run."""
+    """Starts a run of the workflow, or resumes its latest unfinished run: failed steps and the steps
+    they blocked run again, succeeded steps are kept. Steps whose dependencies succeeded run, independent
+    ones in parallel within the policy's `maxConcurrentRuns`; a failed step stops only its dependents.
+    The run belongs to the server, not the call: a caller leaving does not stop it, and a run left by a
+    server that died is continued by the next start or resume. Waits for the run to end by default.
+    """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """DAG workflows of directive + harness-profile steps.
@@ -82,7 +102,10 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflows_pb2.CreateWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflows_pb2.CreateWorkflowResponse, _abc.Awaitable[_workflows_pb2.CreateWorkflowResponse]]:
-        """Stores a workflow after validating the graph (unknown steps, self or duplicate edges, cycles)."""
+        """Stores a workflow after validating it: CONFIG_ERROR names the problem (no steps, duplicate step id,
+        unknown directive or harness profile, an edge to an unknown step, a self or duplicate edge, a mapping
+        from an output the step does not declare, a cycle with its nodes).
+        """
 
     @_abc_1.abstractmethod
     def GetWorkflowRun(
@@ -90,7 +113,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflows_pb2.GetWorkflowRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflows_pb2.GetWorkflowRunResponse, _abc.Awaitable[_workflows_pb2.GetWorkflowRunResponse]]:
-        """The latest run of a workflow, with each step's state and the progress."""
+        """The latest run of a workflow, with each step's state and the progress. NOT_FOUND for an unknown
+        workflow or one that never ran.
+        """
 
     @_abc_1.abstractmethod
     def ResumeWorkflowRun(
@@ -98,6 +123,11 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflows_pb2.ResumeWorkflowRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflows_pb2.ResumeWorkflowRunResponse, _abc.Awaitable[_workflows_pb2.ResumeWorkflowRunResponse]]:
-        """Starts a run of the workflow, or resumes its latest unfinished run."""
+        """Starts a run of the workflow, or resumes its latest unfinished run: failed steps and the steps
+        they blocked run again, succeeded steps are kept. Steps whose dependencies succeeded run, independent
+        ones in parallel within the policy's `maxConcurrentRuns`; a failed step stops only its dependents.
+        The run belongs to the server, not the call: a caller leaving does not stop it, and a run left by a
+        server that died is continued by the next start or resume. Waits for the run to end by default.
+        """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
