@@ -15,10 +15,12 @@ from athena_server.control.runs import RunService
 from athena_server.control.sessions import SessionService
 from athena_server.control.system import SystemService
 from athena_server.control.work import WorkService
+from athena_server.control.workflows import WorkflowService
 from athena_server.engine.cancels import CancelWatcher
 from athena_server.engine.liveness import Liveness
 from athena_server.engine.providers import ProviderRegistry
 from athena_server.engine.providers.registry import build_registry
+from athena_server.storage import work as work_store
 from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 
@@ -35,7 +37,8 @@ class ControlPlane:
         self.run_control = RunControlService(self.store)
         self.idempotency = Idempotency(self.store, self.liveness.instance_id, settings.idempotency_ttl_hours)
         self.liveness.housekeeping.append(self.idempotency.expire)
-        self.work = WorkService(self.store)
+        self.work = WorkService(self.store, self.runs, self.liveness.instance_id)
+        self.liveness.on_reap.append(work_store.release_owned)
         self.policy = PolicyService(self.store)
         self.fleet = FleetService(self.store)
         self.directives = DirectiveService(self.store)
@@ -43,6 +46,8 @@ class ControlPlane:
         self.run_templates = RunTemplateService(self.store)
         self.sessions = SessionService(self.store, settings)
         self.events = EventService(self.store, settings)
+        self.workflows = WorkflowService(self.store, settings, self.runs, self.liveness.instance_id)
+        self.liveness.on_reap.append(self.workflows.release_owned)
 
     def _allowed_models(self, provider: str) -> list[str]:
         """Models a harness profile may name: the default model (the original's only one) and every model
@@ -54,9 +59,11 @@ class ControlPlane:
         process and fail the runs of processes that died."""
         await migrate(self.store)
         await self.liveness.start()
+        await self.workflows.recover()
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""
+        await self.workflows.close()
         await self.runs.close()
         await self.watcher.close()
         await self.liveness.close()

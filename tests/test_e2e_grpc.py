@@ -14,14 +14,14 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from athena.v1 import (
+    a2a_dlq_pb2,
+    a2a_dlq_pb2_grpc,
     runs_pb2,
     runs_pb2_grpc,
     sessions_pb2,
     sessions_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
-    work_pb2,
-    work_pb2_grpc,
 )
 from tests.shapes import new_session
 
@@ -77,7 +77,7 @@ def test_caller_trace_id_is_used(channel: grpc.Channel) -> None:
 
 def test_unimplemented_rpc_is_not_implemented(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as exc:
-        work_pb2_grpc.WorkServiceStub(channel).DrainWork(work_pb2.DrainWorkRequest(session_id="s1"))
+        a2a_dlq_pb2_grpc.A2aDlqServiceStub(channel).ListA2aDlqItems(a2a_dlq_pb2.ListA2aDlqItemsRequest())
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert _error_info(exc.value).reason == "NOT_IMPLEMENTED"
 

@@ -195,8 +195,6 @@ def test_work_queue_empty_state(rest: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("POST", "/api/v1/schedules/tick", {}),
-        ("POST", "/api/v1/work/s1/drain", {}),
         ("GET", "/api/v1/memory/search", None),
         ("POST", "/api/v1/personas/run", {"name": "code-review"}),
         ("GET", "/api/v1/a2a/dlq", None),

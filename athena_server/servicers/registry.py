@@ -26,6 +26,7 @@ from athena_server.servicers.runs import RunServicer
 from athena_server.servicers.sessions import SessionServicer
 from athena_server.servicers.system import SystemServicer
 from athena_server.servicers.work import WorkServicer
+from athena_server.servicers.workflows import WorkflowServicer
 
 IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
     "athena.v1.SystemService": SystemServicer,
@@ -38,6 +39,7 @@ IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
     "athena.v1.DirectiveService": DirectiveServicer,
     "athena.v1.HarnessProfileService": HarnessProfileServicer,
     "athena.v1.RunTemplateService": RunTemplateServicer,
+    "athena.v1.WorkflowService": WorkflowServicer,
 }
 
 

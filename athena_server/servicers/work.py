@@ -1,4 +1,4 @@
-"""WorkService over gRPC. Draining arrives with the work-queue capability."""
+"""WorkService over gRPC."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ class WorkServicer(work_pb2_grpc.WorkServiceServicer):
         self, request: work_pb2.EnqueueWorkRequest, context: grpc.aio.ServicerContext
     ) -> work_pb2.EnqueueWorkResponse:
         return work_pb2.EnqueueWorkResponse(queue=await self.plane.work.enqueue(request))
+
+    async def DrainWork(
+        self, request: work_pb2.DrainWorkRequest, context: grpc.aio.ServicerContext
+    ) -> work_pb2.DrainWorkResponse:
+        return await self.plane.work.drain(request)
