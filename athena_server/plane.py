@@ -12,6 +12,7 @@ from athena_server.control.policy import PolicyService
 from athena_server.control.run_control import RunControlService
 from athena_server.control.run_templates import RunTemplateService
 from athena_server.control.runs import RunService
+from athena_server.control.schedules import ScheduleService
 from athena_server.control.sessions import SessionService
 from athena_server.control.system import SystemService
 from athena_server.control.work import WorkService
@@ -46,6 +47,8 @@ class ControlPlane:
         self.run_templates = RunTemplateService(self.store)
         self.sessions = SessionService(self.store, settings)
         self.events = EventService(self.store, settings)
+        self.schedules = ScheduleService(self.store, settings, self.runs, self.liveness.instance_id)
+        self.liveness.on_reap.append(self.schedules.release_owned)
         self.workflows = WorkflowService(self.store, settings, self.runs, self.liveness.instance_id)
         self.liveness.on_reap.append(self.workflows.release_owned)
 
@@ -60,9 +63,11 @@ class ControlPlane:
         await migrate(self.store)
         await self.liveness.start()
         await self.workflows.recover()
+        self.schedules.start_ticker()
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""
+        await self.schedules.close()
         await self.workflows.close()
         await self.runs.close()
         await self.watcher.close()

@@ -3,10 +3,8 @@ across them, a cancel sent to one stops a run executing in the other, and a sess
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,30 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, start_api
+from tests.postgres import servers_on_one_database
+from tests.servers import AthenaProcess
 from tests.shapes import error_of, new_session, ok_data
-
-PG = "postgresql://postgres@127.0.0.1:5432"
-
-
-def psql(sql: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, timeout=60)
 
 
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[tuple[AthenaProcess, AthenaProcess]]:
-    db = f"athena_test_{uuid.uuid4().hex[:10]}"
-    psql(f"CREATE DATABASE {db}")
-    url = f"{PG}/{db}"
-    servers: list[AthenaProcess] = []
-    try:
-        for name in ("a", "b"):
-            servers.append(start_api(tmp_path / name, extra=["--db", url]))
-        yield servers[0], servers[1]
-    finally:
-        for p in servers:
-            p.stop()
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    with servers_on_one_database(tmp_path) as (a, b):
+        yield a, b
 
 
 def test_two_processes_share_the_limit_the_cancel_and_the_session(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 
 from sqlalchemy import Connection
 
@@ -114,7 +115,7 @@ class WorkService:
         try:
             while True:
                 run_id = str(uuid.uuid4())
-                batch = await self.store.write(lambda conn, run_id=run_id: work.take_batch(conn, session_id, run_id))
+                batch = await self.store.write(partial(work.take_batch, session_id=session_id, run_id=run_id))
                 if not batch:
                     break
                 create = runs_pb2.CreateRunRequest(

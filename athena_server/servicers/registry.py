@@ -23,6 +23,7 @@ from athena_server.servicers.harness_profiles import HarnessProfileServicer
 from athena_server.servicers.policy import PolicyServicer
 from athena_server.servicers.run_templates import RunTemplateServicer
 from athena_server.servicers.runs import RunServicer
+from athena_server.servicers.schedules import ScheduleServicer
 from athena_server.servicers.sessions import SessionServicer
 from athena_server.servicers.system import SystemServicer
 from athena_server.servicers.work import WorkServicer
@@ -40,6 +41,7 @@ IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
     "athena.v1.HarnessProfileService": HarnessProfileServicer,
     "athena.v1.RunTemplateService": RunTemplateServicer,
     "athena.v1.WorkflowService": WorkflowServicer,
+    "athena.v1.ScheduleService": ScheduleServicer,
 }
 
 
