@@ -16,7 +16,7 @@ class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):
     async def ListWorkflows(
         self, request: workflows_pb2.ListWorkflowsRequest, context: grpc.aio.ServicerContext
     ) -> workflows_pb2.ListWorkflowsResponse:
-        return await self.plane.workflows.list(request)
+        return await self.plane.workflows.page(request)
 
     async def CreateWorkflow(
         self, request: workflows_pb2.CreateWorkflowRequest, context: grpc.aio.ServicerContext
