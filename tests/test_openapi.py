@@ -178,7 +178,11 @@ def test_accepted_responses_are_declared_by_the_contract(doc: dict[str, Any]) ->
         for method, op in item.items()
         if "202" in op["responses"]
     }
-    assert with_202 == {("POST", "/api/v1/runs"), ("POST", "/api/v1/templates/{id}/run")}
+    assert with_202 == {
+        ("POST", "/api/v1/runs"),
+        ("POST", "/api/v1/templates/{id}/run"),
+        ("POST", "/api/v1/workflows/run/{id}/resume"),
+    }
     accepted = doc["paths"]["/api/v1/runs"]["post"]["responses"]["202"]
     assert accepted["description"].startswith("Accepted. With `wait: false`")
     assert accepted["content"] == doc["paths"]["/api/v1/runs"]["post"]["responses"]["200"]["content"]

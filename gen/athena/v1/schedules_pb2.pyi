@@ -83,6 +83,7 @@ class ScheduledTask(_message.Message):
     session_id: _builtins.str
     input: _builtins.str
     every_minutes: _builtins.int
+    """Minutes between slots; 0 for a `cron` schedule."""
     enabled: _builtins.bool
     running: _builtins.bool
     """Whether a run of this schedule is in progress."""
