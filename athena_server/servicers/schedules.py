@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 
 from athena.v1 import schedules_pb2, schedules_pb2_grpc
 from athena_server.control.schedules import schedule_message
 from athena_server.plane import ControlPlane
+from athena_server.storage.schedules import ScheduleRow
+
+_Toggle = TypeVar("_Toggle", schedules_pb2.EnableScheduleResponse, schedules_pb2.DisableScheduleResponse)
+
+
+def _toggled(resp: _Toggle, row: ScheduleRow | None) -> _Toggle:
+    """The seed's `{id, updated}`, plus the schedule as it is now when it exists."""
+    resp.updated = row is not None
+    if row is not None:
+        resp.schedule.CopyFrom(schedule_message(row))
+    return resp
 
 
 class ScheduleServicer(schedules_pb2_grpc.ScheduleServiceServicer):
@@ -49,19 +62,13 @@ class ScheduleServicer(schedules_pb2_grpc.ScheduleServiceServicer):
         self, request: schedules_pb2.EnableScheduleRequest, context: grpc.aio.ServicerContext
     ) -> schedules_pb2.EnableScheduleResponse:
         sid, row = await self.plane.schedules.set_enabled(request.id, True)
-        resp = schedules_pb2.EnableScheduleResponse(id=sid, updated=row is not None)
-        if row is not None:
-            resp.schedule.CopyFrom(schedule_message(row))
-        return resp
+        return _toggled(schedules_pb2.EnableScheduleResponse(id=sid), row)
 
     async def DisableSchedule(
         self, request: schedules_pb2.DisableScheduleRequest, context: grpc.aio.ServicerContext
     ) -> schedules_pb2.DisableScheduleResponse:
         sid, row = await self.plane.schedules.set_enabled(request.id, False)
-        resp = schedules_pb2.DisableScheduleResponse(id=sid, updated=row is not None)
-        if row is not None:
-            resp.schedule.CopyFrom(schedule_message(row))
-        return resp
+        return _toggled(schedules_pb2.DisableScheduleResponse(id=sid), row)
 
     async def ListScheduleLogs(
         self, request: schedules_pb2.ListScheduleLogsRequest, context: grpc.aio.ServicerContext
