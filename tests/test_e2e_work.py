@@ -205,3 +205,14 @@ def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:
         call(*args, **kwargs)
     except httpx.HTTPError:
         pass
+
+
+def test_draining_a_session_never_used_drains_nothing(client: httpx.Client) -> None:
+    sid = new_session()
+    assert ok_data(client.post(f"/api/v1/work/{sid}/drain", json={})) == {
+        "status": "ok",
+        "drainedItems": 0,
+        "queueDepthBefore": 0,
+        "queueDepthAfter": 0,
+    }
+    assert queue(client, sid)["items"] == []

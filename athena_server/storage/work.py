@@ -75,9 +75,10 @@ def depth(conn: Connection, session_id: str) -> int:
 
 
 def claim_drain(conn: Connection, session_id: str, owner_id: str, at_ms: int) -> bool:
-    """Mark the session's queue as being drained by `owner_id`; False when a drain is already under way."""
+    """Mark the session's queue as being drained by `owner_id`; False when a drain is already under way.
+    A session whose queue was never used has nothing to drain: True, with nothing marked."""
     if conn.execute(select(work_queues.c.session_id).where(work_queues.c.session_id == session_id)).first() is None:
-        conn.execute(insert(work_queues).values(session_id=session_id, draining=False, updated_at_ms=at_ms))
+        return True
     claimed = conn.execute(
         update(work_queues)
         .where(work_queues.c.session_id == session_id, work_queues.c.draining.is_(False))
