@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
 from athena.v1 import errors_pb2, options_pb2
@@ -30,7 +30,34 @@ HTTP_STATUS_HEADER = "x-athena-http-status"
 ERROR_DOMAIN = "athena.dev"
 ERROR_META_RETRYABLE = "retryable"  # "true" or "false"
 ERROR_META_TRACE_ID = "traceId"
-ERROR_META_RETRY_AFTER = "retryAfterSeconds"  # RATE_LIMITED only: whole seconds
+ERROR_META_RETRY_AFTER = "retryAfterSeconds"  # refusals that may succeed later: whole seconds
+# RATE_LIMITED: the limit of the bucket, what is left of it, and the Unix time (s) it refills; the gateway
+# sends them as X-RateLimit-Limit / -Remaining / -Reset.
+ERROR_META_RATE_LIMIT = "rateLimitLimit"
+ERROR_META_RATE_REMAINING = "rateLimitRemaining"
+ERROR_META_RATE_RESET = "rateLimitReset"
+
+# Request headers the server reads from gRPC metadata (the gateway forwards them from HTTP), each with the
+# longest value it may have: the server refuses longer ones with CONFIG_ERROR naming the header, and the
+# gateway refuses them before forwarding, so no value reaches gRPC's 8 KiB metadata limit. The identity
+# header's name is configurable (`ATHENA_AUTH_IDENTITY_HEADER`) and takes IDENTITY_HEADER_MAX_CHARS.
+IDEMPOTENCY_HEADER = "idempotency-key"
+AUTHORIZATION_HEADER = "authorization"
+API_TOKEN_HEADER = "x-athena-api-token"
+DEFAULT_IDENTITY_HEADER = "x-athena-identity"
+# Set by the gateway: the HTTP client's address, which the server uses (from trusted peers only) as the
+# rate-limit key of unauthenticated callers.
+CLIENT_ADDRESS_HEADER = "x-athena-client-address"
+IDENTITY_HEADER_MAX_CHARS = 256
+HEADER_MAX_CHARS: dict[str, int] = {
+    IDEMPOTENCY_HEADER: 255,
+    AUTHORIZATION_HEADER: 4096,
+    API_TOKEN_HEADER: 256,
+    "traceparent": 512,
+    "tracestate": 512,
+    TRACE_HEADER: 64,
+    CLIENT_ADDRESS_HEADER: 64,
+}
 
 # Messages whose JSON form is special-cased by protobuf; never walked for enum values.
 _WELL_KNOWN_PREFIX = "google.protobuf."
@@ -64,6 +91,83 @@ def _error_table() -> dict[str, ErrorCodeInfo]:
 
 ERROR_CODES: dict[str, ErrorCodeInfo] = _error_table()
 ERROR_CODES_BY_NUMBER: dict[int, ErrorCodeInfo] = {info.number: info for info in ERROR_CODES.values()}
+
+
+# ---- access: the role and rate class each RPC declares -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodAccess:
+    """What `(athena.v1.required_role)` and `(athena.v1.rate_class)` say of one RPC."""
+
+    role: int  # an `athena.v1.Role` value
+    rate_class: int  # an `athena.v1.RateClass` value
+
+
+def method_access(method: MethodDescriptor) -> MethodAccess:
+    """The declared access of `method`; ValueError when it declares no role or no rate class, so a new RPC
+    cannot be served without a decision on who may call it."""
+    opts = method.GetOptions()
+    role = opts.Extensions[options_pb2.required_role]
+    rate_class = opts.Extensions[options_pb2.rate_class]
+    if role == options_pb2.ROLE_UNSPECIFIED:
+        raise ValueError(f"{method.full_name} declares no (athena.v1.required_role)")
+    if rate_class == options_pb2.RATE_CLASS_UNSPECIFIED:
+        raise ValueError(f"{method.full_name} declares no (athena.v1.rate_class)")
+    return MethodAccess(role, rate_class)
+
+
+def role_name(role: int) -> str:
+    """ "Viewer", "Operator", "Admin" or "Public"."""
+    return enum_to_json(options_pb2.Role.DESCRIPTOR, role)
+
+
+def rate_class_name(rate_class: int) -> str:
+    """ "read", "run-start", "write" or "exempt"."""
+    return enum_to_json(options_pb2.RateClass.DESCRIPTOR, rate_class)
+
+
+# ---- bounds of request fields -----------------------------------------------------------------------
+
+# What a request field that declares no `(athena.v1.limit)` may hold: identifier-sized strings and short
+# lists. Free text (inputs, payloads, templates) declares its own, larger bound.
+DEFAULT_MAX_CHARS = 128
+DEFAULT_MAX_ITEMS = 100
+
+
+@dataclass(frozen=True)
+class FieldBounds:
+    """The effective bounds of one request field."""
+
+    # Longest string (the field itself, each item of a repeated string, each value of a string map), in
+    # code points; None for fields without strings.
+    max_chars: int | None
+    # Most items (repeated) or entries (map); None for singular fields.
+    max_items: int | None
+    # Longest map key, in code points; None unless the field is a map with string keys.
+    max_key_chars: int | None = None
+
+
+def _holds_string(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_STRING
+
+
+def field_bounds(field: FieldDescriptor) -> FieldBounds:
+    """The bounds the server enforces on `field` of a request message: its `(athena.v1.limit)` option
+    where set, otherwise the defaults."""
+    limit = field.GetOptions().Extensions[options_pb2.limit]
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        key, value = message.fields_by_name["key"], message.fields_by_name["value"]
+        return FieldBounds(
+            max_chars=(limit.max_chars or DEFAULT_MAX_CHARS) if _holds_string(value) else None,
+            max_items=limit.max_items or DEFAULT_MAX_ITEMS,
+            max_key_chars=DEFAULT_MAX_CHARS if _holds_string(key) else None,
+        )
+    return FieldBounds(
+        max_chars=(limit.max_chars or DEFAULT_MAX_CHARS) if _holds_string(field) else None,
+        max_items=(limit.max_items or DEFAULT_MAX_ITEMS) if field.is_repeated else None,
+    )
 
 
 def error_code(number: int) -> str:

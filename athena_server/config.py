@@ -34,7 +34,55 @@ class Settings(BaseSettings):
     event_poll_seconds: float = 1.0
     # Grace period for in-flight RPCs on SIGINT/SIGTERM.
     shutdown_grace_seconds: float = 5.0
+    # A non-loopback bind needs auth with a verifiable credential (API tokens or JWT); this overrides that
+    # for deployments where something in front of Athena authenticates callers.
     allow_external_unauthenticated: bool = False
+    # gRPC server reflection (what grpcurl uses to list services); off hides the method list.
+    grpc_reflection: bool = True
+
+    # ---- auth (seed 001 names; athena_server/access/) ----
+    auth_enabled: bool = False
+    # The trusted identity header (lowercase letters, digits and dashes).
+    auth_identity_header: str = "x-athena-identity"
+    # The role of identities no map entry (and no `*` entry) covers; unset means they get none (fail closed).
+    auth_default_role: str | None = None
+    # `alice:Admin,bob:Operator,*:Viewer`; role names are case-insensitive.
+    auth_identity_role_map: str = ""
+    # Whether the identity header alone identifies a caller. Unset: trusted only when no API token and no
+    # JWT key is configured (then a proxy that sets it is the only way in). With tokens configured, only a
+    # proxy token (identity `*`) lets the header name the caller.
+    auth_trust_identity_header: bool | None = None
+    # Named API tokens, stored as SHA-256 hashes: comma-separated `name:identity:role:sha256hex` entries
+    # (`athena auth new-token` prints one). Identity `*` makes a proxy token (the identity header names the
+    # caller); role `*` takes the role from the role map.
+    auth_api_tokens: str = ""
+    # The original's single shared token (plaintext, hashed at start): a proxy token.
+    auth_api_token: str | None = None
+    # JWT bearer tokens (PyJWT): a PEM public key file or a JWKS file, the algorithms accepted, and the
+    # claims that carry the identity and the role (a missing role claim falls back to the role map).
+    auth_jwt_key_file: Path | None = None
+    auth_jwt_jwks_file: Path | None = None
+    auth_jwt_algorithms: str = "RS256,ES256,EdDSA"
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_identity_claim: str = "sub"
+    auth_jwt_role_claim: str = "role"
+    auth_jwt_leeway_seconds: float = 30.0
+
+    # ---- rate limits (off when empty; `limits` notation: "600/minute", "10/second;100/minute") ----
+    # Per identity (per client address when auth is off), per class of RPC (`(athena.v1.rate_class)`).
+    rate_limit_read: str = ""
+    rate_limit_run_start: str = ""
+    rate_limit_write: str = ""
+    # Peers whose `x-athena-client-address` metadata the server believes (the gateway's address).
+    trusted_proxies: str = "127.0.0.1,::1"
+
+    # ---- HTTP gateway ----
+    # Host names the REST port answers (`Host` header, port ignored); empty means the loopback names plus
+    # the bind address. `*` accepts any host (only behind a proxy that checks it).
+    allowed_hosts: str = ""
+    # Origins allowed to call the REST API from a browser (CORS); empty means none.
+    cors_origins: str = ""
     # Runs. The run timeout applies when the policy sets no `defaultRunTimeoutMs` (the original's
     # ATHENA_RUNTIME_RUN_TIMEOUT_MS, 30 s); the retry budget when it sets no `retryBudgetPerRun` (the
     # original gave each provider two attempts: one retry).
@@ -58,6 +106,15 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = 60.0
     # Between SIGTERM and SIGKILL of a `command` agent's process group on cancel or timeout.
     command_kill_grace_seconds: float = 2.0
+    # The programs `command` profiles may run: comma-separated absolute paths or names looked up on PATH at
+    # start-up. Empty disables the provider (capabilities do not list it).
+    command_allow: str = ""
+    # Where each agent gets its own working directory (default: `<data_dir>/agents`), removed after its run.
+    command_workdir: Path | None = None
+    # Resource limits of an agent process (setrlimit): CPU seconds, address space in MiB, open files.
+    command_cpu_seconds: int = 600
+    command_memory_mb: int = 4096
+    command_open_files: int = 1024
     # Schedules. A schedule run's timeout when the policy sets no `defaultScheduleTimeoutMs` (the original's
     # ATHENA_SCHEDULE_RUN_TIMEOUT_MS). The background ticker looks for due slots every
     # `schedule_tick_seconds` (0 switches it off: only `POST /schedules/tick` fires them) and runs up to

@@ -27,13 +27,13 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_CONFIG_ERROR: _ErrorCode.ValueType  # 1
     """A request field, query parameter, cursor or body is invalid; the message names it."""
     ERROR_CODE_AUTH_IDENTITY_MISSING: _ErrorCode.ValueType  # 2
-    """Auth is enabled and the identity header is missing."""
+    """Auth is enabled, the identity header is trusted, and it is missing (or empty)."""
     ERROR_CODE_AUTH_TOKEN_MISSING: _ErrorCode.ValueType  # 3
-    """Token auth is enabled and no token was sent."""
+    """Token auth is enabled and no token was sent (`Authorization: Bearer` or `x-athena-api-token`)."""
     ERROR_CODE_AUTH_TOKEN_INVALID: _ErrorCode.ValueType  # 4
-    """Token auth is enabled and the token does not match."""
+    """The token matches no configured API token, or is a JWT that fails verification."""
     ERROR_CODE_AUTHZ_DENIED: _ErrorCode.ValueType  # 5
-    """The caller's role may not perform the operation."""
+    """The caller's role may not perform the operation (or no role covers the caller's identity)."""
     ERROR_CODE_NOT_FOUND: _ErrorCode.ValueType  # 6
     """The route or the referenced resource does not exist."""
     ERROR_CODE_PROVIDER_NOT_FOUND: _ErrorCode.ValueType  # 7
@@ -47,7 +47,7 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_RUN_CANCELLED: _ErrorCode.ValueType  # 11
     """The run was cancelled while the caller waited for it."""
     ERROR_CODE_PAYLOAD_TOO_LARGE: _ErrorCode.ValueType  # 12
-    """The request body exceeds 1,000,000 bytes."""
+    """The request body (REST) or the request message (gRPC) exceeds 1,000,000 bytes."""
     ERROR_CODE_CONTEXT_OVERFLOW: _ErrorCode.ValueType  # 13
     """The compiled context does not fit the provider's window even after compaction."""
     ERROR_CODE_IDEMPOTENCY_KEY_REUSED: _ErrorCode.ValueType  # 14
@@ -57,7 +57,9 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_POLICY_COST_BUDGET_EXCEEDED: _ErrorCode.ValueType  # 16
     """The policy's daily cost budget (UTC day) is spent."""
     ERROR_CODE_RATE_LIMITED: _ErrorCode.ValueType  # 17
-    """Too many requests; the REST answer carries `Retry-After`."""
+    """Too many requests for the caller's rate limit. REST: `Retry-After` and `X-RateLimit-Limit`,
+    `X-RateLimit-Remaining`, `X-RateLimit-Reset`; gRPC: a `google.rpc.RetryInfo` detail.
+    """
     ERROR_CODE_SESSION_IO_ERROR: _ErrorCode.ValueType  # 18
     """Storage failed while reading or writing session state."""
     ERROR_CODE_INTERNAL_ERROR: _ErrorCode.ValueType  # 19
@@ -70,6 +72,16 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The model provider failed."""
     ERROR_CODE_UNAVAILABLE: _ErrorCode.ValueType  # 23
     """The server, or a store it depends on, cannot serve now."""
+    ERROR_CODE_UNSUPPORTED_MEDIA_TYPE: _ErrorCode.ValueType  # 24
+    """REST only: a request body that is not `application/json`."""
+    ERROR_CODE_HOST_NOT_ALLOWED: _ErrorCode.ValueType  # 25
+    """REST only: the `Host` header names a host this server does not serve (`ATHENA_ALLOWED_HOSTS`); this
+    stops DNS-rebinding pages from reaching a local server.
+    """
+    ERROR_CODE_ORIGIN_NOT_ALLOWED: _ErrorCode.ValueType  # 26
+    """REST only: a state-changing request from a browser page of another origin (`Origin` is neither this
+    server nor one of `ATHENA_CORS_ORIGINS`).
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """Stable, machine-readable error codes. Build error handling on the code, never on the message.
@@ -84,13 +96,13 @@ ERROR_CODE_UNSPECIFIED: ErrorCode.ValueType  # 0
 ERROR_CODE_CONFIG_ERROR: ErrorCode.ValueType  # 1
 """A request field, query parameter, cursor or body is invalid; the message names it."""
 ERROR_CODE_AUTH_IDENTITY_MISSING: ErrorCode.ValueType  # 2
-"""Auth is enabled and the identity header is missing."""
+"""Auth is enabled, the identity header is trusted, and it is missing (or empty)."""
 ERROR_CODE_AUTH_TOKEN_MISSING: ErrorCode.ValueType  # 3
-"""Token auth is enabled and no token was sent."""
+"""Token auth is enabled and no token was sent (`Authorization: Bearer` or `x-athena-api-token`)."""
 ERROR_CODE_AUTH_TOKEN_INVALID: ErrorCode.ValueType  # 4
-"""Token auth is enabled and the token does not match."""
+"""The token matches no configured API token, or is a JWT that fails verification."""
 ERROR_CODE_AUTHZ_DENIED: ErrorCode.ValueType  # 5
-"""The caller's role may not perform the operation."""
+"""The caller's role may not perform the operation (or no role covers the caller's identity)."""
 ERROR_CODE_NOT_FOUND: ErrorCode.ValueType  # 6
 """The route or the referenced resource does not exist."""
 ERROR_CODE_PROVIDER_NOT_FOUND: ErrorCode.ValueType  # 7
@@ -104,7 +116,7 @@ ERROR_CODE_SESSION_LOCK_TIMEOUT: ErrorCode.ValueType  # 10
 ERROR_CODE_RUN_CANCELLED: ErrorCode.ValueType  # 11
 """The run was cancelled while the caller waited for it."""
 ERROR_CODE_PAYLOAD_TOO_LARGE: ErrorCode.ValueType  # 12
-"""The request body exceeds 1,000,000 bytes."""
+"""The request body (REST) or the request message (gRPC) exceeds 1,000,000 bytes."""
 ERROR_CODE_CONTEXT_OVERFLOW: ErrorCode.ValueType  # 13
 """The compiled context does not fit the provider's window even after compaction."""
 ERROR_CODE_IDEMPOTENCY_KEY_REUSED: ErrorCode.ValueType  # 14
@@ -114,7 +126,9 @@ ERROR_CODE_POLICY_CONCURRENCY_LIMIT_EXCEEDED: ErrorCode.ValueType  # 15
 ERROR_CODE_POLICY_COST_BUDGET_EXCEEDED: ErrorCode.ValueType  # 16
 """The policy's daily cost budget (UTC day) is spent."""
 ERROR_CODE_RATE_LIMITED: ErrorCode.ValueType  # 17
-"""Too many requests; the REST answer carries `Retry-After`."""
+"""Too many requests for the caller's rate limit. REST: `Retry-After` and `X-RateLimit-Limit`,
+`X-RateLimit-Remaining`, `X-RateLimit-Reset`; gRPC: a `google.rpc.RetryInfo` detail.
+"""
 ERROR_CODE_SESSION_IO_ERROR: ErrorCode.ValueType  # 18
 """Storage failed while reading or writing session state."""
 ERROR_CODE_INTERNAL_ERROR: ErrorCode.ValueType  # 19
@@ -127,6 +141,16 @@ ERROR_CODE_PROVIDER_ERROR: ErrorCode.ValueType  # 22
 """The model provider failed."""
 ERROR_CODE_UNAVAILABLE: ErrorCode.ValueType  # 23
 """The server, or a store it depends on, cannot serve now."""
+ERROR_CODE_UNSUPPORTED_MEDIA_TYPE: ErrorCode.ValueType  # 24
+"""REST only: a request body that is not `application/json`."""
+ERROR_CODE_HOST_NOT_ALLOWED: ErrorCode.ValueType  # 25
+"""REST only: the `Host` header names a host this server does not serve (`ATHENA_ALLOWED_HOSTS`); this
+stops DNS-rebinding pages from reaching a local server.
+"""
+ERROR_CODE_ORIGIN_NOT_ALLOWED: ErrorCode.ValueType  # 26
+"""REST only: a state-changing request from a browser page of another origin (`Origin` is neither this
+server nor one of `ATHENA_CORS_ORIGINS`).
+"""
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 @_typing.final

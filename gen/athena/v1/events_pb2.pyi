@@ -33,6 +33,7 @@ class Event(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Monotonic id, `evt_<sequence>`."""
     trace_id: _builtins.str
@@ -44,6 +45,10 @@ class Event(_message.Message):
     """The session concerned, if any."""
     run_id: _builtins.str
     """The run concerned, if any."""
+    actor: _builtins.str
+    """The authenticated identity whose request caused the event. Absent when auth is off, and for what the
+    server does on its own (schedule ticks, the crash reaper).
+    """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """Type-specific details."""
@@ -65,15 +70,20 @@ class Event(_message.Message):
         payload: _struct_pb2.Struct | None = ...,
         run_id: _builtins.str | None = ...,
         policy: _struct_pb2.Struct | None = ...,
+        actor: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_actor", b"_actor", "_run_id", b"_run_id", "_session_id", b"_session_id", "actor", b"actor", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_run_id", b"_run_id", "_session_id", b"_session_id", "created_at", b"created_at", "id", b"id", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_actor", b"_actor", "_run_id", b"_run_id", "_session_id", b"_session_id", "actor", b"actor", "created_at", b"created_at", "id", b"id", "payload", b"payload", "policy", b"policy", "run_id", b"run_id", "session_id", b"session_id", "trace_id", b"trace_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__actor: _TypeAlias = _typing.Literal["actor"]  # noqa: Y015
+    _WhichOneofArgType__actor: _TypeAlias = _typing.Literal["_actor", b"_actor"]  # noqa: Y015
     _WhichOneofReturnType__run_id: _TypeAlias = _typing.Literal["run_id"]  # noqa: Y015
     _WhichOneofArgType__run_id: _TypeAlias = _typing.Literal["_run_id", b"_run_id"]  # noqa: Y015
     _WhichOneofReturnType__session_id: _TypeAlias = _typing.Literal["session_id"]  # noqa: Y015
     _WhichOneofArgType__session_id: _TypeAlias = _typing.Literal["_session_id", b"_session_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__actor) -> _WhichOneofReturnType__actor | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__run_id) -> _WhichOneofReturnType__run_id | None: ...
     @_typing.overload

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61thena/v1/fleet.proto\x12\tathena.v1\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetFleetSummaryRequest\"|\n\x11\x46leetCapabilities\x12.\n\x13supports_pod_status\x18\x01 \x01(\x08R\x11supportsPodStatus\x12\x37\n\x18supports_cpu_mem_metrics\x18\x02 \x01(\x08R\x15supportsCpuMemMetrics\"\xf9\x01\n\x17GetFleetSummaryResponse\x12\x14\n\x05total\x18\x01 \x01(\x05R\x05total\x12\x18\n\x07running\x18\x02 \x01(\x05R\x07running\x12\x18\n\x07pending\x18\x03 \x01(\x05R\x07pending\x12\x1c\n\tsucceeded\x18\x04 \x01(\x05R\tsucceeded\x12\x16\n\x06\x66\x61iled\x18\x05 \x01(\x05R\x06\x66\x61iled\x12@\n\x0c\x63\x61pabilities\x18\x06 \x01(\x0b\x32\x1c.athena.v1.FleetCapabilitiesR\x0c\x63\x61pabilities\x12\x1c\n\tcancelled\x18\x07 \x01(\x05R\tcancelled2\x87\x01\n\x0c\x46leetService\x12w\n\x0fGetFleetSummary\x12!.athena.v1.GetFleetSummaryRequest\x1a\".athena.v1.GetFleetSummaryResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/fleet/summaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61thena/v1/fleet.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetFleetSummaryRequest\"|\n\x11\x46leetCapabilities\x12.\n\x13supports_pod_status\x18\x01 \x01(\x08R\x11supportsPodStatus\x12\x37\n\x18supports_cpu_mem_metrics\x18\x02 \x01(\x08R\x15supportsCpuMemMetrics\"\xf9\x01\n\x17GetFleetSummaryResponse\x12\x14\n\x05total\x18\x01 \x01(\x05R\x05total\x12\x18\n\x07running\x18\x02 \x01(\x05R\x07running\x12\x18\n\x07pending\x18\x03 \x01(\x05R\x07pending\x12\x1c\n\tsucceeded\x18\x04 \x01(\x05R\tsucceeded\x12\x16\n\x06\x66\x61iled\x18\x05 \x01(\x05R\x06\x66\x61iled\x12@\n\x0c\x63\x61pabilities\x18\x06 \x01(\x0b\x32\x1c.athena.v1.FleetCapabilitiesR\x0c\x63\x61pabilities\x12\x1c\n\tcancelled\x18\x07 \x01(\x05R\tcancelled2\x8f\x01\n\x0c\x46leetService\x12\x7f\n\x0fGetFleetSummary\x12!.athena.v1.GetFleetSummaryRequest\x1a\".athena.v1.GetFleetSummaryResponse\"%\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/fleet/summaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.fleet_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FLEETSERVICE'].methods_by_name['GetFleetSummary']._loaded_options = None
-  _globals['_FLEETSERVICE'].methods_by_name['GetFleetSummary']._serialized_options = b'\202\323\344\223\002\027\022\025/api/v1/fleet/summary'
-  _globals['_GETFLEETSUMMARYREQUEST']._serialized_start=66
-  _globals['_GETFLEETSUMMARYREQUEST']._serialized_end=90
-  _globals['_FLEETCAPABILITIES']._serialized_start=92
-  _globals['_FLEETCAPABILITIES']._serialized_end=216
-  _globals['_GETFLEETSUMMARYRESPONSE']._serialized_start=219
-  _globals['_GETFLEETSUMMARYRESPONSE']._serialized_end=468
-  _globals['_FLEETSERVICE']._serialized_start=471
-  _globals['_FLEETSERVICE']._serialized_end=606
+  _globals['_FLEETSERVICE'].methods_by_name['GetFleetSummary']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\027\022\025/api/v1/fleet/summary'
+  _globals['_GETFLEETSUMMARYREQUEST']._serialized_start=91
+  _globals['_GETFLEETSUMMARYREQUEST']._serialized_end=115
+  _globals['_FLEETCAPABILITIES']._serialized_start=117
+  _globals['_FLEETCAPABILITIES']._serialized_end=241
+  _globals['_GETFLEETSUMMARYRESPONSE']._serialized_start=244
+  _globals['_GETFLEETSUMMARYRESPONSE']._serialized_end=493
+  _globals['_FLEETSERVICE']._serialized_start=496
+  _globals['_FLEETSERVICE']._serialized_end=639
 # @@protoc_insertion_point(module_scope)

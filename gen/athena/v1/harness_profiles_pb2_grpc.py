@@ -59,7 +59,9 @@ class HarnessProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateHarnessProfile(self, request, context):
-        """Stores a harness profile after validating every field (CONFIG_ERROR names the field).
+        """Stores a harness profile after validating every field (CONFIG_ERROR names the field). A profile for the
+        `command` provider makes the server execute a program: it needs role Admin (AUTHZ_DENIED otherwise),
+        and its `config.command[0]` must be on the server's allow-list (`ATHENA_COMMAND_ALLOW`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

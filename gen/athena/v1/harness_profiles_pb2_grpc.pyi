@@ -36,7 +36,10 @@ class HarnessProfileServiceStub:
     ListHarnessProfiles: _grpc.UnaryUnaryMultiCallable[_harness_profiles_pb2.ListHarnessProfilesRequest, _harness_profiles_pb2.ListHarnessProfilesResponse]
     """Harness profiles, newest first."""
     CreateHarnessProfile: _grpc.UnaryUnaryMultiCallable[_harness_profiles_pb2.CreateHarnessProfileRequest, _harness_profiles_pb2.CreateHarnessProfileResponse]
-    """Stores a harness profile after validating every field (CONFIG_ERROR names the field)."""
+    """Stores a harness profile after validating every field (CONFIG_ERROR names the field). A profile for the
+    `command` provider makes the server execute a program: it needs role Admin (AUTHZ_DENIED otherwise),
+    and its `config.command[0]` must be on the server's allow-list (`ATHENA_COMMAND_ALLOW`).
+    """
 
 @_typing.type_check_only
 class HarnessProfileServiceAsyncStub(HarnessProfileServiceStub):
@@ -46,7 +49,10 @@ class HarnessProfileServiceAsyncStub(HarnessProfileServiceStub):
     ListHarnessProfiles: _aio.UnaryUnaryMultiCallable[_harness_profiles_pb2.ListHarnessProfilesRequest, _harness_profiles_pb2.ListHarnessProfilesResponse]  # type: ignore[assignment]
     """Harness profiles, newest first."""
     CreateHarnessProfile: _aio.UnaryUnaryMultiCallable[_harness_profiles_pb2.CreateHarnessProfileRequest, _harness_profiles_pb2.CreateHarnessProfileResponse]  # type: ignore[assignment]
-    """Stores a harness profile after validating every field (CONFIG_ERROR names the field)."""
+    """Stores a harness profile after validating every field (CONFIG_ERROR names the field). A profile for the
+    `command` provider makes the server execute a program: it needs role Admin (AUTHZ_DENIED otherwise),
+    and its `config.command[0]` must be on the server's allow-list (`ATHENA_COMMAND_ALLOW`).
+    """
 
 class HarnessProfileServiceServicer(metaclass=_abc_1.ABCMeta):
     """Harness profiles: provider, model, tools and policies a run executes under."""
@@ -65,6 +71,9 @@ class HarnessProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _harness_profiles_pb2.CreateHarnessProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_harness_profiles_pb2.CreateHarnessProfileResponse, _abc.Awaitable[_harness_profiles_pb2.CreateHarnessProfileResponse]]:
-        """Stores a harness profile after validating every field (CONFIG_ERROR names the field)."""
+        """Stores a harness profile after validating every field (CONFIG_ERROR names the field). A profile for the
+        `command` provider makes the server execute a program: it needs role Admin (AUTHZ_DENIED otherwise),
+        and its `config.command[0]` must be on the server's allow-list (`ATHENA_COMMAND_ALLOW`).
+        """
 
 def add_HarnessProfileServiceServicer_to_server(servicer: HarnessProfileServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,13 +25,35 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61thena/v1/options.proto\x12\tathena.v1\x1a google/protobuf/descriptor.proto\"\xa5\x01\n\nSseOptions\x12\x19\n\x08id_field\x18\x01 \x01(\tR\x07idField\x12\x1f\n\x0b\x65vent_field\x18\x02 \x01(\tR\neventField\x12\x1d\n\nevent_name\x18\x03 \x01(\tR\teventName\x12!\n\x0cresume_field\x18\x04 \x01(\tR\x0bresumeField\x12\x19\n\x08retry_ms\x18\x05 \x01(\x05R\x07retryMs:I\n\x03sse\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32\x15.athena.v1.SseOptionsR\x03sse:<\n\x08\x61\x63\x63\x65pted\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\tR\x08\x61\x63\x63\x65pted:B\n\njson_value\x12!.google.protobuf.EnumValueOptions\x18\xd1\x86\x03 \x01(\tR\tjsonValue:D\n\x0bhttp_status\x12!.google.protobuf.EnumValueOptions\x18\xd2\x86\x03 \x01(\x05R\nhttpStatus:@\n\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xd3\x86\x03 \x01(\tR\x08grpcCodeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61thena/v1/options.proto\x12\tathena.v1\x1a google/protobuf/descriptor.proto\"\xa5\x01\n\nSseOptions\x12\x19\n\x08id_field\x18\x01 \x01(\tR\x07idField\x12\x1f\n\x0b\x65vent_field\x18\x02 \x01(\tR\neventField\x12\x1d\n\nevent_name\x18\x03 \x01(\tR\teventName\x12!\n\x0cresume_field\x18\x04 \x01(\tR\x0bresumeField\x12\x19\n\x08retry_ms\x18\x05 \x01(\x05R\x07retryMs\"F\n\nFieldLimit\x12\x1b\n\tmax_chars\x18\x01 \x01(\x05R\x08maxChars\x12\x1b\n\tmax_items\x18\x02 \x01(\x05R\x08maxItems*\x92\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x1b\n\x0bROLE_PUBLIC\x10\x01\x1a\n\x8a\xb5\x18\x06Public\x12\x1b\n\x0bROLE_VIEWER\x10\x02\x1a\n\x8a\xb5\x18\x06Viewer\x12\x1f\n\rROLE_OPERATOR\x10\x03\x1a\x0c\x8a\xb5\x18\x08Operator\x12\x19\n\nROLE_ADMIN\x10\x04\x1a\t\x8a\xb5\x18\x05\x41\x64min*\xb3\x01\n\tRateClass\x12\x1a\n\x16RATE_CLASS_UNSPECIFIED\x10\x00\x12!\n\x11RATE_CLASS_EXEMPT\x10\x01\x1a\n\x8a\xb5\x18\x06\x65xempt\x12\x1d\n\x0fRATE_CLASS_READ\x10\x02\x1a\x08\x8a\xb5\x18\x04read\x12\'\n\x14RATE_CLASS_RUN_START\x10\x03\x1a\r\x8a\xb5\x18\trun-start\x12\x1f\n\x10RATE_CLASS_WRITE\x10\x04\x1a\t\x8a\xb5\x18\x05write:L\n\x05limit\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\x0b\x32\x15.athena.v1.FieldLimitR\x05limit:I\n\x03sse\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32\x15.athena.v1.SseOptionsR\x03sse:<\n\x08\x61\x63\x63\x65pted\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\tR\x08\x61\x63\x63\x65pted:V\n\rrequired_role\x12\x1e.google.protobuf.MethodOptions\x18\xd3\x86\x03 \x01(\x0e\x32\x0f.athena.v1.RoleR\x0crequiredRole:U\n\nrate_class\x12\x1e.google.protobuf.MethodOptions\x18\xd4\x86\x03 \x01(\x0e\x32\x14.athena.v1.RateClassR\trateClass:B\n\njson_value\x12!.google.protobuf.EnumValueOptions\x18\xd1\x86\x03 \x01(\tR\tjsonValue:D\n\x0bhttp_status\x12!.google.protobuf.EnumValueOptions\x18\xd2\x86\x03 \x01(\x05R\nhttpStatus:@\n\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xd3\x86\x03 \x01(\tR\x08grpcCodeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ROLE'].values_by_name["ROLE_PUBLIC"]._loaded_options = None
+  _globals['_ROLE'].values_by_name["ROLE_PUBLIC"]._serialized_options = b'\212\265\030\006Public'
+  _globals['_ROLE'].values_by_name["ROLE_VIEWER"]._loaded_options = None
+  _globals['_ROLE'].values_by_name["ROLE_VIEWER"]._serialized_options = b'\212\265\030\006Viewer'
+  _globals['_ROLE'].values_by_name["ROLE_OPERATOR"]._loaded_options = None
+  _globals['_ROLE'].values_by_name["ROLE_OPERATOR"]._serialized_options = b'\212\265\030\010Operator'
+  _globals['_ROLE'].values_by_name["ROLE_ADMIN"]._loaded_options = None
+  _globals['_ROLE'].values_by_name["ROLE_ADMIN"]._serialized_options = b'\212\265\030\005Admin'
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_EXEMPT"]._loaded_options = None
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_EXEMPT"]._serialized_options = b'\212\265\030\006exempt'
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_READ"]._loaded_options = None
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_READ"]._serialized_options = b'\212\265\030\004read'
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_RUN_START"]._loaded_options = None
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_RUN_START"]._serialized_options = b'\212\265\030\trun-start'
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_WRITE"]._loaded_options = None
+  _globals['_RATECLASS'].values_by_name["RATE_CLASS_WRITE"]._serialized_options = b'\212\265\030\005write'
+  _globals['_ROLE']._serialized_start=313
+  _globals['_ROLE']._serialized_end=459
+  _globals['_RATECLASS']._serialized_start=462
+  _globals['_RATECLASS']._serialized_end=641
   _globals['_SSEOPTIONS']._serialized_start=73
   _globals['_SSEOPTIONS']._serialized_end=238
+  _globals['_FIELDLIMIT']._serialized_start=240
+  _globals['_FIELDLIMIT']._serialized_end=310
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf import message as _message
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf.internal import extension_dict as _extension_dict
 import builtins as _builtins
 import sys
@@ -17,6 +18,70 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Role:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLE_UNSPECIFIED: _Role.ValueType  # 0
+    ROLE_PUBLIC: _Role.ValueType  # 1
+    """No identity needed, even with auth on: liveness and readiness probes."""
+    ROLE_VIEWER: _Role.ValueType  # 2
+    """Reads."""
+    ROLE_OPERATOR: _Role.ValueType  # 3
+    """Starts, stops and schedules work; writes directives, profiles, templates, workflows and queues."""
+    ROLE_ADMIN: _Role.ValueType  # 4
+    """Changes the policy, and anything that makes the server execute a program (`command` profiles)."""
+
+class Role(_Role, metaclass=_RoleEnumTypeWrapper):
+    """The roles of trusted-header and token auth, least to most privileged; each includes the ones before it.
+    Every RPC declares the least role it needs with `(athena.v1.required_role)`.
+    """
+
+ROLE_UNSPECIFIED: Role.ValueType  # 0
+ROLE_PUBLIC: Role.ValueType  # 1
+"""No identity needed, even with auth on: liveness and readiness probes."""
+ROLE_VIEWER: Role.ValueType  # 2
+"""Reads."""
+ROLE_OPERATOR: Role.ValueType  # 3
+"""Starts, stops and schedules work; writes directives, profiles, templates, workflows and queues."""
+ROLE_ADMIN: Role.ValueType  # 4
+"""Changes the policy, and anything that makes the server execute a program (`command` profiles)."""
+Global___Role: _TypeAlias = Role  # noqa: Y015
+
+class _RateClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RateClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RateClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATE_CLASS_UNSPECIFIED: _RateClass.ValueType  # 0
+    RATE_CLASS_EXEMPT: _RateClass.ValueType  # 1
+    """Never limited: probes."""
+    RATE_CLASS_READ: _RateClass.ValueType  # 2
+    """Reads and stream opens."""
+    RATE_CLASS_RUN_START: _RateClass.ValueType  # 3
+    """RPCs that start runs."""
+    RATE_CLASS_WRITE: _RateClass.ValueType  # 4
+    """Every other write."""
+
+class RateClass(_RateClass, metaclass=_RateClassEnumTypeWrapper):
+    """The rate-limit bucket an RPC draws from (`ATHENA_RATE_LIMIT_*`), per identity, or per client address
+    when auth is off.
+    """
+
+RATE_CLASS_UNSPECIFIED: RateClass.ValueType  # 0
+RATE_CLASS_EXEMPT: RateClass.ValueType  # 1
+"""Never limited: probes."""
+RATE_CLASS_READ: RateClass.ValueType  # 2
+"""Reads and stream opens."""
+RATE_CLASS_RUN_START: RateClass.ValueType  # 3
+"""RPCs that start runs."""
+RATE_CLASS_WRITE: RateClass.ValueType  # 4
+"""Every other write."""
+Global___RateClass: _TypeAlias = RateClass  # noqa: Y015
 
 @_typing.final
 class SseOptions(_message.Message):
@@ -58,17 +123,57 @@ class SseOptions(_message.Message):
 
 Global___SseOptions: _TypeAlias = SseOptions  # noqa: Y015
 
+@_typing.final
+class FieldLimit(_message.Message):
+    """Bounds on a request field, checked by the server before anything else reads the request (CONFIG_ERROR
+    naming the field). Fields that declare none get the contract's defaults (`athena_client.contract`):
+    strings at most 128 characters, repeated and map fields at most 100 items.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_CHARS_FIELD_NUMBER: _builtins.int
+    MAX_ITEMS_FIELD_NUMBER: _builtins.int
+    max_chars: _builtins.int
+    """Longest string, in Unicode code points (for repeated or map string fields: of each item or value)."""
+    max_items: _builtins.int
+    """Most items of a repeated field or entries of a map."""
+    def __init__(
+        self,
+        *,
+        max_chars: _builtins.int = ...,
+        max_items: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chars", b"max_chars", "max_items", b"max_items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldLimit: _TypeAlias = FieldLimit  # noqa: Y015
+
+LIMIT_FIELD_NUMBER: _builtins.int
 SSE_FIELD_NUMBER: _builtins.int
 ACCEPTED_FIELD_NUMBER: _builtins.int
+REQUIRED_ROLE_FIELD_NUMBER: _builtins.int
+RATE_CLASS_FIELD_NUMBER: _builtins.int
 JSON_VALUE_FIELD_NUMBER: _builtins.int
 HTTP_STATUS_FIELD_NUMBER: _builtins.int
 GRPC_CODE_FIELD_NUMBER: _builtins.int
+limit: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___FieldLimit]
+"""Overrides the default bounds of a request field."""
 sse: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___SseOptions]
 """Present on server-streaming RPCs that the gateway serves as `text/event-stream`."""
 accepted: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
 """Present on RPCs whose REST route may answer 202 Accepted (same `data` shape) instead of 200; the text
 says when. The server asks for it per call; the gateway honours it only where this option is set.
 """
+required_role: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Role.ValueType]
+"""The least role the caller needs when auth is on. Every RPC declares one; the server refuses to start
+otherwise. OpenAPI lists it on each operation.
+"""
+rate_class: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___RateClass.ValueType]
+"""The rate-limit bucket of the RPC. Every RPC declares one."""
 json_value: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.EnumValueOptions, _builtins.str]
 """The string this value has in REST JSON and OpenAPI (for example "not-running"). The gateway translates
 both ways; gRPC callers use the enum value itself.

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/policy.proto\x12\tathena.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xf5\x03\n\x06Policy\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12\x33\n\x13max_concurrent_runs\x18\x03 \x01(\x05H\x00R\x11maxConcurrentRuns\x88\x01\x01\x12\x38\n\x16\x64\x65\x66\x61ult_run_timeout_ms\x18\x04 \x01(\x05H\x01R\x13\x64\x65\x66\x61ultRunTimeoutMs\x88\x01\x01\x12\x42\n\x1b\x64\x65\x66\x61ult_schedule_timeout_ms\x18\x05 \x01(\x05H\x02R\x18\x64\x65\x66\x61ultScheduleTimeoutMs\x88\x01\x01\x12\x34\n\x14retry_budget_per_run\x18\x06 \x01(\x05H\x03R\x11retryBudgetPerRun\x88\x01\x01\x12\x36\n\x15\x63ost_budget_daily_usd\x18\x07 \x01(\x01H\x04R\x12\x63ostBudgetDailyUsd\x88\x01\x01\x42\x16\n\x14_max_concurrent_runsB\x19\n\x17_default_run_timeout_msB\x1e\n\x1c_default_schedule_timeout_msB\x17\n\x15_retry_budget_per_runB\x18\n\x16_cost_budget_daily_usd\"\x12\n\x10GetPolicyRequest\">\n\x11GetPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\"\xfe\x04\n\x10PutPolicyRequest\x12*\n\x0eschema_version\x18\x01 \x01(\x05H\x00R\rschemaVersion\x88\x01\x01\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12\x33\n\x13max_concurrent_runs\x18\x03 \x01(\x05H\x01R\x11maxConcurrentRuns\x88\x01\x01\x12\x38\n\x16\x64\x65\x66\x61ult_run_timeout_ms\x18\x04 \x01(\x05H\x02R\x13\x64\x65\x66\x61ultRunTimeoutMs\x88\x01\x01\x12\x42\n\x1b\x64\x65\x66\x61ult_schedule_timeout_ms\x18\x05 \x01(\x05H\x03R\x18\x64\x65\x66\x61ultScheduleTimeoutMs\x88\x01\x01\x12\x34\n\x14retry_budget_per_run\x18\x06 \x01(\x05H\x04R\x11retryBudgetPerRun\x88\x01\x01\x12\x36\n\x15\x63ost_budget_daily_usd\x18\x07 \x01(\x01H\x05R\x12\x63ostBudgetDailyUsd\x88\x01\x01\x12)\n\x06policy\x18\x08 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\x12(\n\raudit_comment\x18\t \x01(\tH\x06R\x0c\x61uditComment\x88\x01\x01\x42\x11\n\x0f_schema_versionB\x16\n\x14_max_concurrent_runsB\x19\n\x17_default_run_timeout_msB\x1e\n\x1c_default_schedule_timeout_msB\x17\n\x15_retry_budget_per_runB\x18\n\x16_cost_budget_daily_usdB\x10\n\x0e_audit_comment\">\n\x11PutPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\"\xc5\x01\n\x1bListPolicyRejectionsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12#\n\rcreated_after\x18\x04 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x05 \x01(\tR\rcreatedBeforeB\x08\n\x06_limit\"\xcf\x02\n\x0fPolicyRejection\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\ncreated_at\x18\x02 \x01(\tR\tcreatedAt\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0b\x61\x63tive_runs\x18\x04 \x01(\x05R\nactiveRuns\x12.\n\x13max_concurrent_runs\x18\x05 \x01(\x05R\x11maxConcurrentRuns\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12/\n\x06policy\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x1a\n\x06run_id\x18\x08 \x01(\tH\x00R\x05runId\x88\x01\x01\x12-\n\x05\x65vent\x18\t \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65ventB\t\n\x07_run_id\"\x86\x01\n\x1cListPolicyRejectionsResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32\x1a.athena.v1.PolicyRejectionR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor2\xef\x02\n\rPolicyService\x12\x66\n\tGetPolicy\x12\x1b.athena.v1.GetPolicyRequest\x1a\x1c.athena.v1.GetPolicyResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x0e/api/v1/policyb\x06policy\x12i\n\tPutPolicy\x12\x1b.athena.v1.PutPolicyRequest\x1a\x1c.athena.v1.PutPolicyResponse\"!\x82\xd3\xe4\x93\x02\x1b\x1a\x0e/api/v1/policy:\x01*b\x06policy\x12\x8a\x01\n\x14ListPolicyRejections\x12&.athena.v1.ListPolicyRejectionsRequest\x1a\'.athena.v1.ListPolicyRejectionsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/policy/rejectionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/policy.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xf5\x03\n\x06Policy\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12\x33\n\x13max_concurrent_runs\x18\x03 \x01(\x05H\x00R\x11maxConcurrentRuns\x88\x01\x01\x12\x38\n\x16\x64\x65\x66\x61ult_run_timeout_ms\x18\x04 \x01(\x05H\x01R\x13\x64\x65\x66\x61ultRunTimeoutMs\x88\x01\x01\x12\x42\n\x1b\x64\x65\x66\x61ult_schedule_timeout_ms\x18\x05 \x01(\x05H\x02R\x18\x64\x65\x66\x61ultScheduleTimeoutMs\x88\x01\x01\x12\x34\n\x14retry_budget_per_run\x18\x06 \x01(\x05H\x03R\x11retryBudgetPerRun\x88\x01\x01\x12\x36\n\x15\x63ost_budget_daily_usd\x18\x07 \x01(\x01H\x04R\x12\x63ostBudgetDailyUsd\x88\x01\x01\x42\x16\n\x14_max_concurrent_runsB\x19\n\x17_default_run_timeout_msB\x1e\n\x1c_default_schedule_timeout_msB\x17\n\x15_retry_budget_per_runB\x18\n\x16_cost_budget_daily_usd\"\x12\n\x10GetPolicyRequest\">\n\x11GetPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\"\xfe\x04\n\x10PutPolicyRequest\x12*\n\x0eschema_version\x18\x01 \x01(\x05H\x00R\rschemaVersion\x88\x01\x01\x12\x1d\n\nupdated_at\x18\x02 \x01(\tR\tupdatedAt\x12\x33\n\x13max_concurrent_runs\x18\x03 \x01(\x05H\x01R\x11maxConcurrentRuns\x88\x01\x01\x12\x38\n\x16\x64\x65\x66\x61ult_run_timeout_ms\x18\x04 \x01(\x05H\x02R\x13\x64\x65\x66\x61ultRunTimeoutMs\x88\x01\x01\x12\x42\n\x1b\x64\x65\x66\x61ult_schedule_timeout_ms\x18\x05 \x01(\x05H\x03R\x18\x64\x65\x66\x61ultScheduleTimeoutMs\x88\x01\x01\x12\x34\n\x14retry_budget_per_run\x18\x06 \x01(\x05H\x04R\x11retryBudgetPerRun\x88\x01\x01\x12\x36\n\x15\x63ost_budget_daily_usd\x18\x07 \x01(\x01H\x05R\x12\x63ostBudgetDailyUsd\x88\x01\x01\x12)\n\x06policy\x18\x08 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\x12(\n\raudit_comment\x18\t \x01(\tH\x06R\x0c\x61uditComment\x88\x01\x01\x42\x11\n\x0f_schema_versionB\x16\n\x14_max_concurrent_runsB\x19\n\x17_default_run_timeout_msB\x1e\n\x1c_default_schedule_timeout_msB\x17\n\x15_retry_budget_per_runB\x18\n\x16_cost_budget_daily_usdB\x10\n\x0e_audit_comment\">\n\x11PutPolicyResponse\x12)\n\x06policy\x18\x01 \x01(\x0b\x32\x11.athena.v1.PolicyR\x06policy\"\xc5\x01\n\x1bListPolicyRejectionsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12#\n\rcreated_after\x18\x04 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x05 \x01(\tR\rcreatedBeforeB\x08\n\x06_limit\"\xcf\x02\n\x0fPolicyRejection\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\ncreated_at\x18\x02 \x01(\tR\tcreatedAt\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0b\x61\x63tive_runs\x18\x04 \x01(\x05R\nactiveRuns\x12.\n\x13max_concurrent_runs\x18\x05 \x01(\x05R\x11maxConcurrentRuns\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12/\n\x06policy\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x1a\n\x06run_id\x18\x08 \x01(\tH\x00R\x05runId\x88\x01\x01\x12-\n\x05\x65vent\x18\t \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65ventB\t\n\x07_run_id\"\x86\x01\n\x1cListPolicyRejectionsResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32\x1a.athena.v1.PolicyRejectionR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor2\x87\x03\n\rPolicyService\x12n\n\tGetPolicy\x12\x1b.athena.v1.GetPolicyRequest\x1a\x1c.athena.v1.GetPolicyResponse\"&\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x18\x12\x0e/api/v1/policyb\x06policy\x12q\n\tPutPolicy\x12\x1b.athena.v1.PutPolicyRequest\x1a\x1c.athena.v1.PutPolicyResponse\")\x98\xb5\x18\x04\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\x1b\x1a\x0e/api/v1/policy:\x01*b\x06policy\x12\x92\x01\n\x14ListPolicyRejections\x12&.athena.v1.ListPolicyRejectionsRequest\x1a\'.athena.v1.ListPolicyRejectionsResponse\")\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/policy/rejectionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +35,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.policy_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_POLICYSERVICE'].methods_by_name['GetPolicy']._loaded_options = None
-  _globals['_POLICYSERVICE'].methods_by_name['GetPolicy']._serialized_options = b'\202\323\344\223\002\030\022\016/api/v1/policyb\006policy'
+  _globals['_POLICYSERVICE'].methods_by_name['GetPolicy']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\030\022\016/api/v1/policyb\006policy'
   _globals['_POLICYSERVICE'].methods_by_name['PutPolicy']._loaded_options = None
-  _globals['_POLICYSERVICE'].methods_by_name['PutPolicy']._serialized_options = b'\202\323\344\223\002\033\032\016/api/v1/policy:\001*b\006policy'
+  _globals['_POLICYSERVICE'].methods_by_name['PutPolicy']._serialized_options = b'\230\265\030\004\240\265\030\004\202\323\344\223\002\033\032\016/api/v1/policy:\001*b\006policy'
   _globals['_POLICYSERVICE'].methods_by_name['ListPolicyRejections']._loaded_options = None
-  _globals['_POLICYSERVICE'].methods_by_name['ListPolicyRejections']._serialized_options = b'\202\323\344\223\002\033\022\031/api/v1/policy/rejections'
-  _globals['_POLICY']._serialized_start=98
-  _globals['_POLICY']._serialized_end=599
-  _globals['_GETPOLICYREQUEST']._serialized_start=601
-  _globals['_GETPOLICYREQUEST']._serialized_end=619
-  _globals['_GETPOLICYRESPONSE']._serialized_start=621
-  _globals['_GETPOLICYRESPONSE']._serialized_end=683
-  _globals['_PUTPOLICYREQUEST']._serialized_start=686
-  _globals['_PUTPOLICYREQUEST']._serialized_end=1324
-  _globals['_PUTPOLICYRESPONSE']._serialized_start=1326
-  _globals['_PUTPOLICYRESPONSE']._serialized_end=1388
-  _globals['_LISTPOLICYREJECTIONSREQUEST']._serialized_start=1391
-  _globals['_LISTPOLICYREJECTIONSREQUEST']._serialized_end=1588
-  _globals['_POLICYREJECTION']._serialized_start=1591
-  _globals['_POLICYREJECTION']._serialized_end=1926
-  _globals['_LISTPOLICYREJECTIONSRESPONSE']._serialized_start=1929
-  _globals['_LISTPOLICYREJECTIONSRESPONSE']._serialized_end=2063
-  _globals['_POLICYSERVICE']._serialized_start=2066
-  _globals['_POLICYSERVICE']._serialized_end=2433
+  _globals['_POLICYSERVICE'].methods_by_name['ListPolicyRejections']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\033\022\031/api/v1/policy/rejections'
+  _globals['_POLICY']._serialized_start=123
+  _globals['_POLICY']._serialized_end=624
+  _globals['_GETPOLICYREQUEST']._serialized_start=626
+  _globals['_GETPOLICYREQUEST']._serialized_end=644
+  _globals['_GETPOLICYRESPONSE']._serialized_start=646
+  _globals['_GETPOLICYRESPONSE']._serialized_end=708
+  _globals['_PUTPOLICYREQUEST']._serialized_start=711
+  _globals['_PUTPOLICYREQUEST']._serialized_end=1349
+  _globals['_PUTPOLICYRESPONSE']._serialized_start=1351
+  _globals['_PUTPOLICYRESPONSE']._serialized_end=1413
+  _globals['_LISTPOLICYREJECTIONSREQUEST']._serialized_start=1416
+  _globals['_LISTPOLICYREJECTIONSREQUEST']._serialized_end=1613
+  _globals['_POLICYREJECTION']._serialized_start=1616
+  _globals['_POLICYREJECTION']._serialized_end=1951
+  _globals['_LISTPOLICYREJECTIONSRESPONSE']._serialized_start=1954
+  _globals['_LISTPOLICYREJECTIONSRESPONSE']._serialized_end=2088
+  _globals['_POLICYSERVICE']._serialized_start=2091
+  _globals['_POLICYSERVICE']._serialized_end=2482
 # @@protoc_insertion_point(module_scope)

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/system.proto\x12\tathena.v1\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetCapabilitiesRequest\"\xb8\x02\n\x17GetCapabilitiesResponse\x12+\n\x11\x65xecution_backend\x18\x01 \x01(\tR\x10\x65xecutionBackend\x12\x1f\n\x0bstate_store\x18\x02 \x01(\tR\nstateStore\x12#\n\rsupports_pods\x18\x03 \x01(\x08R\x0csupportsPods\x12\x37\n\x18supports_cpu_mem_metrics\x18\x04 \x01(\x08R\x15supportsCpuMemMetrics\x12(\n\x10supports_a2a_bus\x18\x05 \x01(\x08R\x0esupportsA2ABus\x12\x1c\n\tproviders\x18\x06 \x03(\tR\tproviders\x12)\n\x10supports_sandbox\x18\x07 \x01(\x08R\x0fsupportsSandbox\"\x17\n\x15GetAdminHealthRequest\"B\n\x16GetAdminHealthResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\"\x12\n\x10GetHealthRequest\"=\n\x11GetHealthResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\"\x15\n\x13GetReadinessRequest\"s\n\x14GetReadinessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\x12\x31\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x19.athena.v1.ReadinessCheckR\x06\x63hecks\"[\n\x0eReadinessCheck\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n\nlatency_ms\x18\x03 \x01(\x01R\tlatencyMs2\xc8\x03\n\rSystemService\x12v\n\x0fGetCapabilities\x12!.athena.v1.GetCapabilitiesRequest\x1a\".athena.v1.GetCapabilitiesResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/capabilities\x12s\n\x0eGetAdminHealth\x12 .athena.v1.GetAdminHealthRequest\x1a!.athena.v1.GetAdminHealthResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/admin/health\x12^\n\tGetHealth\x12\x1b.athena.v1.GetHealthRequest\x1a\x1c.athena.v1.GetHealthResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12j\n\x0cGetReadiness\x12\x1e.athena.v1.GetReadinessRequest\x1a\x1f.athena.v1.GetReadinessResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/readinessb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/system.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x18\n\x16GetCapabilitiesRequest\"\xb8\x02\n\x17GetCapabilitiesResponse\x12+\n\x11\x65xecution_backend\x18\x01 \x01(\tR\x10\x65xecutionBackend\x12\x1f\n\x0bstate_store\x18\x02 \x01(\tR\nstateStore\x12#\n\rsupports_pods\x18\x03 \x01(\x08R\x0csupportsPods\x12\x37\n\x18supports_cpu_mem_metrics\x18\x04 \x01(\x08R\x15supportsCpuMemMetrics\x12(\n\x10supports_a2a_bus\x18\x05 \x01(\x08R\x0esupportsA2ABus\x12\x1c\n\tproviders\x18\x06 \x03(\tR\tproviders\x12)\n\x10supports_sandbox\x18\x07 \x01(\x08R\x0fsupportsSandbox\"\x17\n\x15GetAdminHealthRequest\"B\n\x16GetAdminHealthResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\"\x12\n\x10GetHealthRequest\"=\n\x11GetHealthResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\"\x15\n\x13GetReadinessRequest\"s\n\x14GetReadinessResponse\x12\x16\n\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n\x03now\x18\x02 \x01(\tR\x03now\x12\x31\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x19.athena.v1.ReadinessCheckR\x06\x63hecks\"[\n\x0eReadinessCheck\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n\nlatency_ms\x18\x03 \x01(\x01R\tlatencyMs2\xe8\x03\n\rSystemService\x12~\n\x0fGetCapabilities\x12!.athena.v1.GetCapabilitiesRequest\x1a\".athena.v1.GetCapabilitiesResponse\"$\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/capabilities\x12{\n\x0eGetAdminHealth\x12 .athena.v1.GetAdminHealthRequest\x1a!.athena.v1.GetAdminHealthResponse\"$\x98\xb5\x18\x01\xa0\xb5\x18\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/admin/health\x12\x66\n\tGetHealth\x12\x1b.athena.v1.GetHealthRequest\x1a\x1c.athena.v1.GetHealthResponse\"\x1e\x98\xb5\x18\x01\xa0\xb5\x18\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12r\n\x0cGetReadiness\x12\x1e.athena.v1.GetReadinessRequest\x1a\x1f.athena.v1.GetReadinessResponse\"!\x98\xb5\x18\x01\xa0\xb5\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/readinessb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,31 +34,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.system_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYSTEMSERVICE'].methods_by_name['GetCapabilities']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetCapabilities']._serialized_options = b'\202\323\344\223\002\026\022\024/api/v1/capabilities'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetCapabilities']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\026\022\024/api/v1/capabilities'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetAdminHealth']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetAdminHealth']._serialized_options = b'\202\323\344\223\002\026\022\024/api/v1/admin/health'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetAdminHealth']._serialized_options = b'\230\265\030\001\240\265\030\001\202\323\344\223\002\026\022\024/api/v1/admin/health'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\202\323\344\223\002\020\022\016/api/v1/health'
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetHealth']._serialized_options = b'\230\265\030\001\240\265\030\001\202\323\344\223\002\020\022\016/api/v1/health'
   _globals['_SYSTEMSERVICE'].methods_by_name['GetReadiness']._loaded_options = None
-  _globals['_SYSTEMSERVICE'].methods_by_name['GetReadiness']._serialized_options = b'\202\323\344\223\002\023\022\021/api/v1/readiness'
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=67
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=91
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=94
-  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=406
-  _globals['_GETADMINHEALTHREQUEST']._serialized_start=408
-  _globals['_GETADMINHEALTHREQUEST']._serialized_end=431
-  _globals['_GETADMINHEALTHRESPONSE']._serialized_start=433
-  _globals['_GETADMINHEALTHRESPONSE']._serialized_end=499
-  _globals['_GETHEALTHREQUEST']._serialized_start=501
-  _globals['_GETHEALTHREQUEST']._serialized_end=519
-  _globals['_GETHEALTHRESPONSE']._serialized_start=521
-  _globals['_GETHEALTHRESPONSE']._serialized_end=582
-  _globals['_GETREADINESSREQUEST']._serialized_start=584
-  _globals['_GETREADINESSREQUEST']._serialized_end=605
-  _globals['_GETREADINESSRESPONSE']._serialized_start=607
-  _globals['_GETREADINESSRESPONSE']._serialized_end=722
-  _globals['_READINESSCHECK']._serialized_start=724
-  _globals['_READINESSCHECK']._serialized_end=815
-  _globals['_SYSTEMSERVICE']._serialized_start=818
-  _globals['_SYSTEMSERVICE']._serialized_end=1274
+  _globals['_SYSTEMSERVICE'].methods_by_name['GetReadiness']._serialized_options = b'\230\265\030\001\240\265\030\001\202\323\344\223\002\023\022\021/api/v1/readiness'
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=92
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=116
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_start=119
+  _globals['_GETCAPABILITIESRESPONSE']._serialized_end=431
+  _globals['_GETADMINHEALTHREQUEST']._serialized_start=433
+  _globals['_GETADMINHEALTHREQUEST']._serialized_end=456
+  _globals['_GETADMINHEALTHRESPONSE']._serialized_start=458
+  _globals['_GETADMINHEALTHRESPONSE']._serialized_end=524
+  _globals['_GETHEALTHREQUEST']._serialized_start=526
+  _globals['_GETHEALTHREQUEST']._serialized_end=544
+  _globals['_GETHEALTHRESPONSE']._serialized_start=546
+  _globals['_GETHEALTHRESPONSE']._serialized_end=607
+  _globals['_GETREADINESSREQUEST']._serialized_start=609
+  _globals['_GETREADINESSREQUEST']._serialized_end=630
+  _globals['_GETREADINESSRESPONSE']._serialized_start=632
+  _globals['_GETREADINESSRESPONSE']._serialized_end=747
+  _globals['_READINESSCHECK']._serialized_start=749
+  _globals['_READINESSCHECK']._serialized_end=840
+  _globals['_SYSTEMSERVICE']._serialized_start=843
+  _globals['_SYSTEMSERVICE']._serialized_end=1331
 # @@protoc_insertion_point(module_scope)
