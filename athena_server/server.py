@@ -29,6 +29,7 @@ class GrpcServer:
 
 
 async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcServer:
+    """Serve every athena.v1 service and the health service; reflection unless the settings switch it off."""
     server = grpc.aio.server(
         interceptors=[AthenaServerInterceptor()],
         # Fail loudly when the port is taken instead of silently sharing it with another process.
@@ -37,9 +38,10 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcSe
     services = register_all(server, plane)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
+    if plane.settings.grpc_reflection:
+        reflection.enable_server_reflection(
+            [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind gRPC to {host}:{port}")
