@@ -30,6 +30,8 @@ def event_message(row: EventRow) -> events_pb2.Event:
         event.run_id = row.run_id
     if row.policy is not None:
         event.policy.update(row.policy)
+    if row.actor is not None:
+        event.actor = row.actor
     return event
 
 

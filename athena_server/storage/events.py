@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
+from athena_server.access.caller import actor as request_actor
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.store import EVENTS_WRITTEN
 from athena_server.storage.tables import events
@@ -34,6 +35,7 @@ class EventRow:
     payload: dict[str, Any]
     created_at_ms: int
     policy: dict[str, Any] | None = None
+    actor: str | None = None
 
     @property
     def id(self) -> str:
@@ -61,6 +63,8 @@ def append(
     created_at_ms: int | None = None,
     policy: dict[str, Any] | None = None,
 ) -> int:
+    """Append one event in the caller's transaction. Its actor is the request's authenticated caller: the
+    store runs a request's units in the request's context (see Store.write)."""
     if conn.dialect.name == "postgresql" and not conn.info.get(EVENTS_WRITTEN):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
     outcome = _INSERT.run(
@@ -73,6 +77,7 @@ def append(
             "payload": payload,
             "created_at_ms": created_at_ms if created_at_ms is not None else now_ms(),
             "policy": policy,
+            "actor": request_actor(),
         },
     )
     conn.info[EVENTS_WRITTEN] = True
@@ -80,7 +85,9 @@ def append(
 
 
 def _row(r: Any) -> EventRow:
-    return EventRow(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload or {}, r.created_at_ms, r.policy)
+    return EventRow(
+        r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload or {}, r.created_at_ms, r.policy, r.actor
+    )
 
 
 def list_after(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -201,17 +202,25 @@ class Store:
 
     async def write(self, unit: Callable[[Connection], T]) -> T:
         """Run `unit` in a write transaction and return its result once committed. A unit that raises
-        is rolled back and its exception re-raised here. Streams are woken if it appended events."""
+        is rolled back and its exception re-raised here. Streams are woken if it appended events.
+
+        The unit runs in a copy of the caller's context (as `asyncio.to_thread` does), so what the request
+        set there (its authenticated caller, which events record as their actor) reaches the writer thread."""
+        context = contextvars.copy_context()
+
+        def in_context(conn: Connection) -> T:
+            return context.run(unit, conn)
+
         if self._sqlite:
             if self._writer is None:
                 self._writer = _SqliteWriter(self.engine, self.bus.notify)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
-            self._writer.submit(_Job(unit, loop, future))
+            self._writer.submit(_Job(in_context, loop, future))
             return await future
         assert self._async_engine is not None
         async with self._async_engine.begin() as conn:
-            result = await conn.run_sync(unit)
+            result = await conn.run_sync(in_context)
             wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
         if wrote_events:
             self.bus.notify()

@@ -336,6 +336,9 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("policy", JSON, nullable=True),
+    # The authenticated identity whose request caused the event (None without auth, or for the server's own
+    # work); bounded like the identity header.
+    Column("actor", String(256), nullable=True),
     Index("ix_events_session_seq", "session_id", "seq"),
     Index("ix_events_created", "created_at_ms"),
     Index("ix_events_trace", "trace_id"),
