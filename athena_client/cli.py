@@ -14,9 +14,11 @@ app = typer.Typer(help="Athena: a control plane for AI-agent runs.", no_args_is_
 api_app = typer.Typer(help="The API server (gRPC and REST in one process).", no_args_is_help=True)
 grpc_app = typer.Typer(help="The gRPC server alone.", no_args_is_help=True)
 gateway_app = typer.Typer(help="The REST gateway alone, in front of a gRPC server.", no_args_is_help=True)
+auth_app = typer.Typer(help="Credentials for a server with auth on.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
 app.add_typer(grpc_app, name="grpc")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(auth_app, name="auth")
 
 DbOption = Annotated[
     str | None,
@@ -71,6 +73,28 @@ def gateway_serve(
     """Serve the REST gateway in front of a running gRPC server."""
     settings = _settings(host=host, port=port)
     _run(serve.serve_gateway(settings, upstream), settings)
+
+
+@auth_app.command("new-token")
+def auth_new_token(
+    name: Annotated[str, typer.Option(help="The token's name (shown in audit events as token:<name>).")],
+    identity: Annotated[str, typer.Option(help="The identity it authenticates; '*' for a proxy token.")],
+    role: Annotated[str, typer.Option(help="Viewer, Operator or Admin; '*' takes the role from the role map.")],
+) -> None:
+    """Make a random API token. Prints the token (give it to the client; it is not stored anywhere) and the
+    `ATHENA_AUTH_API_TOKENS` entry that holds only its SHA-256 digest."""
+    import secrets
+
+    from athena_server.access.config import AuthConfigError, parse_api_tokens, token_digest
+
+    token = "athena_" + secrets.token_urlsafe(32)
+    entry = f"{name}:{identity}:{role}:{token_digest(token).hex()}"
+    try:
+        parse_api_tokens(entry, None)
+    except AuthConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"token: {token}")
+    typer.echo(f"ATHENA_AUTH_API_TOKENS entry: {entry}")
 
 
 def main() -> None:

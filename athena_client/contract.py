@@ -9,13 +9,16 @@ both conversions below translate through the `(athena.v1.json_value)` option.
 from __future__ import annotations
 
 import functools
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
+import athena.v1
 from athena.v1 import errors_pb2, options_pb2
 
 M = TypeVar("M", bound=Message)
@@ -91,6 +94,19 @@ def _error_table() -> dict[str, ErrorCodeInfo]:
 
 ERROR_CODES: dict[str, ErrorCodeInfo] = _error_table()
 ERROR_CODES_BY_NUMBER: dict[int, ErrorCodeInfo] = {info.number: info for info in ERROR_CODES.values()}
+
+
+@functools.cache
+def services() -> tuple[ServiceDescriptor, ...]:
+    """Every service in the `athena.v1` package, by full name. Importing each `*_pb2` module also registers
+    its descriptors (and the custom options they use) in the default pool."""
+    found: dict[str, ServiceDescriptor] = {}
+    names = sorted({m.name for m in pkgutil.iter_modules(athena.v1.__path__) if m.name.endswith("_pb2")})
+    for name in names:
+        module = importlib.import_module(f"athena.v1.{name}")
+        for service in module.DESCRIPTOR.services_by_name.values():
+            found[service.full_name] = service
+    return tuple(found[k] for k in sorted(found))
 
 
 # ---- access: the role and rate class each RPC declares -------------------------------------------------
