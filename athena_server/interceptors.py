@@ -1,4 +1,5 @@
-"""One interceptor for every RPC: trace id, error mapping, access log.
+"""One interceptor for every RPC: trace id, the access gate (identity, role, rate limit), error mapping,
+access log.
 
 Errors: an AthenaError becomes the gRPC status its code names in the contract, with a
 `google.rpc.ErrorInfo{reason=<code>, domain="athena.dev", metadata={retryable, traceId}}` detail, which
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_interceptor import AsyncServerInterceptor
 from grpc_status import rpc_status
@@ -24,11 +25,14 @@ from grpc_status import rpc_status
 from athena_client.contract import (
     ERROR_CODES_BY_NUMBER,
     ERROR_DOMAIN,
+    ERROR_META_RETRY_AFTER,
     ERROR_META_RETRYABLE,
     ERROR_META_TRACE_ID,
     HTTP_STATUS_HEADER,
     TRACE_HEADER,
 )
+from athena_server.access.caller import ANONYMOUS, AuthzDenied, set_caller
+from athena_server.access.gate import Gate
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
 from athena_server.tracing import http_status, set_http_status, set_trace_id
 
@@ -53,6 +57,8 @@ def as_athena_error(exc: BaseException, method_name: str, trace: str) -> AthenaE
 
 
 def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
+    """The status of an Athena error: its code's gRPC code, an ErrorInfo naming the code, and a RetryInfo
+    when the refusal says when to retry (rate limits, policy refusals)."""
     info = ERROR_CODES_BY_NUMBER[err.code]
     detail = any_pb2.Any()
     detail.Pack(
@@ -66,19 +72,31 @@ def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
             },
         )
     )
+    details = [detail]
+    retry_after = err.metadata.get(ERROR_META_RETRY_AFTER)
+    if retry_after is not None and retry_after.isdigit():
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_after))))
+        details.append(retry)
     code = grpc.StatusCode[info.grpc_code]
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=err.message, details=[detail]))
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=err.message, details=details))
 
 
 class AthenaServerInterceptor(AsyncServerInterceptor):
+    def __init__(self, gate: Gate | None = None) -> None:
+        self.gate = gate
+
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
         trace = _trace_from(context)
         set_trace_id(trace)
         set_http_status(None)
+        set_caller(ANONYMOUS)
         start = time.perf_counter()
         try:
+            if self.gate is not None:
+                await self.gate.admit(method_name, context)
             response = method(request_or_iterator, context)
             if hasattr(response, "__aiter__"):
                 return self._stream(response, context, method_name, trace, start)
@@ -111,6 +129,8 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
     ) -> None:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
+        if isinstance(exc, AuthzDenied) and not exc.recorded and self.gate is not None:
+            await self.gate.record_denied(exc)  # raised by domain code (a check on the request's content)
         err = as_athena_error(exc, method_name, trace)
         status = to_grpc_status(err, trace)
         self._log(method_name, f"{status.code.name}/{err.code_name}", trace, start)

@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from athena_server.access.gate import Gate
 from athena_server.interceptors import AthenaServerInterceptor
 from athena_server.plane import ControlPlane
 from athena_server.servicers.registry import register_all
@@ -31,7 +32,7 @@ class GrpcServer:
 async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcServer:
     """Serve every athena.v1 service and the health service; reflection unless the settings switch it off."""
     server = grpc.aio.server(
-        interceptors=[AthenaServerInterceptor()],
+        interceptors=[AthenaServerInterceptor(Gate(plane.settings, plane.store))],
         # Fail loudly when the port is taken instead of silently sharing it with another process.
         options=[("grpc.so_reuseport", 0)],
     )

@@ -74,6 +74,8 @@ class AuthzDenied(AthenaError):
         self.required = required
         self.caller = caller
         self.reason = reason
+        # Set once its `authz.denied` event is written, so the interceptor does not write it twice.
+        self.recorded = False
 
 
 def require(role: int, operation: str, reason: str = "ROLE_INSUFFICIENT") -> None:

@@ -143,6 +143,7 @@ class Gate:
     async def record_denied(self, denied: AuthzDenied, address: str | None = None) -> None:
         """The audit event of a 403, decided here or by domain code (a `command` profile needs Admin)."""
         caller = denied.caller
+        denied.recorded = True
         await self._record(
             denied.operation, caller.identity, caller.role, denied.required, denied.reason, denied, address
         )
