@@ -18,6 +18,8 @@ import grpc
 import httpx
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from athena.v1 import options_pb2
 from athena_client.contract import method_access, role_name
@@ -323,3 +325,29 @@ def test_tokens_only_server_wants_a_token_from_every_caller(tmp_path: Path) -> N
                         "Missing API token: send 'Authorization: Bearer <token>' or 'x-athena-api-token'."
                     )
         assert snapshot(server.db) == before
+
+
+def test_probes_and_the_grpc_health_service_need_no_identity(allowing: Server) -> None:
+    for path in ("/api/v1/health", "/api/v1/readiness", "/api/v1/admin/health"):
+        ok_data(allowing.client.get(path))
+    health = health_pb2_grpc.HealthStub(allowing.channel)
+    assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def reflected_services(channel: grpc.Channel) -> list[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    response = next(iter(stub.ServerReflectionInfo(iter([request]), timeout=10)))
+    return [s.name for s in response.list_services_response.service]
+
+
+def test_reflection_can_be_switched_off(allowing: Server, tmp_path: Path) -> None:
+    assert "athena.v1.RunService" in reflected_services(allowing.channel)
+    p = start_api(tmp_path, env={"ATHENA_GRPC_REFLECTION": "false"})
+    try:
+        with grpc.insecure_channel(p.grpc_target) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                reflected_services(channel)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+    finally:
+        p.stop()
