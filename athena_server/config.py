@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     command_cpu_seconds: int = 600
     command_memory_mb: int = 4096
     command_open_files: int = 1024
+    # Comma-separated names of server environment variables an agent also inherits (besides PATH, LANG,
+    # LC_ALL, TZ and its own HOME, TMPDIR and ATHENA_RUN_ID/SESSION_ID/MODEL/ATTEMPT); `ATHENA_*` refused.
+    command_env_passthrough: str = ""
+    # The most an agent may write to stdout (its answer): more fails the run and stops the agent. Of stderr
+    # only the last `command_stderr_tail_bytes` are kept (evidence and failure messages).
+    command_output_max_bytes: int = 1_000_000
+    command_stderr_tail_bytes: int = 65_536
     # Schedules. A schedule run's timeout when the policy sets no `defaultScheduleTimeoutMs` (the original's
     # ATHENA_SCHEDULE_RUN_TIMEOUT_MS). The background ticker looks for due slots every
     # `schedule_tick_seconds` (0 switches it off: only `POST /schedules/tick` fires them) and runs up to

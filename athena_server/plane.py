@@ -20,7 +20,9 @@ from athena_server.control.workflows import WorkflowService
 from athena_server.engine.cancels import CancelWatcher
 from athena_server.engine.liveness import Liveness
 from athena_server.engine.providers import ProviderRegistry
+from athena_server.engine.providers.command import CommandProvider
 from athena_server.engine.providers.registry import build_registry
+from athena_server.engine.providers.sandbox import CommandConfigError
 from athena_server.storage import work as work_store
 from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
@@ -29,8 +31,9 @@ from athena_server.storage.store import Store
 class ControlPlane:
     def __init__(self, settings: Settings, providers: ProviderRegistry | None = None) -> None:
         self.settings = settings
+        # Before the store: a configuration the providers cannot use stops start-up with nothing opened.
+        self.providers = providers or _build_providers(settings)
         self.store = Store(settings.resolved_database_url())
-        self.providers = providers or build_registry(settings)
         self.system = SystemService(self.store, self.providers)
         self.liveness = Liveness(self.store, settings.heartbeat_seconds, settings.instance_stale_seconds)
         self.watcher = CancelWatcher(self.store, settings.cancel_poll_seconds)
@@ -43,7 +46,9 @@ class ControlPlane:
         self.policy = PolicyService(self.store)
         self.fleet = FleetService(self.store)
         self.directives = DirectiveService(self.store)
-        self.harness_profiles = HarnessProfileService(self.store, self.providers.names, self._allowed_models)
+        self.harness_profiles = HarnessProfileService(
+            self.store, self.providers.names, self._allowed_models, self._allowed_program
+        )
         self.run_templates = RunTemplateService(self.store)
         self.sessions = SessionService(self.store, settings)
         self.events = EventService(self.store, settings)
@@ -56,6 +61,11 @@ class ControlPlane:
         """Models a harness profile may name: the default model (the original's only one) and every model
         with a configured price for that provider."""
         return sorted({self.settings.default_model, *self.runs.pricing.models(provider)})
+
+    def _allowed_program(self, program: str) -> bool:
+        """Whether a `command` profile may name `program`: the registered command provider's allow-list."""
+        command = self.providers.find(CommandProvider.name)
+        return isinstance(command, CommandProvider) and command.allows(program)
 
     async def start(self) -> None:
         """Bring the store's schema up to date (safe from several processes at once), register this
@@ -74,3 +84,12 @@ class ControlPlane:
         await self.liveness.close()
         await self.providers.aclose()
         await self.store.close()
+
+
+def _build_providers(settings: Settings) -> ProviderRegistry:
+    """The provider registry; a `command_*` setting it cannot use (an allow-list entry that is not an
+    executable file, say) stops start-up with the reason rather than a traceback."""
+    try:
+        return build_registry(settings)
+    except CommandConfigError as exc:
+        raise SystemExit(f"athena: {exc}") from None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from tests.servers import AthenaProcess, start_api
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
     """One `athena api serve` for the session. Tests that need a pristine store use their own sessions
     ids or start their own server. The short heartbeat lets SSE tests observe it."""
-    p = start_api(tmp_path_factory.mktemp("api"), env={"ATHENA_SSE_HEARTBEAT_SECONDS": "1"})
+    p = start_api(
+        tmp_path_factory.mktemp("api"),
+        env={"ATHENA_SSE_HEARTBEAT_SECONDS": "1", "ATHENA_COMMAND_ALLOW": sys.executable},
+    )
     yield p
     p.stop()
 

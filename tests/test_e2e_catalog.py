@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -240,7 +241,8 @@ def test_profile_minimal_v2_and_zero_budget(rest: httpx.Client) -> None:
 
 
 def test_command_profile_keeps_argv_verbatim(rest: httpx.Client) -> None:
-    argv = ["python3", " -c", "print('a b')"]
+    # The session's server allows this interpreter (tests/conftest.py).
+    argv = [sys.executable, " -c", "print('a b')"]
     data = create_profile(rest, config__provider="command", config__command=argv)
     assert data["config"] == {"provider": "command", "model": "default", "tools": ["shell"], "command": argv}
 
@@ -274,6 +276,15 @@ EGRESS_HOST = "must be a valid domain, wildcard domain, or IPv4 address."
         (
             {"config__provider": "command", "config__command": ["echo", ""]},
             f"{P}.config.command[1] must be a non-empty string.",
+        ),
+        (
+            {"config__provider": "command", "config__command": ["sh", "-c", "id"]},
+            f"{P}.config.command[0] must be a program on the server's allow-list (ATHENA_COMMAND_ALLOW). Received: sh.",
+        ),
+        (
+            {"config__provider": "command", "config__command": ["./python3"]},
+            f"{P}.config.command[0] must be a program on the server's allow-list (ATHENA_COMMAND_ALLOW). "
+            "Received: ./python3.",
         ),
         ({"policies": DROP}, f"{P}.policies must be an object."),
         ({"policies__timeoutMs": DROP}, f"{P}.policies.timeoutMs must be a positive integer."),

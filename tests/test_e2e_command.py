@@ -18,6 +18,9 @@ import httpx
 from tests.servers import AthenaProcess, start_api
 from tests.shapes import error_of, new_session, ok_data
 
+# The agents here are Python scripts run by this interpreter: the only program the servers allow.
+ALLOW_PYTHON = {"ATHENA_COMMAND_ALLOW": sys.executable}
+
 AGENT = textwrap.dedent(
     """
     import os, subprocess, sys, time
@@ -91,7 +94,7 @@ def wait_dead(pids: list[int], timeout: float = 5) -> None:
 def test_command_agent_output_evidence_verification_and_cancel(workdir: Path) -> None:
     script = workdir / "agent.py"
     script.write_text(AGENT)
-    p = start_api(workdir)
+    p = start_api(workdir, env=ALLOW_PYTHON)
     try:
         with httpx.Client(base_url=p.rest_url, timeout=60) as client:
             checks = [{"id": "v1", "kind": "require-evidence", "label": "stderr"}]
@@ -190,7 +193,7 @@ def test_sigkill_mid_run_then_restart_fails_the_run_and_leaves_no_agent(workdir:
     script = workdir / "agent.py"
     script.write_text(AGENT)
     pidfile = workdir / "pids"
-    p: AthenaProcess = start_api(workdir)
+    p: AthenaProcess = start_api(workdir, env=ALLOW_PYTHON)
     try:
         with httpx.Client(base_url=p.rest_url, timeout=60) as client:
             sleeper = make_profile(client, [sys.executable, str(script), "sleep", str(pidfile)])
@@ -214,7 +217,7 @@ def test_sigkill_mid_run_then_restart_fails_the_run_and_leaves_no_agent(workdir:
         p.stop(signal.SIGKILL)
         # The agent dies with the server (parent-death signal); its own child is cleaned up at restart.
         wait_dead([agent], timeout=3)
-        p = start_api(workdir)
+        p = start_api(workdir, env=ALLOW_PYTHON)
         with httpx.Client(base_url=p.rest_url, timeout=60) as client:
             for run_id in (accepted["runId"], slow_mock["runId"]):
                 run = ok_data(client.get(f"/api/v1/runs/{run_id}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -19,9 +20,17 @@ import pytest
 from athena_server.config import Settings
 from athena_server.engine.pricing import ModelPrice, Pricing
 from athena_server.engine.providers.base import ProviderRequest
-from athena_server.engine.providers.command import CommandProvider
+from athena_server.engine.providers.command import CommandProvider, Sandbox
 from athena_server.engine.providers.openai import OpenAIProvider
 from athena_server.engine.providers.registry import build_registry, default_registry
+from athena_server.engine.providers.sandbox import (
+    AllowedProgram,
+    AllowList,
+    CommandConfigError,
+    Limits,
+    agent_env,
+    parse_passthrough,
+)
 from athena_server.errors import AthenaError, ErrorCode
 from tests.fake_openai import FakeOpenAI, Scripted
 
@@ -44,6 +53,17 @@ def request(command: list[str] | tuple[str, ...] = (), **kw: Any) -> ProviderReq
 
 def script(code: str, *args: str) -> list[str]:
     return [PY, "-c", textwrap.dedent(code), *args]
+
+
+RUN_VARS = ("ATHENA_RUN_ID", "ATHENA_SESSION_ID", "ATHENA_MODEL", "ATHENA_ATTEMPT")
+
+
+def command(root: Path, *, kill_grace_seconds: float = 2.0, **sandbox: Any) -> CommandProvider:
+    """A command provider allowed to run this interpreter, its agents' directories under `root`."""
+    return CommandProvider(
+        Sandbox(allow=AllowList.parse(PY), workdir_root=root / "agents", **sandbox),
+        kill_grace_seconds=kill_grace_seconds,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -101,6 +121,22 @@ async def wait_pids(path: Path, within: float = 10) -> list[int]:
     raise AssertionError("agent did not write its pids")
 
 
+def read_line(path: Path) -> str | None:
+    """The line an agent wrote to `path`, once it has written all of it."""
+    text = path.read_text() if path.exists() else ""
+    return text.strip() if text.endswith("\n") else None
+
+
+async def wait_line(path: Path, within: float = 10) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        line = read_line(path)
+        if line is not None:
+            return line
+        await asyncio.sleep(0.02)
+    raise AssertionError("agent did not write its line")
+
+
 def kill_quietly(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -124,7 +160,7 @@ time.sleep(30)
 # ---------------------------------------------------------------------------------------------- command
 
 
-async def test_command_output_stderr_evidence_env_and_usage() -> None:
+async def test_command_output_stderr_evidence_env_and_usage(tmp_path: Path) -> None:
     agent = script(
         """
         import os, sys
@@ -135,7 +171,7 @@ async def test_command_output_stderr_evidence_env_and_usage() -> None:
         print()
         """
     )
-    result = await CommandProvider().complete(request(agent, prompt="user: héllo", attempt=2))
+    result = await command(tmp_path).complete(request(agent, prompt="user: héllo", attempt=2))
     assert result.output == "saw user: héllo\nenv ses_1 agent-model 2"
     assert result.model == "agent-model"
     assert result.input_tokens == len("user: héllo")
@@ -143,17 +179,17 @@ async def test_command_output_stderr_evidence_env_and_usage() -> None:
     assert [(e.label, e.type, e.content) for e in result.evidence] == [("stderr", "text", "checked run_1")]
 
 
-async def test_command_empty_stderr_is_still_evidence_and_bad_utf8_is_replaced() -> None:
+async def test_command_empty_stderr_is_still_evidence_and_bad_utf8_is_replaced(tmp_path: Path) -> None:
     agent = script("import sys; sys.stdout.buffer.write(b'ok \\xff\\n')")
-    result = await CommandProvider().complete(request(agent))
+    result = await command(tmp_path).complete(request(agent))
     assert result.output == "ok \ufffd"
     assert [(e.label, e.content) for e in result.evidence] == [("stderr", "")]
 
 
-async def test_command_nonzero_exit_is_a_provider_error_with_stderr_tail() -> None:
+async def test_command_nonzero_exit_is_a_provider_error_with_stderr_tail(tmp_path: Path) -> None:
     agent = script("import sys; sys.stderr.write('x' * 2000 + 'no luck'); sys.exit(3)")
     with pytest.raises(AthenaError) as info:
-        await CommandProvider().complete(request(agent))
+        await command(tmp_path).complete(request(agent))
     err = info.value
     assert err.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR
     assert not err.retryable
@@ -162,37 +198,22 @@ async def test_command_nonzero_exit_is_a_provider_error_with_stderr_tail() -> No
     assert len(err.message) == len("command exited with code 3: ") + 500
 
 
-async def test_command_killed_by_signal_is_a_provider_error() -> None:
+async def test_command_killed_by_signal_is_a_provider_error(tmp_path: Path) -> None:
     agent = script("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     with pytest.raises(AthenaError) as info:
-        await CommandProvider().complete(request(agent))
+        await command(tmp_path).complete(request(agent))
     assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR
     assert "SIGKILL" in info.value.message and not info.value.retryable
 
 
-async def test_command_missing_or_unexecutable_program(tmp_path: Path) -> None:
+async def test_command_without_argv_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(AthenaError) as info:
-        await CommandProvider().complete(request(["/nonexistent/agent-xyz", "--flag"]))
-    assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR
-    assert "/nonexistent/agent-xyz" in info.value.message and not info.value.retryable
-
-    plain = tmp_path / "agent.sh"
-    plain.write_text("#!/bin/sh\necho hi\n")
-    plain.chmod(0o644)
-    with pytest.raises(AthenaError) as info:
-        await CommandProvider().complete(request([str(plain)]))
-    assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR
-    assert str(plain) in info.value.message and not info.value.retryable
-
-
-async def test_command_without_argv_is_a_config_error() -> None:
-    with pytest.raises(AthenaError) as info:
-        await CommandProvider().complete(request([]))
+        await command(tmp_path).complete(request([]))
     assert info.value.code == ErrorCode.ERROR_CODE_CONFIG_ERROR
     assert "config.command" in info.value.message
 
 
-async def test_command_on_process_gets_the_real_pid() -> None:
+async def test_command_on_process_gets_the_real_pid(tmp_path: Path) -> None:
     seen: list[int] = []
 
     async def on_process(pid: int) -> None:
@@ -203,13 +224,15 @@ async def test_command_on_process_gets_the_real_pid() -> None:
         seen.append(pid)
 
     agent = script("import os, sys; sys.stdin.read(); print(os.getpid())")
-    result = await CommandProvider().complete(request(agent, on_process=on_process))
+    result = await command(tmp_path).complete(request(agent, on_process=on_process))
     assert seen == [int(result.output)]
 
 
 async def test_command_cancel_stops_the_whole_group_promptly(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    provider = CommandProvider.from_settings(Settings(command_kill_grace_seconds=2.0))
+    provider = CommandProvider.from_settings(
+        Settings(command_allow=PY, command_workdir=tmp_path / "agents", command_kill_grace_seconds=2.0)
+    )
     task = asyncio.create_task(provider.complete(request(script(SLEEPER, str(pidfile), "plain"))))
     pids = await wait_pids(pidfile)
     try:
@@ -228,7 +251,9 @@ async def test_command_cancel_stops_the_whole_group_promptly(tmp_path: Path) -> 
 
 async def test_command_sigterm_ignored_gets_sigkill_after_grace(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    provider = CommandProvider.from_settings(Settings(command_kill_grace_seconds=0.3))
+    provider = CommandProvider.from_settings(
+        Settings(command_allow=PY, command_workdir=tmp_path / "agents", command_kill_grace_seconds=0.3)
+    )
     task = asyncio.create_task(provider.complete(request(script(SLEEPER, str(pidfile), "ignore-term"))))
     pids = await wait_pids(pidfile)
     try:
@@ -245,7 +270,7 @@ async def test_command_sigterm_ignored_gets_sigkill_after_grace(tmp_path: Path) 
 
 async def test_command_repeated_cancel_still_cleans_up(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    provider = CommandProvider(kill_grace_seconds=0.3)
+    provider = command(tmp_path, kill_grace_seconds=0.3)
     task = asyncio.create_task(provider.complete(request(script(SLEEPER, str(pidfile), "ignore-term"))))
     pids = await wait_pids(pidfile)
     try:
@@ -270,7 +295,7 @@ async def test_command_background_children_are_killed_when_the_leader_exits(tmp_
         """
     )
     started = time.monotonic()
-    result = await CommandProvider().complete(request(agent))
+    result = await command(tmp_path).complete(request(agent))
     pids = [int(p) for p in result.output.split()]
     try:
         assert time.monotonic() - started < 2.0
@@ -281,30 +306,32 @@ async def test_command_background_children_are_killed_when_the_leader_exits(tmp_
         kill_quietly(pids)
 
 
-async def test_command_large_output_and_input_do_not_deadlock() -> None:
-    # Writes 1 MB to each output before reading a 1 MB stdin: sequential I/O would block on a full pipe.
+async def test_command_large_output_and_input_do_not_deadlock(tmp_path: Path) -> None:
+    # Writes 1 MiB to each output before reading a 1 MiB stdin: sequential I/O would block on a full pipe.
     agent = script(
         """
         import sys
-        for _ in range(1024):
+        for i in range(1024):
             sys.stdout.write("o" * 1023 + "\\n")
-            sys.stderr.write("e" * 1024)
+            sys.stderr.write(str(i % 10) * 1024)
         sys.stdout.flush(); sys.stderr.flush()
         data = sys.stdin.read()
         sys.stdout.write(f"read {len(data)}\\n")
         """
     )
     prompt = "p" * (1024 * 1024)
-    result = await asyncio.wait_for(CommandProvider().complete(request(agent, prompt=prompt)), timeout=30)
+    provider = command(tmp_path, output_max_bytes=2_000_000, stderr_tail_bytes=3000)
+    result = await asyncio.wait_for(provider.complete(request(agent, prompt=prompt)), timeout=30)
     lines = result.output.split("\n")
     assert len(lines) == 1025 and lines[-1] == f"read {len(prompt)}"
-    assert len(result.evidence[0].content) == 1024 * 1024
+    # Only the end of stderr is kept: its last 3,000 bytes (the end of iteration 1021, all of 1022 and 1023).
+    assert result.evidence[0].content == "1" * 952 + "2" * 1024 + "3" * 1024
     assert result.input_tokens == len(prompt)
 
 
-async def test_command_agent_not_reading_stdin_is_fine() -> None:
+async def test_command_agent_not_reading_stdin_is_fine(tmp_path: Path) -> None:
     agent = script("print('done')")
-    result = await CommandProvider().complete(request(agent, prompt="x" * (1024 * 1024)))
+    result = await command(tmp_path).complete(request(agent, prompt="x" * (1024 * 1024)))
     assert result.output == "done"
 
 
@@ -314,11 +341,14 @@ def test_command_agent_dies_with_a_sigkilled_server(tmp_path: Path) -> None:
     server = textwrap.dedent(
         f"""
         import asyncio, sys
+        from pathlib import Path
         from athena_server.engine.providers.base import ProviderRequest
-        from athena_server.engine.providers.command import CommandProvider
+        from athena_server.engine.providers.command import CommandProvider, Sandbox
+        from athena_server.engine.providers.sandbox import AllowList
+        sandbox = Sandbox(allow=AllowList.parse(sys.executable), workdir_root=Path({str(tmp_path / "agents")!r}))
         argv = (sys.executable, "-c", {SLEEPER!r}, {str(pidfile)!r}, "plain")
         req = ProviderRequest(run_id="r", session_id="s", model="m", prompt="", input="", command=argv)
-        asyncio.run(CommandProvider().complete(req))
+        asyncio.run(CommandProvider(sandbox).complete(req))
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen")])}
@@ -335,6 +365,253 @@ def test_command_agent_dies_with_a_sigkilled_server(tmp_path: Path) -> None:
     finally:
         proc.kill()
         kill_quietly(pids)
+
+
+# ---------------------------------------------------------------------------------------------- command sandbox
+
+
+def executable(path: Path, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\necho hi\n")
+    path.chmod(mode)
+    return path
+
+
+def test_allow_list_resolves_names_and_symlinks_to_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = executable(tmp_path / "bin" / "agent")
+    real_agent = os.path.realpath(agent)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    allow = AllowList.parse(f" agent , {PY},")
+    assert allow
+    assert allow.resolve("agent") == AllowedProgram(path=real_agent, argv0=str(agent))
+    assert allow.resolve(str(agent)) == AllowedProgram(path=real_agent, argv0=str(agent))
+    # A symlink to an allowed file is that program; it runs under the name the operator allowed.
+    link = tmp_path / "elsewhere" / "link"
+    link.parent.mkdir()
+    link.symlink_to(agent)
+    assert allow.resolve(str(link)) == AllowedProgram(path=real_agent, argv0=str(agent))
+    # The interpreter keeps its own spelling as argv[0] (a virtual environment finds itself by it).
+    assert allow.resolve(PY) == AllowedProgram(path=os.path.realpath(PY), argv0=PY)
+    # Other programs, relative paths (they would depend on the server's directory) and unknown names.
+    for refused in ("sh", "/bin/sh", "./agent", "bin/agent", "no-such-agent-xyz", str(tmp_path / "bin")):
+        assert allow.resolve(refused) is None, refused
+    assert not AllowList.parse("") and not AllowList.parse(" , ")
+
+
+def test_allow_list_entry_that_is_not_an_executable_file_is_named(tmp_path: Path) -> None:
+    plain = executable(tmp_path / "plain.sh", mode=0o644)
+    missing = tmp_path / "missing"
+    hint = "list absolute paths or program names found on PATH."
+    cases = [
+        ("no-such-agent-xyz", f"ATHENA_COMMAND_ALLOW entry 'no-such-agent-xyz' was not found on PATH: {hint}"),
+        ("bin/agent", f"ATHENA_COMMAND_ALLOW entry 'bin/agent' is a relative path: {hint}"),
+        *(
+            (str(path), f"ATHENA_COMMAND_ALLOW entry '{path}' is not an executable file ({os.path.realpath(path)}).")
+            for path in (plain, missing, tmp_path)
+        ),
+    ]
+    for entry, message in cases:
+        with pytest.raises(CommandConfigError) as info:
+            AllowList.parse(f"{PY},{entry}")
+        assert str(info.value) == message
+        with pytest.raises(CommandConfigError):
+            build_registry(Settings(command_allow=f"{PY},{entry}"))
+
+
+def test_passthrough_names_and_limits_are_checked() -> None:
+    assert parse_passthrough(" HTTPS_PROXY, SSL_CERT_FILE ,HTTPS_PROXY,") == ("HTTPS_PROXY", "SSL_CERT_FILE")
+    assert parse_passthrough("") == ()
+    for name, message in (
+        ("ATHENA_DATABASE_URL", "is a server setting; those are never passed to agents."),
+        ("athena_openai_api_key", "is a server setting; those are never passed to agents."),
+        ("A-B", "is not an environment variable name."),
+    ):
+        with pytest.raises(CommandConfigError) as info:
+            parse_passthrough(f"HOME,{name}")
+        assert str(info.value) == f"ATHENA_COMMAND_ENV_PASSTHROUGH entry {name!r} {message}"
+    with pytest.raises(CommandConfigError) as limits:
+        Limits(cpu_seconds=1, memory_mb=-1)
+    assert str(limits.value) == "ATHENA_COMMAND_MEMORY_MB must be 0 (no limit) or positive."
+    assert Limits(cpu_seconds=5, memory_mb=2, open_files=0).launcher_args() == ["5", str(2 * 1024 * 1024), "0"]
+    with pytest.raises(CommandConfigError) as bound:
+        build_registry(Settings(command_allow=PY, command_output_max_bytes=-1))
+    assert str(bound.value) == "ATHENA_COMMAND_OUTPUT_MAX_BYTES must be 0 or positive."
+
+
+def test_agent_env_is_the_minimal_set(tmp_path: Path) -> None:
+    server = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": "/root",
+        "ATHENA_DATABASE_URL": "postgresql://u:sekrit@db/athena",
+        "OPENAI_API_KEY": "sekrit",
+        "HTTPS_PROXY": "http://proxy:3128",
+    }
+    run = {"ATHENA_RUN_ID": "r1", "ATHENA_ATTEMPT": "1"}
+    assert agent_env(tmp_path, run, ("HTTPS_PROXY", "NOT_SET"), server) == {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "HTTPS_PROXY": "http://proxy:3128",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "ATHENA_RUN_ID": "r1",
+        "ATHENA_ATTEMPT": "1",
+    }
+    assert agent_env(tmp_path, {}, (), {}) == {"PATH": os.defpath, "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+
+
+async def test_command_not_on_the_allow_list_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    provider = command(tmp_path)
+    for argv in (["/bin/sh", "-c", f"id > {marker}"], ["sh", "-c", f"id > {marker}"], ["./python", "-V"]):
+        with pytest.raises(AthenaError) as info:
+            await provider.complete(request(argv))
+        assert info.value.code == ErrorCode.ERROR_CODE_CONFIG_ERROR and not info.value.retryable
+        assert info.value.message == (
+            "The harness profile's config.command[0] is not a program on the server's allow-list "
+            f"(ATHENA_COMMAND_ALLOW), so nothing was run. Received: {argv[0]}."
+        )
+    assert not marker.exists()
+    assert not (tmp_path / "agents").exists(), "no working directory was even created"
+
+
+# Prints what the agent got: its environment as exec'd (/proc, before Python itself adds anything), its
+# working directory and that directory's mode, and its resource limits.
+INSPECTOR = """
+import json, os, resource, stat
+with open("/proc/self/environ", "rb") as f:
+    env = dict(e.decode().split("=", 1) for e in f.read().split(b"\\0") if e)
+open("scratch.txt", "w").write("the agent may write here")
+limits = {n: resource.getrlimit(getattr(resource, n)) for n in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NOFILE")}
+mode = stat.S_IMODE(os.stat(".").st_mode)
+print(json.dumps({"env": env, "cwd": os.getcwd(), "mode": mode, "limits": limits, "files": os.listdir(".")}))
+"""
+
+
+async def test_command_agent_env_workdir_and_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATHENA_DATABASE_URL", "postgresql://u:sekrit@db/athena")
+    monkeypatch.setenv("ATHENA_OPENAI_API_KEY", "sekrit")
+    monkeypatch.setenv("GITHUB_TOKEN", "sekrit")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    limits = Limits(cpu_seconds=30, memory_mb=1024, open_files=100)
+    provider = command(tmp_path, limits=limits, env_passthrough=("HTTPS_PROXY",))
+    result = await provider.complete(request(script(INSPECTOR), run_id="run-a1", attempt=2))
+    seen = json.loads(result.output)
+    workdir = (tmp_path / "agents" / "run-a1.2").resolve()
+    assert seen["cwd"] == str(workdir) and seen["mode"] == 0o700 and seen["files"] == ["scratch.txt"]
+    assert seen["env"] == {
+        "PATH": os.environ["PATH"],
+        **{name: os.environ[name] for name in ("LANG", "LC_ALL", "TZ") if name in os.environ},
+        "HOME": str(tmp_path / "agents" / "run-a1.2"),
+        "TMPDIR": str(tmp_path / "agents" / "run-a1.2"),
+        "ATHENA_RUN_ID": "run-a1",
+        "ATHENA_SESSION_ID": "ses_1",
+        "ATHENA_MODEL": "agent-model",
+        "ATHENA_ATTEMPT": "2",
+        "HTTPS_PROXY": "http://proxy:3128",
+    }
+    gib = 1024 * 1024 * 1024
+    assert seen["limits"] == {"RLIMIT_CPU": [30, 30], "RLIMIT_AS": [gib, gib], "RLIMIT_NOFILE": [100, 100]}
+    assert not workdir.exists()
+    assert os.listdir(tmp_path / "agents") == []
+
+
+async def test_command_agent_env_keeps_the_locale_the_server_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher is Python, which sets LC_CTYPE at start-up under the C locale (PEP 538); the agent
+    must still get exactly the environment the server built."""
+    for name in ("LANG", "LC_ALL", "LC_CTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    printer = """
+    with open("/proc/self/environ", "rb") as f:
+        print(sorted(e.split(b"=", 1)[0].decode() for e in f.read().split(b"\\0") if e))
+    """
+    result = await command(tmp_path).complete(request(script(printer)))
+    assert result.output == str(sorted(["PATH", "HOME", "TMPDIR", *RUN_VARS, *(["TZ"] if "TZ" in os.environ else [])]))
+    monkeypatch.setenv("LC_CTYPE", "C")
+    shown = script("print(open('/proc/self/environ', 'rb').read().split(b'LC_CTYPE=')[1].split(b'\\0')[0].decode())")
+    result = await command(tmp_path, env_passthrough=("LC_CTYPE",)).complete(request(shown))
+    assert result.output == "C"
+
+
+async def test_command_unlimited_when_limits_are_zero(tmp_path: Path) -> None:
+    agent = script("import resource; print(resource.getrlimit(resource.RLIMIT_CPU)[0] == resource.RLIM_INFINITY)")
+    result = await command(tmp_path, limits=Limits()).complete(request(agent))
+    assert result.output == "True"
+
+
+async def test_command_workdir_is_removed_after_failure_and_cancel(tmp_path: Path) -> None:
+    # The agent leaves a tree it made hard to delete (read-only and unsearchable directories), then fails.
+    mess = """
+    import os, sys
+    os.makedirs("a/b/c")
+    open("a/b/c/f", "w").write("x")
+    os.chmod("a/b/c", 0o500)
+    os.chmod("a/b", 0o000)
+    os.chmod(".", 0o500)
+    sys.exit(4)
+    """
+    provider = command(tmp_path, kill_grace_seconds=0.3)
+    with pytest.raises(AthenaError) as info:
+        await provider.complete(request(script(mess), run_id="run-f"))
+    assert info.value.message == "command exited with code 4: "
+    assert os.listdir(tmp_path / "agents") == []
+
+    where = tmp_path / "where"
+    sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(os.getcwd() + '\\n'); time.sleep(60)"
+    task = asyncio.create_task(provider.complete(request(script(sleeper, str(where)), run_id="run-c")))
+    assert await wait_line(where) == str((tmp_path / "agents" / "run-c.1").resolve())
+    assert os.listdir(tmp_path / "agents") == ["run-c.1"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert os.listdir(tmp_path / "agents") == []
+
+
+async def test_command_memory_limit_fails_the_attempt(tmp_path: Path) -> None:
+    hog = "big = bytearray(1024 * 1024 * 1024); print('allocated', len(big))"
+    with pytest.raises(AthenaError) as info:
+        await command(tmp_path, limits=Limits(memory_mb=256)).complete(request(script(hog)))
+    assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR and not info.value.retryable
+    assert info.value.message.startswith("command exited with code 1: Traceback")
+    assert info.value.message.endswith("MemoryError\n")
+
+
+async def test_command_cpu_limit_kills_a_spinning_agent(tmp_path: Path) -> None:
+    # soft = hard: at the limit the kernel sends SIGKILL (the agent cannot catch it or raise the limit).
+    spin = "while True: pass"
+    with pytest.raises(AthenaError) as info:
+        await command(tmp_path, limits=Limits(cpu_seconds=1)).complete(request(script(spin)))
+    assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR
+    assert info.value.message == "command was killed by SIGKILL (exit code -9): "
+
+
+async def test_command_output_bound_stops_the_agent(tmp_path: Path) -> None:
+    exact = await command(tmp_path, output_max_bytes=100_000).complete(
+        request(script("import sys; sys.stdout.write('x' * 100_000)"))
+    )
+    assert exact.output == "x" * 100_000
+
+    pidfile = tmp_path / "pids"
+    flood = f"""
+    import os, sys
+    open({str(pidfile)!r}, "w").write(f"{{os.getpid()}}\\n")
+    while True:
+        sys.stdout.write("y" * 65536)
+    """
+    with pytest.raises(AthenaError) as info:
+        await command(tmp_path, output_max_bytes=100_000).complete(request(script(flood)))
+    assert info.value.code == ErrorCode.ERROR_CODE_PROVIDER_ERROR and not info.value.retryable
+    assert info.value.message == (
+        "command output exceeded 100000 bytes (ATHENA_COMMAND_OUTPUT_MAX_BYTES); the agent was stopped."
+    )
+    pids = read_pids(pidfile)
+    assert pids is not None
+    assert_group_gone(pids[0])
+    assert os.listdir(tmp_path / "agents") == []
 
 
 # ---------------------------------------------------------------------------------------------- openai
@@ -489,12 +766,17 @@ async def test_openai_bad_base_url_is_a_config_error() -> None:
     assert info.value.code == ErrorCode.ERROR_CODE_CONFIG_ERROR
 
 
-async def test_registry_builds_all_providers_and_closes_them(fake: FakeOpenAI) -> None:
-    settings = Settings(openai_base_url=fake.base_url, openai_api_key="k", command_kill_grace_seconds=0.5)
+async def test_registry_builds_all_providers_and_closes_them(
+    fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        openai_base_url=fake.base_url, openai_api_key="k", command_kill_grace_seconds=0.5, command_allow=PY
+    )
     registry = build_registry(settings)
     assert registry.names() == ["command", "mock", "openai"]
     command = registry.get("command")
     assert isinstance(command, CommandProvider) and command.kill_grace_seconds == 0.5
+    assert registry.find("command") is command and registry.find("nope") is None
     openai = registry.get("openai")
     assert isinstance(openai, OpenAIProvider)
     assert (await openai.complete(request(input="via registry"))).output == "reply: via registry"
@@ -503,7 +785,10 @@ async def test_registry_builds_all_providers_and_closes_them(fake: FakeOpenAI) -
     await registry.aclose()
     assert client.is_closed and openai._client is None
     await registry.aclose()  # idempotent
-    assert default_registry().names() == ["command", "mock", "openai"]
+    # Without an allow-list the command provider does not exist.
+    monkeypatch.delenv("ATHENA_COMMAND_ALLOW", raising=False)
+    assert default_registry().names() == ["mock", "openai"]
+    assert build_registry(Settings(command_allow=" , ")).names() == ["mock", "openai"]
 
 
 # ---------------------------------------------------------------------------------------------- pricing

@@ -5,6 +5,9 @@ Validation follows the original's parser and service, in their order and with th
 and verification policies first, then displayName, version, config and policies; then the checks that need
 configuration (provider, model, and this server's `command` argv rule). The profile is stored as its JSON
 resource, which is what the API returns and what a run snapshots.
+
+A `command` profile names a program the server will execute, so creating one needs role Admin and its
+program must be on the operator's allow-list (`ATHENA_COMMAND_ALLOW`); runs check the list again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy import Connection
 from athena.v1 import harness_profiles_pb2
 from athena_client.contract import json_to_message, message_to_json
 from athena_server import validation
+from athena_server.access.caller import Role, require
 from athena_server.control import catalog_pages
 from athena_server.errors import config_error
 from athena_server.storage import events, harness_profiles
@@ -161,9 +165,13 @@ def parse(req: harness_profiles_pb2.CreateHarnessProfileRequest) -> harness_prof
 
 
 def check_config(
-    config: harness_profiles_pb2.HarnessConfig, provider_names: Collection[str], allowed_models: Collection[str]
+    config: harness_profiles_pb2.HarnessConfig,
+    provider_names: Collection[str],
+    allowed_models: Collection[str],
+    program_allowed: Callable[[str], bool],
 ) -> None:
-    """The configuration checks: a registered provider, an allowed model, and argv exactly for `command`."""
+    """The configuration checks: a registered provider, an allowed model, and argv exactly for `command`,
+    whose program must be on the allow-list."""
     if config.provider not in provider_names:
         raise config_error(f"{_CTX}.config.provider must reference a configured provider. Received: {config.provider}.")
     if config.model not in allowed_models:
@@ -174,6 +182,18 @@ def check_config(
         )
     if config.provider != COMMAND_PROVIDER and config.command:
         raise config_error(f"{_CTX}.config.command is only supported for provider '{COMMAND_PROVIDER}'.")
+    if config.command and not program_allowed(config.command[0]):
+        raise config_error(
+            f"{_CTX}.config.command[0] must be a program on the server's allow-list (ATHENA_COMMAND_ALLOW). "
+            f"Received: {config.command[0]}."
+        )
+
+
+def require_admin_for_command(config: harness_profiles_pb2.HarnessConfig) -> None:
+    """A `command` profile makes the server execute a program: only Admin may create one. Checked before
+    the configuration, so other callers learn nothing about the allow-list."""
+    if config.provider == COMMAND_PROVIDER:
+        require(Role.ROLE_ADMIN, f"{_CTX} (provider '{COMMAND_PROVIDER}')")
 
 
 class HarnessProfileService:
@@ -182,19 +202,23 @@ class HarnessProfileService:
         store: Store,
         provider_names: Callable[[], Collection[str]],
         allowed_models: Callable[[str], Collection[str]],
+        program_allowed: Callable[[str], bool],
     ) -> None:
-        """`provider_names` and `allowed_models(provider)` are read per request, so they follow the
-        registry and the configured models without this service knowing either."""
+        """`provider_names`, `allowed_models(provider)` and `program_allowed(argv0)` (the `command`
+        allow-list) are read per request, so they follow the registry and the configured models without
+        this service knowing either."""
         self.store = store
         self.provider_names = provider_names
         self.allowed_models = allowed_models
+        self.program_allowed = program_allowed
 
     async def create(
         self, req: harness_profiles_pb2.CreateHarnessProfileRequest
     ) -> harness_profiles_pb2.HarnessProfile:
         profile = parse(req)
         provider = profile.config.provider
-        check_config(profile.config, self.provider_names(), list(self.allowed_models(provider)))
+        require_admin_for_command(profile.config)
+        check_config(profile.config, self.provider_names(), list(self.allowed_models(provider)), self.program_allowed)
         created = now_ms()
         profile.id = str(uuid.uuid4())
         profile.created_at = iso(created)

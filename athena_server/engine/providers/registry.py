@@ -25,6 +25,10 @@ class ProviderRegistry:
             raise AthenaError(ErrorCode.ERROR_CODE_PROVIDER_NOT_FOUND, f"No usable provider found in order: {name}")
         return provider
 
+    def find(self, name: str) -> Provider | None:
+        """The provider registered as `name`, if any (for checks that depend on one provider's rules)."""
+        return self._providers.get(name)
+
     def names(self) -> list[str]:
         return sorted(self._providers)
 
@@ -43,14 +47,17 @@ class ProviderRegistry:
 
 def build_registry(settings: Settings) -> ProviderRegistry:
     """Every built-in provider, configured from settings. Providers are cheap to build (the OpenAI client is
-    created on first use), so unused ones cost nothing."""
-    return ProviderRegistry(
-        [
-            MockProvider(),
-            CommandProvider.from_settings(settings),
-            OpenAIProvider.from_settings(settings),
-        ]
-    )
+    created on first use), so unused ones cost nothing. `command` is registered only with a non-empty
+    allow-list: without one it does not exist for capabilities, profiles or runs. Raises CommandConfigError
+    for `command_*` settings the server cannot use (checked even when the provider stays disabled)."""
+    command = CommandProvider.from_settings(settings)
+    providers: list[Provider] = [MockProvider(), OpenAIProvider.from_settings(settings)]
+    if command.enabled:
+        log.info("command provider: agents may run %s", command.sandbox.allow.describe())
+        providers.append(command)
+    else:
+        log.info("command provider: disabled (ATHENA_COMMAND_ALLOW is empty)")
+    return ProviderRegistry(providers)
 
 
 def default_registry() -> ProviderRegistry:
