@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from athena_client.contract import DEFAULT_IDENTITY_HEADER
 from athena_server.config import Settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from athena_server.server import GrpcServer
 
 log = logging.getLogger("athena")
@@ -63,6 +66,12 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+# The request line and headers h11 reads before giving up with its own plain-text 400 (its default is
+# 16 KiB): room for one 64 KiB header beside ordinary ones, so an over-long forwarded header reaches the
+# gateway and gets its CONFIG_ERROR envelope naming the header.
+MAX_REQUEST_HEAD_BYTES = 80 * 1024
+
+
 def _uvicorn(app: object, host: str, port: int, settings: Settings) -> _Uvicorn:
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -72,8 +81,27 @@ def _uvicorn(app: object, host: str, port: int, settings: Settings) -> _Uvicorn:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace_seconds)),
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )
     return _Uvicorn(config)
+
+
+def gateway_app(upstream: str, settings: Settings) -> FastAPI:
+    """The REST gateway with the operator's settings: the hosts it answers (the loopback names and the bind
+    address unless ATHENA_ALLOWED_HOSTS says otherwise), the CORS origins and the identity header's name."""
+    from athena_gateway.app import create_app
+    from athena_gateway.guard import default_allowed_hosts, split_setting
+
+    try:
+        return create_app(
+            upstream,
+            heartbeat_seconds=settings.sse_heartbeat_seconds,
+            allowed_hosts=split_setting(settings.allowed_hosts) or default_allowed_hosts(settings.host),
+            cors_origins=split_setting(settings.cors_origins),
+            identity_header=settings.auth_identity_header.strip().lower() or DEFAULT_IDENTITY_HEADER,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"ATHENA_ALLOWED_HOSTS: {exc}") from None
 
 
 async def _run_rest(server: _Uvicorn, stop: asyncio.Event) -> None:
@@ -109,15 +137,12 @@ async def _grpc_running(settings: Settings) -> AsyncIterator[GrpcServer]:
 
 async def serve_api(settings: Settings) -> None:
     """gRPC and REST in one process, the gateway calling gRPC over loopback."""
-    from athena_gateway.app import create_app
-
     check_bind(settings.host, settings)
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
     async with _grpc_running(settings) as grpc_server:
         upstream = f"{settings.grpc_host}:{grpc_server.port}"
-        app = create_app(upstream, heartbeat_seconds=settings.sse_heartbeat_seconds)
-        rest = _uvicorn(app, settings.host, settings.port, settings)
+        rest = _uvicorn(gateway_app(upstream, settings), settings.host, settings.port, settings)
         log.info("REST listening on http://%s:%d (upstream gRPC %s)", settings.host, settings.port, upstream)
         await _run_rest(rest, stop)
 
@@ -130,11 +155,9 @@ async def serve_grpc(settings: Settings) -> None:
 
 
 async def serve_gateway(settings: Settings, upstream: str) -> None:
-    from athena_gateway.app import create_app
-
     check_bind(settings.host, settings)
     stop = _stop_event()
-    app = create_app(upstream, heartbeat_seconds=settings.sse_heartbeat_seconds)
+    app = gateway_app(upstream, settings)
     log.info("REST listening on http://%s:%d (upstream gRPC %s)", settings.host, settings.port, upstream)
     await _run_rest(_uvicorn(app, settings.host, settings.port, settings), stop)
     log.info("stopped")

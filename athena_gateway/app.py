@@ -1,10 +1,13 @@
 """The REST gateway: a FastAPI app whose routes are generated from the contract's HTTP rules, each one
-transcoding JSON to a gRPC call on the upstream server and the answer back into the envelope."""
+transcoding JSON to a gRPC call on the upstream server and the answer back into the envelope.
+
+Middleware, outermost first: TraceMiddleware (trace id on every answer, the last-resort 500),
+BrowserGuardMiddleware (Host allow-list, Origin check), then CORS when origins are configured."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,33 +16,49 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from athena_client.contract import (
+    API_TOKEN_HEADER,
+    AUTHORIZATION_HEADER,
+    DEFAULT_IDENTITY_HEADER,
+    IDEMPOTENCY_HEADER,
+    TRACE_HEADER,
+)
 from athena_gateway.envelope import error_response, field_json, success_response
 from athena_gateway.errors import GatewayError, config_error, from_rpc_error, not_found
+from athena_gateway.guard import LOOPBACK_HOSTS, BrowserGuardMiddleware, HostAllowList, normalise_origin
+from athena_gateway.metadata import HeaderForwarding
 from athena_gateway.openapi import build_openapi
 from athena_gateway.routes import RouteSpec, build_routes
 from athena_gateway.sse import open_stream
 from athena_gateway.tracing import TraceMiddleware, trace_id_of
 from athena_gateway.transcode import build_request
-from athena_gateway.upstream import Upstream, upstream_metadata
+from athena_gateway.upstream import Upstream
 
 log = logging.getLogger("athena.gateway")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _endpoint(spec: RouteSpec, upstream: Upstream, heartbeat_seconds: float) -> Endpoint:
+# Response headers a page of a CORS origin may read.
+CORS_EXPOSED_HEADERS = (TRACE_HEADER, "retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+
+
+def _endpoint(spec: RouteSpec, upstream: Upstream, forwarding: HeaderForwarding, heartbeat_seconds: float) -> Endpoint:
     """The one handler shape every route shares; `spec` is all that differs between routes."""
 
     async def endpoint(request: Request) -> Response:
         trace_id = trace_id_of(request)
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        client = request.client
+        # Headers first: they are already here, the body may still be on its way.
+        metadata = forwarding.metadata(request.scope["headers"], trace_id, client.host if client else None)
+        headers = dict(request.headers.items())  # ASGI header names are lowercase
         message = await build_request(
             spec, headers, request.query_params.multi_items(), request.path_params, request.stream()
         )
-        metadata = upstream_metadata(headers, trace_id)
         if spec.sse is not None:
             return await open_stream(upstream, spec, message, metadata, trace_id, heartbeat_seconds)
         try:
@@ -78,10 +97,47 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
 
 
-def create_app(upstream: str, *, heartbeat_seconds: float = 15.0, channel: grpc.aio.Channel | None = None) -> FastAPI:
+def _add_cors(app: FastAPI, origins: list[str], identity_header: str) -> None:
+    """Starlette's CORS for the configured origins: the methods the routes use, the request headers the
+    server reads, and the response headers worth reading. No credentials: Athena reads no cookies."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=sorted({spec.http_method for spec in build_routes()}),
+        allow_headers=[
+            "content-type",
+            AUTHORIZATION_HEADER,
+            API_TOKEN_HEADER,
+            identity_header,
+            IDEMPOTENCY_HEADER,
+            "last-event-id",
+            "traceparent",
+            "tracestate",
+        ],
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
+
+
+def create_app(
+    upstream: str,
+    *,
+    heartbeat_seconds: float = 15.0,
+    channel: grpc.aio.Channel | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    cors_origins: Iterable[str] = (),
+    identity_header: str = DEFAULT_IDENTITY_HEADER,
+) -> FastAPI:
     """The gateway in front of the gRPC server at `upstream` (host:port). `channel`, if given, is used
-    instead of opening one (and is left open on shutdown: its owner closes it)."""
+    instead of opening one (and is left open on shutdown: its owner closes it). `allowed_hosts` are the
+    Host names served (`*` any, `*.domain` patterns), `cors_origins` the browser origins allowed to call
+    (empty: CORS off), `identity_header` the trusted identity header's name, forwarded to the server.
+    ValueError for a malformed allowed host."""
+    hosts = HostAllowList(allowed_hosts)  # here, not in the lazily built middleware: fail at start-up
     client = Upstream(upstream, channel)
+    forwarding = HeaderForwarding(identity_header)
+    # As browsers write them (CORSMiddleware compares exactly): lowercase, no trailing slash or default port.
+    origins = list(dict.fromkeys(normalise_origin(origin) for origin in cors_origins if origin.strip()))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,13 +157,13 @@ def create_app(upstream: str, *, heartbeat_seconds: float = 15.0, channel: grpc.
     for spec in build_routes():
         app.add_api_route(
             spec.path,
-            _endpoint(spec, client, heartbeat_seconds),
+            _endpoint(spec.prepare(), client, forwarding, heartbeat_seconds),
             methods=[spec.http_method],
             name=spec.method.full_name,
             include_in_schema=False,
         )
 
-    document: dict[str, Any] = build_openapi()
+    document: dict[str, Any] = build_openapi(identity_header=identity_header)
     app.openapi = lambda: document  # type: ignore[method-assign]
 
     async def openapi_json(_: Request) -> Response:
@@ -119,5 +175,8 @@ def create_app(upstream: str, *, heartbeat_seconds: float = 15.0, channel: grpc.
     app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
     app.add_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     _install_error_handlers(app)
+    if origins:
+        _add_cors(app, origins, identity_header)
+    app.add_middleware(BrowserGuardMiddleware, hosts=hosts, cors_origins=origins)
     app.add_middleware(TraceMiddleware)
     return app

@@ -75,5 +75,6 @@ def success_response(data: Any, status: int = 200) -> Response:
 
 
 def error_response(err: GatewayError, trace_id: str) -> Response:
-    headers = {"retry-after": err.retry_after} if err.retry_after else None
-    return Response(error_body(err, trace_id), status_code=err.http_status, media_type=JSON_MEDIA_TYPE, headers=headers)
+    return Response(
+        error_body(err, trace_id), status_code=err.http_status, media_type=JSON_MEDIA_TYPE, headers=err.headers
+    )

@@ -4,29 +4,53 @@ down, or is not an Athena server) fall back to a mapping by gRPC code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from athena_client.contract import ERROR_CODES, ERROR_DOMAIN, ERROR_META_RETRY_AFTER, ERROR_META_RETRYABLE
+from athena_client.contract import (
+    ERROR_CODES,
+    ERROR_DOMAIN,
+    ERROR_META_RATE_LIMIT,
+    ERROR_META_RATE_REMAINING,
+    ERROR_META_RATE_RESET,
+    ERROR_META_RETRY_AFTER,
+    ERROR_META_RETRYABLE,
+)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
+# ErrorInfo metadata the REST answer repeats as response headers (whole numbers only: anything else in
+# them is not something a client could act on, so it is left out rather than passed through).
+_HEADERS_FROM_METADATA = (
+    (ERROR_META_RETRY_AFTER, "retry-after"),
+    (ERROR_META_RATE_LIMIT, "x-ratelimit-limit"),
+    (ERROR_META_RATE_REMAINING, "x-ratelimit-remaining"),
+    (ERROR_META_RATE_RESET, "x-ratelimit-reset"),
+)
+
 
 class GatewayError(Exception):
-    """An error the gateway answers with the error envelope; `code` is a key of `ERROR_CODES`."""
+    """An error the gateway answers with the error envelope; `code` is a key of `ERROR_CODES`. `headers`
+    go on the response (Retry-After and the X-RateLimit-* figures of a refusal)."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False, retry_after: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, retryable: bool = False, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
-        self.retry_after = retry_after
+        self.headers: Mapping[str, str] = headers or {}
 
     @property
     def http_status(self) -> int:
         return ERROR_CODES[self.code].http_status
+
+    @property
+    def retry_after(self) -> str | None:
+        return self.headers.get("retry-after")
 
 
 def config_error(message: str) -> GatewayError:
@@ -39,6 +63,11 @@ def not_found(method: str, path: str) -> GatewayError:
 
 def internal_error(trace_id: str) -> GatewayError:
     return GatewayError("INTERNAL_ERROR", f"Internal error (trace id {trace_id}).")
+
+
+def shown(value: str, limit: int = 64) -> str:
+    """A client-sent value quoted for an error message, cut short so a long header is not echoed whole."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def error_info(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> error_details_pb2.ErrorInfo | None:
@@ -54,6 +83,14 @@ def error_info(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> e
     return None
 
 
+def _response_headers(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {
+        header: value
+        for key, header in _HEADERS_FROM_METADATA
+        if (value := metadata.get(key, "")).isascii() and value.isdigit()
+    }
+
+
 def from_status(
     code: grpc.StatusCode,
     details: str | None,
@@ -64,12 +101,11 @@ def from_status(
     """The REST error for a failed upstream call."""
     info = error_info(trailing_metadata)
     if info is not None:
-        retry_after = info.metadata.get(ERROR_META_RETRY_AFTER)
         return GatewayError(
             info.reason,
             details or "",
             retryable=info.metadata.get(ERROR_META_RETRYABLE) == "true",
-            retry_after=retry_after if retry_after and retry_after.isdigit() else None,
+            headers=_response_headers(info.metadata),
         )
     # The fallback table: statuses that did not come from Athena's error interceptor.
     if code == grpc.StatusCode.UNIMPLEMENTED:

@@ -10,7 +10,6 @@ import functools
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
@@ -18,6 +17,7 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, Servic
 
 import athena.v1
 from athena.v1 import options_pb2
+from athena_gateway.params import Param, params_by_name
 
 _PATH_PARAM = re.compile(r"\{([^}]*)\}")
 _VERBS = ("get", "put", "post", "delete", "patch")
@@ -62,22 +62,24 @@ class RouteSpec:
         return self._query_fields
 
     @functools.cached_property
-    def query_lookup(self) -> dict[str, FieldDescriptor]:
-        """Query parameter name (json name or proto name) -> scalar request field."""
-        return query_lookup(self._query_fields)
+    def query_params(self) -> dict[str, Param]:
+        """Query parameter name (json name or proto name) -> the scalar request field it fills."""
+        return params_by_name(self._query_fields)
+
+    @functools.cached_property
+    def path_param_parsers(self) -> dict[str, Param]:
+        """Path parameter name -> the request field it fills."""
+        by_name = self.method.input_type.fields_by_name
+        return {name: params_by_name([by_name[name]])[name] for name in self.path_params}
 
     @functools.cached_property
     def fields_by_json_name(self) -> dict[str, FieldDescriptor]:
         return {field.json_name: field for field in self.method.input_type.fields}
 
-
-def query_lookup(fields: Iterable[FieldDescriptor]) -> dict[str, FieldDescriptor]:
-    """Both spellings of each scalar field's name; message-typed fields never come from a query string."""
-    lookup: dict[str, FieldDescriptor] = {}
-    for field in fields:
-        if field.message_type is None:
-            lookup[field.json_name] = lookup[field.name] = field
-    return lookup
+    def prepare(self) -> RouteSpec:
+        """Derive the per-request lookups now, at start-up, rather than on the route's first request."""
+        _ = self.query_params, self.path_param_parsers, self.fields_by_json_name  # cached_property: computed once
+        return self
 
 
 @functools.cache

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from athena_gateway.envelope import error_body, field_json, success_body
 from athena_gateway.errors import GatewayError, from_rpc_error, from_status, internal_error
+from athena_gateway.metadata import Metadata
 from athena_gateway.routes import RouteSpec
 from athena_gateway.upstream import Upstream
 
@@ -146,7 +147,7 @@ async def open_stream(
     upstream: Upstream,
     spec: RouteSpec,
     request: Message,
-    metadata: tuple[tuple[str, str], ...],
+    metadata: Metadata,
     trace_id: str,
     heartbeat: float,
 ) -> SseResponse:

@@ -18,7 +18,8 @@ from athena_gateway.envelope import error_response
 from athena_gateway.errors import internal_error
 
 TRACE_HEADER = contract.TRACE_HEADER.encode()
-ECHOED_HEADERS = (b"traceparent", b"tracestate")
+# W3C trace context echoed back, each up to its bound: an over-long one is refused, not repeated.
+ECHOED_HEADERS = {name.encode(): contract.HEADER_MAX_CHARS[name] for name in ("traceparent", "tracestate")}
 
 log = logging.getLogger("athena.gateway")
 
@@ -39,7 +40,11 @@ class TraceMiddleware:
         trace_id = str(uuid.uuid4())
         scope.setdefault("state", {})["trace_id"] = trace_id
         extra = [(TRACE_HEADER, trace_id.encode())]
-        extra += [(name, value) for name, value in scope["headers"] if name in ECHOED_HEADERS]
+        extra += [
+            (name, value)
+            for name, value in scope["headers"]
+            if name in ECHOED_HEADERS and len(value) <= ECHOED_HEADERS[name]
+        ]
         started = False
 
         async def send_traced(message: Message) -> None:

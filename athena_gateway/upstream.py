@@ -4,36 +4,15 @@ so the route table alone decides what can be called."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from athena_client.contract import HTTP_STATUS_HEADER, TRACE_HEADER
+from athena_client.contract import HTTP_STATUS_HEADER
+from athena_gateway.metadata import Metadata
 from athena_gateway.routes import RouteSpec
-
-# Request headers the server reads (idempotency, auth, W3C trace context), passed on as gRPC metadata.
-FORWARDED_HEADERS = (
-    "idempotency-key",
-    "authorization",
-    "x-athena-api-token",
-    "x-athena-identity",
-    "traceparent",
-    "tracestate",
-)
-
-
-def upstream_metadata(headers: Mapping[str, str], trace_id: str) -> tuple[tuple[str, str], ...]:
-    """The trace id plus the forwarded headers present. Values gRPC cannot carry (non-printable ASCII)
-    are dropped rather than failing the call."""
-    metadata = [(TRACE_HEADER, trace_id)]
-    for name in FORWARDED_HEADERS:
-        value = headers.get(name)
-        if value is not None and value.isascii() and value.isprintable():
-            metadata.append((name, value))
-    return tuple(metadata)
 
 
 def _serialize(message: Message) -> bytes:
@@ -72,9 +51,7 @@ class Upstream:
             self._callables[spec.rpc_path] = found
         return found
 
-    async def unary(
-        self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]
-    ) -> tuple[Message, int]:
+    async def unary(self, spec: RouteSpec, request: Message, metadata: Metadata) -> tuple[Message, int]:
         """The response and the REST status the server asked for (200 unless it said otherwise).
         Raises grpc.aio.AioRpcError on a non-OK status."""
         call = self._callable(spec)(request, metadata=metadata)
@@ -85,9 +62,7 @@ class Upstream:
                 status = int(value)
         return response, status
 
-    def stream(
-        self, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...]
-    ) -> grpc.aio.UnaryStreamCall:
+    def stream(self, spec: RouteSpec, request: Message, metadata: Metadata) -> grpc.aio.UnaryStreamCall:
         call: grpc.aio.UnaryStreamCall = self._callable(spec)(request, metadata=metadata)
         return call
 

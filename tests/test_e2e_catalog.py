@@ -596,7 +596,9 @@ def test_limits_default_and_clamp(fresh: httpx.Client) -> None:
     assert len(default["items"]) == 50 and "nextCursor" in default
     assert len(_page(fresh, "/api/v1/directives", limit=0)["items"]) == 1
     assert len(_page(fresh, "/api/v1/directives", limit=-3)["items"]) == 1
-    assert len(_page(fresh, "/api/v1/directives", limit="abc")["items"]) == 50
+    # Not a number is an error, not "no limit" (the original's parseInt reading turned typos into defaults).
+    for junk in ("abc", "null", "1.5", "12abc"):
+        config_error(fresh.get("/api/v1/directives", params={"limit": junk}), "limit must be an integer.")
     everything = _page(fresh, "/api/v1/directives", limit=1000)
     assert len(everything["items"]) == total and "nextCursor" not in everything
     exact = _page(fresh, "/api/v1/directives", limit=total)

@@ -318,7 +318,7 @@ def test_rejections_empty_page_and_query_validation(
     client: httpx.Client, stub: policy_pb2_grpc.PolicyServiceStub
 ) -> None:
     assert ok_data(client.get("/api/v1/policy/rejections")) == {"items": []}
-    assert ok_data(client.get("/api/v1/policy/rejections", params={"limit": "junk", "cursor": "MQ"})) == {"items": []}
+    assert ok_data(client.get("/api/v1/policy/rejections", params={"limit": "7", "cursor": "MQ"})) == {"items": []}
     assert list(stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest()).items) == []
 
     def bad(params: dict[str, str]) -> str:
@@ -328,6 +328,7 @@ def test_rejections_empty_page_and_query_validation(
         assert bad({"cursor": cursor}) == "policy.rejections.cursor is invalid.", cursor
     assert bad({"sessionId": "bad id"}) == "Invalid sessionId 'bad id'. Allowed pattern: ^[A-Za-z0-9._-]+$"
     assert bad({"createdAfter": "yesterday"}) == "policy.rejections.createdAfter must be a valid ISO datetime."
+    assert bad({"limit": "junk"}) == "limit must be an integer."
     assert bad({"createdBefore": "2026-13-01"}) == "policy.rejections.createdBefore must be a valid ISO datetime."
     with pytest.raises(grpc.RpcError) as exc:
         stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest(cursor="!!"))

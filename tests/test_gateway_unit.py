@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import httpx
@@ -29,11 +30,22 @@ from athena.v1 import (
     system_pb2,
     system_pb2_grpc,
 )
+from athena_client.serve import gateway_app as serve_gateway_app
 from athena_gateway.app import create_app
+from athena_gateway.body import is_json_media_type, parse_json_object, read_body
 from athena_gateway.envelope import field_json, success_body
 from athena_gateway.errors import GatewayError, from_status
+from athena_gateway.guard import (
+    LOOPBACK_HOSTS,
+    BrowserGuardMiddleware,
+    HostAllowList,
+    default_allowed_hosts,
+    split_setting,
+)
+from athena_gateway.params import scalar_parser
 from athena_gateway.routes import RouteSpec, build_routes, route_table, services
-from athena_gateway.transcode import build_request, query_to_json, read_body
+from athena_gateway.transcode import build_request, query_to_json
+from athena_server.config import Settings
 
 # ---------------------------------------------------------------------------------------------------------
 # Route table
@@ -88,20 +100,82 @@ def test_app_registers_routes_in_table_order() -> None:
 # Transcoding
 
 
-def test_query_conversion_is_lenient_and_splits_csv() -> None:
+def test_query_conversion_splits_csv_and_ignores_unknown_parameters() -> None:
     fields = events_pb2.ListEventsRequest.DESCRIPTOR.fields
-    items = [("limit", "abc"), ("types", "run.created,run.completed"), ("types", "x"), ("session_id", "s1")]
+    items = [("limit", " 7 "), ("types", "run.created,,run.completed"), ("types", "x"), ("session_id", "s1")]
     assert query_to_json(fields, [*items, ("unknown", "1")]) == {
+        "limit": 7,
         "types": ["run.created", "run.completed", "x"],
         "sessionId": "s1",
     }
-    assert query_to_json(fields, [("limit", "12abc"), ("limit", "99"), ("createdAfter", "t")]) == {
-        "limit": 12,
-        "createdAfter": "t",
-    }
+    assert query_to_json(fields, [("types", "")]) == {"types": []}
     search = memory_pb2.SearchMemoryRequest.DESCRIPTOR.fields
-    assert query_to_json(search, [("maxResults", " 3"), ("minScore", "0.5x")]) == {"maxResults": 3, "minScore": 0.5}
-    assert query_to_json(search, [("minScore", "nope")]) == {}
+    assert query_to_json(search, [("maxResults", "+3"), ("minScore", " .5 ")]) == {"maxResults": 3, "minScore": 0.5}
+    assert query_to_json(search, [("minScore", "-1e3")]) == {"minScore": -1000.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("-1", -1),
+        ("+500", 500),
+        ("\t12 ", 12),
+        ("0007", 7),
+        ("2147483648", 2**31 - 1),  # beyond int32: clamped to it, then by the server to 500
+        ("99999999999999999999", 2**31 - 1),
+        ("9" * 5000, 2**31 - 1),  # never converted: Python refuses int() of over 4,300 digits
+        ("-99999999999999999999", -(2**31)),
+    ],
+)
+def test_integer_parameters_are_integers_clamped_to_their_type(text: str, value: int) -> None:
+    fields = events_pb2.ListEventsRequest.DESCRIPTOR.fields
+    assert query_to_json(fields, [("limit", text)]) == {"limit": value}
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([("limit", "abc")], "limit must be an integer."),
+        ([("limit", "null")], "limit must be an integer."),
+        ([("limit", "1.5")], "limit must be an integer."),
+        ([("limit", "12abc")], "limit must be an integer."),
+        ([("limit", "")], "limit must be an integer."),
+        ([("limit", "1 2")], "limit must be an integer."),
+        ([("limit", "\u0663")], "limit must be an integer."),  # ARABIC-INDIC DIGIT THREE: int() would take it
+        ([("limit", "1"), ("limit", "2")], "limit must be given once."),
+        ([("sessionId", "a"), ("session_id", "b")], "sessionId must be given once."),
+    ],
+)
+def test_query_parameters_are_strict(items: list[tuple[str, str]], message: str) -> None:
+    with pytest.raises(GatewayError) as caught:
+        query_to_json(events_pb2.ListEventsRequest.DESCRIPTOR.fields, items)
+    assert (caught.value.http_status, caught.value.code, caught.value.message) == (400, "CONFIG_ERROR", message)
+
+
+@pytest.mark.parametrize("text", ["nope", "inf", "-Infinity", "nan", "1e999", "0x10", "1_0", "0.5x"])
+def test_float_parameters_must_be_finite_numbers(text: str) -> None:
+    with pytest.raises(GatewayError) as caught:
+        query_to_json(memory_pb2.SearchMemoryRequest.DESCRIPTOR.fields, [("minScore", text)])
+    assert (caught.value.code, caught.value.message) == ("CONFIG_ERROR", "minScore must be a finite number.")
+
+
+def test_boolean_parameters() -> None:
+    wait = runs_pb2.CreateRunRequest.DESCRIPTOR.fields_by_name["wait"]
+    parse = scalar_parser(wait)
+    for text, value in [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("false", False),
+        (" False ", False),
+        ("0", False),
+    ]:
+        assert parse("wait", text) is value
+    for text in ["yes", "", "2", "t"]:
+        with pytest.raises(GatewayError) as caught:
+            parse("wait", text)
+        assert (caught.value.code, caught.value.message) == ("CONFIG_ERROR", "wait must be true or false.")
 
 
 class _Chunks:
@@ -121,6 +195,9 @@ def _spec(verb: str, path: str) -> RouteSpec:
     return next(s for s in build_routes() if (s.http_method, s.path) == (verb, path))
 
 
+JSON = {"content-type": "application/json"}
+
+
 async def test_build_request_merges_query_enum_path_and_last_event_id() -> None:
     spec = _spec("GET", "/api/v1/a2a/dlq")
     msg = await build_request(spec, {}, [("status", "requeued"), ("limit", "7")], {}, _Chunks())
@@ -128,7 +205,7 @@ async def test_build_request_merges_query_enum_path_and_last_event_id() -> None:
 
     spec = _spec("POST", "/api/v1/run-control/by-run/{run_id}/cancel")
     body = _Chunks(b'{"runId": "from-body", "reason": "operator cancel"}')
-    msg = await build_request(spec, {}, [("reason", "ignored")], {"run_id": "run_1"}, body)
+    msg = await build_request(spec, JSON, [("reason", "ignored")], {"run_id": "run_1"}, body)
     assert msg == runs_pb2.CancelRunByRunIdRequest(run_id="run_1", reason="operator cancel")
 
     spec = _spec("GET", "/api/v1/events/stream")
@@ -139,9 +216,24 @@ async def test_build_request_merges_query_enum_path_and_last_event_id() -> None:
 
 async def test_build_request_rejects_json_of_the_wrong_type() -> None:
     with pytest.raises(GatewayError) as caught:
-        await build_request(_spec("POST", "/api/v1/runs"), {}, [], {}, _Chunks(b'{"sessionId": 5}'))
+        await build_request(_spec("POST", "/api/v1/runs"), JSON, [], {}, _Chunks(b'{"sessionId": 5}'))
     assert caught.value.code == "CONFIG_ERROR"
     assert "sessionId" in caught.value.message or "session_id" in caught.value.message
+
+
+async def test_null_is_an_absent_field() -> None:
+    """Protobuf JSON semantics, as the original: `null` leaves a field unset, whatever its type."""
+    body = _Chunks(b'{"sessionId": "s1", "input": null, "provider": null, "metadata": null, "wait": null}')
+    msg = await build_request(_spec("POST", "/api/v1/runs"), JSON, [], {}, body)
+    assert msg == runs_pb2.CreateRunRequest(session_id="s1")
+    assert not msg.HasField("wait")
+
+
+async def test_routes_without_a_body_never_read_one() -> None:
+    body = _Chunks(b"not json at all")
+    spec = _spec("DELETE", "/api/v1/schedules/{id}")
+    assert await build_request(spec, {"content-type": "text/plain"}, [], {"id": "j1"}, body) is not None
+    assert body.pulled == 0
 
 
 @pytest.mark.parametrize(
@@ -149,40 +241,109 @@ async def test_build_request_rejects_json_of_the_wrong_type() -> None:
     [(b"", {}), (b"  \n\t", {}), (b'{"a": [1]}', {"a": [1]}), ('{"é": "ü"}'.encode(), {"é": "ü"})],
 )
 async def test_read_body_accepts_objects_and_empty_bodies(raw: bytes, expected: dict[str, object]) -> None:
-    assert await read_body({}, _Chunks(raw)) == expected
+    assert await read_body(JSON, _Chunks(raw)) == expected
 
 
 @pytest.mark.parametrize(
-    ("headers", "raw", "status", "code", "message"),
+    ("content_type", "accepted"),
     [
-        ({}, b"{nope", 400, "CONFIG_ERROR", "request.body must contain valid JSON."),
-        ({}, b"\xff\xfe\x00", 400, "CONFIG_ERROR", "request.body must contain valid JSON."),
-        ({}, b"[1,2]", 400, "CONFIG_ERROR", "request.body must be a JSON object."),
-        ({}, b'"text"', 400, "CONFIG_ERROR", "request.body must be a JSON object."),
-        ({"content-length": "abc"}, b"{}", 400, "CONFIG_ERROR", "content-length must be a non-negative integer."),
-        ({"content-length": "-1"}, b"{}", 400, "CONFIG_ERROR", "content-length must be a non-negative integer."),
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/merge-patch+json", True),
+        ("application/vnd.athena+json;v=1", True),
+        ("text/plain", False),
+        ("text/plain;charset=UTF-8", False),
+        ("application/x-www-form-urlencoded", False),
+        ("multipart/form-data; boundary=x", False),
+        ("text/json", False),
+        ("application/jsonp", False),
+        ("", False),
+        (None, False),
     ],
 )
-async def test_read_body_rejects(headers: dict[str, str], raw: bytes, status: int, code: str, message: str) -> None:
+def test_json_media_types(content_type: str | None, accepted: bool) -> None:
+    assert is_json_media_type(content_type) is accepted
+
+
+async def test_body_not_declared_json_is_415_unless_empty() -> None:
+    for headers, message in [
+        ({"content-type": "text/plain"}, "request.body must be application/json (Content-Type: 'text/plain')."),
+        ({}, "request.body must be application/json (Content-Type: none)."),
+    ]:
+        body = _Chunks(b"  ", b'{"sessionId": "s1"}', b"never read")
+        with pytest.raises(GatewayError) as caught:
+            await read_body(headers, body)
+        assert (caught.value.http_status, caught.value.code) == (415, "UNSUPPORTED_MEDIA_TYPE")
+        assert caught.value.message == message
+        assert body.pulled == 2  # refused at its first non-whitespace chunk
+        # An empty (or blank) body carries nothing: accepted with any content type or none (curl -X POST).
+        assert await read_body(headers, _Chunks()) == {}
+        assert await read_body(headers, _Chunks(b" \r\n")) == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{nope", "request.body must contain valid JSON."),
+        (b"\xff\xfe\x00", "request.body must contain valid JSON."),
+        (b'{"a": 1} {"b": 2}', "request.body must contain valid JSON."),
+        (b"[1,2]", "request.body must be a JSON object."),
+        (b'"text"', "request.body must be a JSON object."),
+        (b"[" * 100_000, "request.body must contain valid JSON."),  # too deep to parse
+        (b'{"a": 1, "a": 2}', "request.body has a duplicate key 'a'."),
+        (b'{"a": {"b": [{"c": 1, "d": 2, "c": 1}]}}', "request.body has a duplicate key 'c'."),
+        (b'{"x": NaN}', "request.body must not contain NaN (not a JSON number)."),
+        (b'{"x": [Infinity]}', "request.body must not contain Infinity (not a JSON number)."),
+        (b'{"x": -Infinity}', "request.body must not contain -Infinity (not a JSON number)."),
+        (b'{"x": 1e999}', "request.body has a number out of range: '1e999'."),
+        (b'{"x": -1.5E+400}', "request.body has a number out of range: '-1.5E+400'."),
+    ],
+)
+async def test_json_bodies_are_parsed_strictly(raw: bytes, message: str) -> None:
     with pytest.raises(GatewayError) as caught:
-        await read_body(headers, _Chunks(raw))
-    assert (caught.value.http_status, caught.value.code, caught.value.message) == (status, code, message)
+        await read_body(JSON, _Chunks(raw))
+    assert (caught.value.http_status, caught.value.code, caught.value.message) == (400, "CONFIG_ERROR", message)
+
+
+def test_strict_json_keeps_what_json_allows() -> None:
+    raw = b'{"a": 1e308, "b": -0.0, "c": 12345678901234567890, "d": {"a": 1}, "e": [{"a": 1}, {"a": 2}]}'
+    assert parse_json_object(raw) == {
+        "a": 1e308,
+        "b": -0.0,
+        "c": 12345678901234567890,
+        "d": {"a": 1},
+        "e": [{"a": 1}, {"a": 2}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"content-length": "abc"}, "content-length must be a non-negative integer."),
+        ({"content-length": "-1"}, "content-length must be a non-negative integer."),
+        ({"content-length": "\u0661"}, "content-length must be a non-negative integer."),
+    ],
+)
+async def test_read_body_rejects_a_bad_content_length(headers: dict[str, str], message: str) -> None:
+    with pytest.raises(GatewayError) as caught:
+        await read_body({**JSON, **headers}, _Chunks(b"{}"))
+    assert (caught.value.http_status, caught.value.code, caught.value.message) == (400, "CONFIG_ERROR", message)
 
 
 async def test_oversized_body_is_refused_before_or_while_reading() -> None:
     declared = _Chunks(b"x")
     with pytest.raises(GatewayError) as caught:
-        await read_body({"content-length": "1000001"}, declared)
+        await read_body({**JSON, "content-length": "1000001"}, declared)
     assert (caught.value.http_status, caught.value.code) == (413, "PAYLOAD_TOO_LARGE")
     assert caught.value.message == "request.body exceeds 1000000 bytes."
     assert declared.pulled == 0
 
     streamed = _Chunks(b" " * 600_000, b" " * 400_001, b"never read")
     with pytest.raises(GatewayError) as caught:
-        await read_body({}, streamed)
+        await read_body(JSON, streamed)
     assert caught.value.code == "PAYLOAD_TOO_LARGE"
     assert streamed.pulled == 2
-    assert await read_body({}, _Chunks(b" " * 999_998, b"{}")) == {}
+    assert await read_body(JSON, _Chunks(b" " * 999_998, b"{}")) == {}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -232,6 +393,11 @@ def test_error_info_decides_the_code_and_fallbacks_cover_the_rest() -> None:
         grpc.StatusCode.INTERNAL: ("INTERNAL_ERROR", 500, False),
         grpc.StatusCode.UNKNOWN: ("INTERNAL_ERROR", 500, False),
     }
+    rate = {"rateLimitLimit": "5", "rateLimitRemaining": "0", "rateLimitReset": "soon"}
+    trailers = _error_trailers("RATE_LIMITED", "slow down", retryable="true", retryAfterSeconds="2", **rate)
+    err = from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", trailers, "CreateRun", "t1")
+    # Only whole numbers become headers: a client could not act on anything else.
+    assert err.headers == {"retry-after": "2", "x-ratelimit-limit": "5", "x-ratelimit-remaining": "0"}
     for code, expected in fallbacks.items():
         err = from_status(code, "Traceback (most recent call last)", (), "GetRun", "t1")
         assert (err.code, err.http_status, err.retryable) == expected
@@ -257,6 +423,7 @@ class Seen:
     """What the test servicers observed."""
 
     metadata: dict[str, str] = field(default_factory=dict)
+    metadata_keys: list[str] = field(default_factory=list)
     stream_requests: list[events_pb2.StreamEventsRequest] = field(default_factory=list)
     stream_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -272,6 +439,7 @@ class System(system_pb2_grpc.SystemServiceServicer):
         self, request: system_pb2.GetCapabilitiesRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.GetCapabilitiesResponse:
         self.seen.metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        self.seen.metadata_keys = [k for k, _ in context.invocation_metadata()]
         return system_pb2.GetCapabilitiesResponse(execution_backend="local", state_store="sqlite")
 
     async def GetAdminHealth(
@@ -284,7 +452,15 @@ class System(system_pb2_grpc.SystemServiceServicer):
     async def GetHealth(
         self, request: system_pb2.GetHealthRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.GetHealthResponse:
-        status = _abort_status("RATE_LIMITED", "slow down", retryable="true", retryAfterSeconds="3")
+        status = _abort_status(
+            "RATE_LIMITED",
+            "slow down",
+            retryable="true",
+            retryAfterSeconds="3",
+            rateLimitLimit="10",
+            rateLimitRemaining="0",
+            rateLimitReset="1700000003",
+        )
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
@@ -334,6 +510,7 @@ class _Uvicorn(uvicorn.Server):
 class Stack:
     url: str
     seen: Seen
+    grpc_target: str
 
 
 @pytest.fixture(scope="session")
@@ -351,7 +528,7 @@ async def stack() -> AsyncIterator[Stack]:
     task = asyncio.create_task(web.serve(sockets=[sock]))
     while not web.started:  # noqa: ASYNC110 (uvicorn offers no "started" event to wait on)
         await asyncio.sleep(0.01)
-    yield Stack(f"http://127.0.0.1:{sock.getsockname()[1]}", seen)
+    yield Stack(f"http://127.0.0.1:{sock.getsockname()[1]}", seen, f"127.0.0.1:{grpc_port}")
     web.should_exit = True
     await task
     await server.stop(0)
@@ -388,6 +565,7 @@ async def test_success_envelope(http: httpx.AsyncClient, stack: Stack) -> None:
     assert seen["x-trace-id"] == response.headers["x-trace-id"]
     assert (seen["authorization"], seen["idempotency-key"], seen["traceparent"]) == ("Bearer t", "k1", "00-abc-def-01")
     assert "x-other" not in seen
+    assert seen["x-athena-client-address"] == "127.0.0.1"
 
 
 async def test_error_info_becomes_the_envelope(http: httpx.AsyncClient, stack: Stack) -> None:
@@ -398,6 +576,9 @@ async def test_error_info_becomes_the_envelope(http: httpx.AsyncClient, stack: S
     response = await http.get("/api/v1/health")
     _assert_error(response, 429, "RATE_LIMITED", "slow down", retryable=True)
     assert response.headers["retry-after"] == "3"
+    assert response.headers["x-ratelimit-limit"] == "10"
+    assert response.headers["x-ratelimit-remaining"] == "0"
+    assert response.headers["x-ratelimit-reset"] == "1700000003"
 
 
 async def test_unimplemented_rpcs_answer_501(http: httpx.AsyncClient) -> None:
@@ -426,9 +607,12 @@ async def test_bodies_rejected_before_the_server(http: httpx.AsyncClient) -> Non
 
     _assert_error(await http.post("/api/v1/runs", content=chunked()), 413, "PAYLOAD_TOO_LARGE", too_large)
     invalid = "request.body must contain valid JSON."
-    _assert_error(await http.post("/api/v1/runs", content=b"{oops"), 400, "CONFIG_ERROR", invalid)
+    _assert_error(await http.post("/api/v1/runs", content=b"{oops", headers=JSON), 400, "CONFIG_ERROR", invalid)
     not_object = "request.body must be a JSON object."
-    _assert_error(await http.post("/api/v1/runs", content=b"[1,2]"), 400, "CONFIG_ERROR", not_object)
+    _assert_error(await http.post("/api/v1/runs", content=b"[1,2]", headers=JSON), 400, "CONFIG_ERROR", not_object)
+    plain = "request.body must be application/json (Content-Type: 'text/plain')."
+    response = await http.post("/api/v1/runs", content=b'{"sessionId": "s1"}', headers={"content-type": "text/plain"})
+    _assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE", plain)
     response = await http.post("/api/v1/runs", json={"sessionId": 5})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "CONFIG_ERROR")
 
@@ -439,7 +623,7 @@ async def test_upstream_down_is_503() -> None:
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     app = create_app(dead)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.get("/api/v1/capabilities")
         _assert_error(response, 503, "UNAVAILABLE", "upstream gRPC server unavailable", retryable=True)
         response = await client.get("/api/v1/events/stream")
@@ -526,9 +710,258 @@ class _BrokenChannel:
 
 async def test_unexpected_gateway_fault_is_a_500_envelope(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app("unused:1", channel=_BrokenChannel())  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         response = await client.get("/api/v1/capabilities")
     trace_id = response.headers["x-trace-id"]
     _assert_error(response, 500, "INTERNAL_ERROR", f"Internal error (trace id {trace_id}).")
     assert "gateway bug" not in response.text
     assert any(trace_id in record.getMessage() for record in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hosts, origins and CORS (refusals never reach the upstream; accepted requests reach the test servers)
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "localhost:8787", "LOCALHOST.", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8787"]
+)
+def test_loopback_names_are_allowed_by_default(host: str) -> None:
+    assert HostAllowList(LOOPBACK_HOSTS).allows(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        None,
+        "",
+        "evil.example",
+        "evil.example:8787",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "127.0.0.2",
+        "::1",  # an IPv6 literal must be bracketed in Host
+        "[::1",
+        "local host",
+        "localhost:http",
+        "user@localhost",
+    ],
+)
+def test_other_hosts_are_refused_by_default(host: str | None) -> None:
+    assert not HostAllowList(LOOPBACK_HOSTS).allows(host)
+
+
+def test_configured_hosts_and_patterns() -> None:
+    hosts = HostAllowList(["API.example.com", "*.corp.example", "[::2]"])
+    for host in ["api.example.com", "api.example.com:443", "a.corp.example", "a.b.corp.example:1", "[::2]:8"]:
+        assert hosts.allows(host), host
+    for host in ["corp.example", "xcorp.example", "localhost", "127.0.0.1", "example.com"]:
+        assert not hosts.allows(host), host
+    anything = HostAllowList(["*"])
+    assert anything.allows("whatever.example") and anything.allows(None)
+    for bad in ["a*.example", "**.example", "example.*", " "]:
+        with pytest.raises(ValueError):
+            HostAllowList([bad])
+
+
+def test_default_hosts_add_a_specific_bind_address() -> None:
+    assert default_allowed_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "::1"]
+    assert default_allowed_hosts("10.1.2.3") == ["localhost", "127.0.0.1", "::1", "10.1.2.3"]
+    assert default_allowed_hosts("0.0.0.0") == ["localhost", "127.0.0.1", "::1"]
+    assert default_allowed_hosts("::") == ["localhost", "127.0.0.1", "::1"]
+    assert split_setting(" a.example , ,*.b.example,") == ["a.example", "*.b.example"]
+
+
+def test_a_request_without_host_is_refused() -> None:
+    guard = BrowserGuardMiddleware(create_app("127.0.0.1:1"), HostAllowList(LOOPBACK_HOSTS))
+    scope = {"type": "http", "method": "GET", "scheme": "http", "headers": [(b"accept", b"*/*")]}
+    err = guard.check(scope)
+    assert err is not None and (err.http_status, err.code, err.message) == (
+        400,
+        "HOST_NOT_ALLOWED",
+        "Host is required.",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    upstream: str, base_url: str = "http://localhost", **options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(upstream, **options)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+        yield client
+    await app.state.upstream.close()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/capabilities", "/openapi.json", "/docs", "/api/v1/nope"])
+async def test_foreign_host_is_refused_on_every_path(stack: Stack, path: str) -> None:
+    async with _client(stack.grpc_target) as client:
+        response = await client.get(path, headers={"host": "evil.example:8787"})
+        message = "Host 'evil.example:8787' is not allowed (ATHENA_ALLOWED_HOSTS)."
+        _assert_error(response, 400, "HOST_NOT_ALLOWED", message)
+        assert (await client.get(path, headers={"host": "[::1]:8787"})).status_code != 400
+
+
+async def test_configured_hosts_replace_the_default(stack: Stack) -> None:
+    async with _client(stack.grpc_target, allowed_hosts=["api.example.com"]) as client:
+        ok = await client.get("/api/v1/capabilities", headers={"host": "api.example.com"})
+        assert ok.status_code == 200
+        refused = await client.get("/api/v1/capabilities", headers={"host": "localhost"})
+        _assert_error(refused, 400, "HOST_NOT_ALLOWED", "Host 'localhost' is not allowed (ATHENA_ALLOWED_HOSTS).")
+
+
+def _foreign(origin: str) -> str:
+    return f"Origin {origin!r} may not change state here: only this server's own origin and ATHENA_CORS_ORIGINS may."
+
+
+@pytest.mark.parametrize(
+    ("method", "origin", "allowed"),
+    [
+        ("POST", None, True),  # not a browser
+        ("POST", "http://localhost", True),  # this server's own origin (Host: localhost)
+        ("POST", "HTTP://LOCALHOST:80", True),  # the same origin, spelled differently
+        ("POST", "https://app.example", True),  # a CORS origin
+        ("GET", "http://evil.example", True),  # reads are CORS's business
+        ("POST", "http://evil.example", False),
+        ("POST", "null", False),
+        ("POST", "https://localhost", False),  # another scheme is another origin
+        ("POST", "http://localhost:8787", False),  # so is another port
+        ("POST", "http://localhost.evil.example", False),
+        ("PUT", "http://evil.example", False),
+        ("DELETE", "http://evil.example", False),
+        ("PATCH", "http://evil.example", False),
+    ],
+)
+async def test_state_changes_need_an_allowed_origin(
+    stack: Stack, method: str, origin: str | None, allowed: bool
+) -> None:
+    headers = {"origin": origin} if origin else {}
+    async with _client(stack.grpc_target, cors_origins=["https://app.example"]) as client:
+        # Bodiless, as a `no-cors` fetch may be: the 415 rule alone would not stop it.
+        response = await client.request(method, "/api/v1/schedules/tick", headers=headers)
+    if allowed:
+        assert response.json()["error"]["code"] in ("NOT_IMPLEMENTED", "NOT_FOUND")  # reached the app
+    else:
+        _assert_error(response, 403, "ORIGIN_NOT_ALLOWED", _foreign(str(origin)))
+
+
+async def test_cors_is_off_unless_origins_are_configured(stack: Stack) -> None:
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST"}
+    async with _client(stack.grpc_target) as client:
+        response = await client.options("/api/v1/runs", headers=preflight)
+        _assert_error(response, 404, "NOT_FOUND", "Not found: OPTIONS /api/v1/runs")
+        response = await client.get("/api/v1/capabilities", headers={"origin": "https://app.example"})
+        assert response.status_code == 200
+        assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+async def test_cors_for_configured_origins(stack: Stack) -> None:
+    options: dict[str, Any] = {"cors_origins": ["https://app.example/"], "identity_header": "x-user"}
+    requested = "content-type,authorization,x-athena-api-token,x-user,idempotency-key,last-event-id,traceparent"
+    preflight = {
+        "origin": "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": requested,
+    }
+    async with _client(stack.grpc_target, **options) as client:
+        response = await client.options("/api/v1/runs", headers=preflight)
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        assert set(response.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST", "PUT", "DELETE"}
+        allowed = set(response.headers["access-control-allow-headers"].split(", "))
+        assert set(requested.split(",")) | {"tracestate"} <= allowed
+        assert "access-control-allow-credentials" not in response.headers
+
+        refused = await client.options("/api/v1/runs", headers={**preflight, "origin": "https://evil.example"})
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+
+        response = await client.get("/api/v1/capabilities", headers={"origin": "https://app.example"})
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        exposed = set(response.headers["access-control-expose-headers"].split(", "))
+        assert exposed == {
+            "x-trace-id",
+            "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Forwarded headers: bounds, printable ASCII, one copy; the identity header by its configured name
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        ("authorization", 4096),
+        ("idempotency-key", 255),
+        ("x-athena-api-token", 256),
+        ("traceparent", 512),
+        ("tracestate", 512),
+        ("x-athena-identity", 256),
+    ],
+)
+async def test_forwarded_headers_have_bounds(http: httpx.AsyncClient, stack: Stack, name: str, limit: int) -> None:
+    response = await http.get("/api/v1/capabilities", headers={name: "a" * limit})
+    assert response.status_code == 200
+    assert stack.seen.metadata[name] == "a" * limit
+    response = await http.get("/api/v1/capabilities", headers={name: "a" * (limit + 1)})
+    _assert_error(response, 400, "CONFIG_ERROR", f"header '{name}' must be at most {limit} characters.")
+    assert name not in response.headers  # an over-long trace header is not echoed either
+
+
+@pytest.mark.parametrize("value", [b"Bearer \xe9t\xe9", b"Bearer a\tb", b"Bearer \x7f"])
+async def test_forwarded_headers_must_be_printable_ascii(http: httpx.AsyncClient, value: bytes) -> None:
+    response = await http.get("/api/v1/capabilities", headers={"authorization": value})
+    _assert_error(response, 400, "CONFIG_ERROR", "header 'authorization' must be printable ASCII.")
+
+
+async def test_forwarded_headers_are_sent_once(http: httpx.AsyncClient, stack: Stack) -> None:
+    twice = [("authorization", "Bearer a"), ("Authorization", "Bearer b")]
+    response = await http.get("/api/v1/capabilities", headers=twice)
+    _assert_error(response, 400, "CONFIG_ERROR", "header 'authorization' must be sent once.")
+    # tracestate is a list: its lines join (W3C trace context).
+    response = await http.get("/api/v1/capabilities", headers=[("tracestate", "a=1"), ("tracestate", "b=2")])
+    assert response.status_code == 200
+    assert stack.seen.metadata["tracestate"] == "a=1,b=2"
+
+
+async def test_client_address_is_the_gateways_to_say(http: httpx.AsyncClient, stack: Stack) -> None:
+    response = await http.get("/api/v1/capabilities", headers={"x-athena-client-address": "10.9.9.9"})
+    assert response.status_code == 200
+    assert stack.seen.metadata_keys.count("x-athena-client-address") == 1
+    assert stack.seen.metadata["x-athena-client-address"] == "127.0.0.1"
+
+
+async def test_identity_header_is_forwarded_under_its_configured_name(stack: Stack) -> None:
+    async with _client(stack.grpc_target, identity_header="x-user") as client:
+        response = await client.get("/api/v1/capabilities", headers={"x-user": "alice", "x-athena-identity": "bob"})
+        assert response.status_code == 200
+        assert stack.seen.metadata["x-user"] == "alice"
+        assert "x-athena-identity" not in stack.seen.metadata
+        response = await client.get("/api/v1/capabilities", headers={"x-user": "a" * 257})
+        _assert_error(response, 400, "CONFIG_ERROR", "header 'x-user' must be at most 256 characters.")
+
+
+async def test_serve_passes_the_settings_to_the_gateway(stack: Stack) -> None:
+    settings = Settings(host="10.1.2.3", cors_origins="https://app.example", auth_identity_header=" X-User ")
+    app = serve_gateway_app(stack.grpc_target, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://10.1.2.3") as client:
+        assert (await client.get("/api/v1/capabilities", headers={"x-user": "alice"})).status_code == 200
+        assert stack.seen.metadata["x-user"] == "alice"
+        assert (await client.get("/api/v1/health", headers={"host": "localhost:8787"})).status_code == 429
+        response = await client.get("/api/v1/health", headers={"host": "10.1.2.4"})
+        assert response.json()["error"]["code"] == "HOST_NOT_ALLOWED"
+        response = await client.post("/api/v1/schedules/tick", headers={"origin": "https://app.example"})
+        assert response.json()["error"]["code"] == "NOT_IMPLEMENTED"  # let through to the upstream
+    await app.state.upstream.close()
+
+    replaced = serve_gateway_app(stack.grpc_target, Settings(host="0.0.0.0", allowed_hosts="api.example.com"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replaced), base_url="http://localhost") as client:
+        assert (await client.get("/api/v1/health")).json()["error"]["code"] == "HOST_NOT_ALLOWED"
+        assert (await client.get("/api/v1/health", headers={"host": "api.example.com"})).status_code == 429
+    await replaced.state.upstream.close()
+
+    with pytest.raises(SystemExit, match="ATHENA_ALLOWED_HOSTS"):
+        serve_gateway_app(stack.grpc_target, Settings(allowed_hosts="api.*.example"))
