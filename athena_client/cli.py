@@ -35,6 +35,19 @@ def _settings(**overrides: Any) -> Settings:
     return settings.model_copy(update=values)
 
 
+def _server_settings(**overrides: Any) -> Settings:
+    """Settings of a process that serves gRPC, checked whole: a bad auth, rate-limit or proxy setting stops
+    start-up with one line that names it, not a traceback."""
+    from athena_server.access.gate import check_settings
+
+    settings = _settings(**overrides)
+    try:
+        check_settings(settings)
+    except ValueError as exc:
+        raise SystemExit(f"athena: {exc}") from None
+    return settings
+
+
 def _run(coro: Any, settings: Settings) -> None:
     serve.configure_logging(settings.log_level)
     asyncio.run(coro)
@@ -49,7 +62,7 @@ def api_serve(
     db: DbOption = None,
 ) -> None:
     """Serve gRPC and the REST gateway together."""
-    settings = _settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
+    settings = _server_settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
     _run(serve.serve_api(settings), settings)
 
 
@@ -60,7 +73,7 @@ def grpc_serve(
     db: DbOption = None,
 ) -> None:
     """Serve gRPC only."""
-    settings = _settings(grpc_host=host, grpc_port=port, database_url=db)
+    settings = _server_settings(grpc_host=host, grpc_port=port, database_url=db)
     _run(serve.serve_grpc(settings), settings)
 
 

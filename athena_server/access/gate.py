@@ -88,6 +88,14 @@ def peer_address(peer: str) -> str:
     return peer
 
 
+def check_settings(settings: Settings) -> None:
+    """Parse everything the gate reads, so that a mistake stops start-up (ValueError naming the entry)
+    before any port is bound."""
+    load_auth(settings)
+    load_rate_limits(settings)
+    _networks(settings.trusted_proxies)
+
+
 class Gate:
     """Admits or refuses each RPC. One per server process; holds no per-request state."""
 
