@@ -46,12 +46,26 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    """Refuse to expose an unauthenticated control plane beyond this machine unless told to."""
-    if not is_loopback(host) and not settings.allow_external_unauthenticated:
-        raise SystemExit(
-            f"Refusing to bind {host!r} without authentication. Bind 127.0.0.1, or set "
-            "ATHENA_ALLOW_EXTERNAL_UNAUTHENTICATED=true if something in front of Athena authenticates callers."
-        )
+    """Refuse to expose the control plane beyond this machine unless callers must prove who they are: auth
+    on with API tokens or JWT. Trusted-header auth alone does not count (anyone who reaches the port can
+    send the header); ATHENA_ALLOW_EXTERNAL_UNAUTHENTICATED is for a fronting proxy that authenticates."""
+    if is_loopback(host) or settings.allow_external_unauthenticated:
+        return
+    from athena_server.access.config import AuthConfigError, load_auth
+
+    try:
+        auth = load_auth(settings)
+    except AuthConfigError as exc:
+        raise SystemExit(f"athena: {exc}") from None
+    if auth.enabled and auth.verifiable:
+        return
+    why = "with trusted-header auth only" if auth.enabled else "without authentication"
+    raise SystemExit(
+        f"Refusing to bind {host!r} {why}. Bind 127.0.0.1; or turn on auth with credentials the server "
+        "verifies (ATHENA_AUTH_ENABLED=true with ATHENA_AUTH_API_TOKENS or ATHENA_AUTH_JWT_KEY_FILE / "
+        "ATHENA_AUTH_JWT_JWKS_FILE); or set ATHENA_ALLOW_EXTERNAL_UNAUTHENTICATED=true if something in front "
+        "of Athena authenticates callers."
+    )
 
 
 def configure_logging(level: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -83,3 +84,60 @@ def test_refuses_non_loopback_bind_without_auth(workdir: Path) -> None:
     )
     assert out.returncode != 0
     assert "Refusing to bind '0.0.0.0' without authentication" in out.stderr
+
+
+def serve_exit(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`athena api serve` that is expected to refuse to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "athena_client.cli", "api", "serve", "--port", str(free_port()), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
+
+
+def test_external_bind_needs_credentials_the_server_verifies(workdir: Path) -> None:
+    header_only = {"ATHENA_AUTH_ENABLED": "true", "ATHENA_AUTH_IDENTITY_ROLE_MAP": "*:Viewer"}
+    out = serve_exit(workdir, header_only, "--host", "0.0.0.0")
+    assert out.returncode != 0
+    assert "Refusing to bind '0.0.0.0' with trusted-header auth only" in out.stderr
+    tokens = {**header_only, "ATHENA_AUTH_API_TOKENS": f"ci:ci:Viewer:{'0' * 64}"}
+    port, grpc_port = free_port(), free_port()
+    p = start(
+        ["api", "serve", "--host", "0.0.0.0", "--port", str(port), "--grpc-port", str(grpc_port)],
+        workdir,
+        env={**tokens, "ATHENA_ALLOWED_HOSTS": "localhost,127.0.0.1"},
+    )
+    p.rest_port = port
+    try:
+        wait_rest_ready(p)
+    finally:
+        assert p.stop() == 0, p.log()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"ATHENA_AUTH_IDENTITY_ROLE_MAP": "alice:Root"},
+            "athena: ATHENA_AUTH_IDENTITY_ROLE_MAP entry 'alice:Root': unknown role 'Root' "
+            "(allowed: Viewer, Operator, Admin).",
+        ),
+        ({"ATHENA_AUTH_DEFAULT_ROLE": "Superuser"}, "athena: ATHENA_AUTH_DEFAULT_ROLE: unknown role 'Superuser'"),
+        (
+            {"ATHENA_AUTH_API_TOKENS": "ci:bot:Admin:not-a-digest"},
+            "athena: ATHENA_AUTH_API_TOKENS entry 'ci:bot:Admin:…': the last field must be the token's SHA-256 "
+            "digest (64 hex digits).",
+        ),
+        ({"ATHENA_RATE_LIMIT_WRITE": "lots"}, "athena: ATHENA_RATE_LIMIT_WRITE 'lots': expected limits such as"),
+        ({"ATHENA_TRUSTED_PROXIES": "gateway-host"}, "athena: ATHENA_TRUSTED_PROXIES entry 'gateway-host'"),
+    ],
+)
+def test_bad_access_settings_stop_start_up_naming_the_entry(workdir: Path, env: dict[str, str], message: str) -> None:
+    out = serve_exit(workdir, {"ATHENA_AUTH_ENABLED": "true", **env})
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith(message), out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (workdir / ".athena").exists()  # nothing was opened
