@@ -7,16 +7,14 @@ to a proto file gets its REST route (and its OpenAPI entry) without touching the
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 
-import athena.v1
 from athena.v1 import options_pb2
+from athena_client.contract import services
 from athena_gateway.params import Param, params_by_name
 
 _PATH_PARAM = re.compile(r"\{([^}]*)\}")
@@ -80,19 +78,6 @@ class RouteSpec:
         """Derive the per-request lookups now, at start-up, rather than on the route's first request."""
         _ = self.query_params, self.path_param_parsers, self.fields_by_json_name  # cached_property: computed once
         return self
-
-
-@functools.cache
-def services() -> tuple[ServiceDescriptor, ...]:
-    """Every service in the `athena.v1` package. Importing each `*_pb2` module also registers its
-    descriptors (and the custom options they use) in the default pool."""
-    found: dict[str, ServiceDescriptor] = {}
-    names = sorted({m.name for m in pkgutil.iter_modules(athena.v1.__path__) if m.name.endswith("_pb2")})
-    for name in names:
-        module = importlib.import_module(f"athena.v1.{name}")
-        for service in module.DESCRIPTOR.services_by_name.values():
-            found[service.full_name] = service
-    return tuple(found[k] for k in sorted(found))
 
 
 def _bindings(rule: http_pb2.HttpRule) -> list[http_pb2.HttpRule]:
