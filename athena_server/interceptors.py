@@ -1,5 +1,6 @@
-"""One interceptor for every RPC: trace id, the access gate (identity, role, rate limit), error mapping,
-access log.
+"""One interceptor for every RPC: trace id, header bounds, the access gate (identity, role, rate limit),
+request bounds, error mapping, access log. The order matters: headers are bounded before the gate reads
+them, and callers are authenticated before their requests are examined (a 401 before a 400).
 
 Errors: an AthenaError becomes the gRPC status its code names in the contract, with a
 `google.rpc.ErrorInfo{reason=<code>, domain="athena.dev", metadata={retryable, traceId}}` detail, which
@@ -13,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_interceptor import AsyncServerInterceptor
 from grpc_status import rpc_status
@@ -28,11 +30,13 @@ from athena_client.contract import (
     ERROR_META_RETRY_AFTER,
     ERROR_META_RETRYABLE,
     ERROR_META_TRACE_ID,
+    HEADER_MAX_CHARS,
     HTTP_STATUS_HEADER,
     TRACE_HEADER,
 )
 from athena_server.access.caller import ANONYMOUS, AuthzDenied, set_caller
 from athena_server.access.gate import Gate
+from athena_server.bounds import check_headers, check_message, rpc_name, valid_trace_id
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
 from athena_server.tracing import http_status, set_http_status, set_trace_id
 
@@ -40,9 +44,9 @@ log = logging.getLogger("athena.server")
 access_log = logging.getLogger("athena.access")
 
 
-def _trace_from(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == TRACE_HEADER and isinstance(value, str) and 0 < len(value) <= 128:
+def _trace_from(metadata: Iterable[tuple[str, str | bytes]]) -> str:
+    for key, value in metadata:
+        if key == TRACE_HEADER and isinstance(value, str) and valid_trace_id(value):
             return value
     return str(uuid.uuid4())
 
@@ -85,18 +89,24 @@ def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
 class AthenaServerInterceptor(AsyncServerInterceptor):
     def __init__(self, gate: Gate | None = None) -> None:
         self.gate = gate
+        # Every header the server reads, with its bound (the identity header's name is configurable).
+        self.header_limits = {**HEADER_MAX_CHARS, **(gate.header_limits if gate is not None else {})}
 
     async def intercept(
         self, method: Callable[..., Any], request_or_iterator: Any, context: grpc.aio.ServicerContext, method_name: str
     ) -> Any:
-        trace = _trace_from(context)
+        metadata = tuple(context.invocation_metadata() or ())
+        trace = _trace_from(metadata)
         set_trace_id(trace)
         set_http_status(None)
         set_caller(ANONYMOUS)
         start = time.perf_counter()
         try:
+            check_headers(metadata, self.header_limits)
             if self.gate is not None:
-                await self.gate.admit(method_name, context)
+                await self.gate.admit(method_name, context, metadata)
+            if isinstance(request_or_iterator, Message):  # unary and server-streaming requests
+                check_message(request_or_iterator, rpc_name(method_name))
             response = method(request_or_iterator, context)
             if hasattr(response, "__aiter__"):
                 return self._stream(response, context, method_name, trace, start)

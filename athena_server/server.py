@@ -15,6 +15,9 @@ from athena_server.servicers.registry import register_all
 
 log = logging.getLogger("athena.server")
 
+# See start_grpc_server: the largest request message gRPC hands to the interceptor.
+MAX_RECEIVE_BYTES = 4 * 1024 * 1024
+
 
 class GrpcServer:
     """A started gRPC server bound to `port` (the real one when 0 was asked for)."""
@@ -33,8 +36,15 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcSe
     """Serve every athena.v1 service and the health service; reflection unless the settings switch it off."""
     server = grpc.aio.server(
         interceptors=[AthenaServerInterceptor(Gate(plane.settings, plane.store))],
-        # Fail loudly when the port is taken instead of silently sharing it with another process.
-        options=[("grpc.so_reuseport", 0)],
+        options=[
+            # Fail loudly when the port is taken instead of silently sharing it with another process.
+            ("grpc.so_reuseport", 0),
+            # Requests up to this size reach the interceptor, which refuses those over MAX_REQUEST_BYTES
+            # (1,000,000) with PAYLOAD_TOO_LARGE like the gateway; larger ones are refused by gRPC itself
+            # (RESOURCE_EXHAUSTED "Received message larger than max", no Athena ErrorInfo). gRPC's 4 MiB
+            # default, made explicit: ~4x headroom over the bound, and the most a request can make us parse.
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+        ],
     )
     services = register_all(server, plane)
     health_servicer = health.aio.HealthServicer()

@@ -71,11 +71,20 @@ def test_sessions_legacy_offset_cursor(fresh) -> None:
     assert "nextCursor" not in data
 
 
-@pytest.mark.parametrize(("limit", "count"), [("0", 1), ("-3", 1), ("1", 1), ("1000", SESSIONS), ("abc", SESSIONS)])
+@pytest.mark.parametrize(
+    ("limit", "count"), [("0", 1), ("-3", 1), ("1", 1), ("1000", SESSIONS), ("99999999999999999999", SESSIONS)]
+)
 def test_limit_is_clamped(fresh, limit: str, count: int) -> None:
     _, client, _ = fresh
     data = ok_data(client.get("/api/v1/sessions", params={"limit": limit}))
     assert len(data["items"]) == count
+
+
+@pytest.mark.parametrize("limit", ["abc", "null", "1.5", "12abc", ""])
+def test_limit_that_is_not_an_integer_is_400(fresh, limit: str) -> None:
+    _, client, _ = fresh
+    err = error_of(client.get("/api/v1/sessions", params={"limit": limit}), 400, "CONFIG_ERROR")
+    assert err["message"] == "limit must be an integer."
 
 
 @pytest.mark.parametrize("path", ["/api/v1/sessions", "/api/v1/events"])

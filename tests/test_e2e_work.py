@@ -109,19 +109,31 @@ def test_drain_runs_followups_alone_and_merges_consecutive_collects(client: http
 def test_failing_run_stops_the_drain_and_keeps_the_rest_queued(client: httpx.Client) -> None:
     sid = new_session()
     enqueue(client, sid, "first", "followup")
-    enqueue(client, sid, "x" * 31_000, "followup")  # alone over the context limit: its run fails
-    enqueue(client, sid, "third", "collect")
+    enqueue(client, sid, "a" * 20_000, "collect")  # each fits alone; merged they overflow the context
+    enqueue(client, sid, "b" * 20_000, "collect")
+    enqueue(client, sid, "third", "followup")
     err = error_of(client.post(f"/api/v1/work/{sid}/drain", json={}), 413, "CONTEXT_OVERFLOW")
     assert "context" in err["message"].lower()
     state = queue(client, sid)
-    assert [i["payload"][:5] for i in state["items"]] == ["xxxxx", "third"]
+    assert [i["payload"][:5] for i in state["items"]] == ["aaaaa", "bbbbb", "third"]
     assert state["draining"] is False
-    # The failing run started (and failed); the item after it never ran.
-    assert [i[:5] for i in user_inputs(client, sid)] == ["first", "xxxxx"]
+    # The refused run was decided before anything was stored; the item after it never ran.
+    assert user_inputs(client, sid) == ["first"]
     [event] = events_of(client, sid, "work.drained")
     assert event["payload"]["status"] == "failed" and event["payload"]["drainedItems"] == 1
-    assert event["payload"]["queueDepthAfter"] == 2
+    assert event["payload"]["queueDepthAfter"] == 3
     assert event["payload"]["error"]["code"] == "CONTEXT_OVERFLOW"
+
+
+def test_an_item_that_can_never_fit_the_context_is_refused_when_queued(client: httpx.Client) -> None:
+    sid = new_session()
+    err = error_of(
+        client.post("/api/v1/work/enqueue", json={"sessionId": sid, "payload": "x" * 31_000, "mode": "followup"}),
+        413,
+        "CONTEXT_OVERFLOW",
+    )
+    assert "context" in err["message"].lower()
+    assert queue(client, sid)["items"] == []
 
 
 def test_second_drain_of_a_session_answers_already_draining(client: httpx.Client, server: AthenaProcess) -> None:

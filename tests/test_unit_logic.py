@@ -16,14 +16,15 @@ def test_cursor_round_trips_and_matches_the_seed() -> None:
     key = {"kind": "sessions", "updatedAt": "2026-02-16T15:00:01.000Z", "id": "s1"}
     token = cursors.encode(key)
     assert token == "eyJraW5kIjoic2Vzc2lvbnMiLCJ1cGRhdGVkQXQiOiIyMDI2LTAyLTE2VDE1OjAwOjAxLjAwMFoiLCJpZCI6InMxIn0"
-    assert cursors.decode_keyset(token, "sessions", "x") == key
-    assert cursors.decode_keyset(cursors.encode(7), "sessions", "x") == 7
+    fields: dict[str, cursors.KeyField] = {"updatedAt": "instant", "id": "text"}
+    assert cursors.decode_keyset(token, "sessions", "x", fields) == {"updatedAt": 1771254001000, "id": "s1"}
+    assert cursors.decode_keyset(cursors.encode(7), "sessions", "x", fields) == 7
 
 
 @pytest.mark.parametrize("bad", ["", "!!", "eyJraW5kIjoiYWN0aXZlIn0", "bm90LWEtbnVtYmVy"])
 def test_bad_cursors_are_config_errors(bad: str) -> None:
     with pytest.raises(AthenaError) as exc:
-        cursors.decode_keyset(bad, "sessions", "sessions.list")
+        cursors.decode_keyset(bad, "sessions", "sessions.list", {"id": "text"})
     assert exc.value.code_name == "CONFIG_ERROR"
     assert exc.value.message == "sessions.list.cursor is invalid."
 

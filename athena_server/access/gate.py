@@ -23,7 +23,6 @@ from athena_client.contract import (
     API_TOKEN_HEADER,
     AUTHORIZATION_HEADER,
     CLIENT_ADDRESS_HEADER,
-    HEADER_MAX_CHARS,
     IDENTITY_HEADER_MAX_CHARS,
     MethodAccess,
     error_code,
@@ -106,24 +105,26 @@ class Gate:
         self.rules = method_rules()
         self.trusted = _networks(settings.trusted_proxies)
         self.store = store
-        # The headers the gate reads, with their bounds.
-        self._bounded = {
-            AUTHORIZATION_HEADER: HEADER_MAX_CHARS[AUTHORIZATION_HEADER],
-            API_TOKEN_HEADER: HEADER_MAX_CHARS[API_TOKEN_HEADER],
-            CLIENT_ADDRESS_HEADER: HEADER_MAX_CHARS[CLIENT_ADDRESS_HEADER],
-            self.auth.identity_header: IDENTITY_HEADER_MAX_CHARS,
-        }
+        # The headers the gate reads. The interceptor bounds them before the gate runs (`header_limits`
+        # adds the configured identity header to the contract's table).
+        self._read = frozenset(
+            {AUTHORIZATION_HEADER, API_TOKEN_HEADER, CLIENT_ADDRESS_HEADER, self.auth.identity_header}
+        )
+        self.header_limits = {self.auth.identity_header: IDENTITY_HEADER_MAX_CHARS}
         # Whether the gate has anything to do for non-public RPCs; when not, admission is a dict lookup.
         self._active = self.auth.enabled or self.limiter.config.enabled
 
-    async def admit(self, method_name: str, context: grpc.aio.ServicerContext) -> Caller:
+    async def admit(
+        self, method_name: str, context: grpc.aio.ServicerContext, metadata: Iterable[tuple[str, str | bytes]]
+    ) -> Caller:
         """The caller of this RPC, set as the request's caller; raises AuthFailed (401), AuthzDenied (403),
-        RATE_LIMITED (429) or CONFIG_ERROR (a header over its bound)."""
+        RATE_LIMITED (429) or CONFIG_ERROR (a credential header sent twice). `metadata` is the call's,
+        already bounded by the interceptor."""
         rule = self.rules.get(method_name)
         if rule is None or rule.access.role == Role.ROLE_PUBLIC or not self._active:
             # Not an Athena RPC (health, reflection), a probe, or nothing configured: nothing to decide.
             return ANONYMOUS
-        headers = self._headers(context.invocation_metadata() or ())
+        headers = self._headers(metadata)
         if not self.auth.enabled:
             self.limiter.hit(self._address_key(context, headers), rule.access.rate_class)
             return ANONYMOUS
@@ -179,18 +180,15 @@ class Gate:
         await self.store.write(lambda conn: events.append(conn, DENIED_EVENT, trace_id=trace, payload=payload))
 
     def _headers(self, metadata: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
-        """The credential headers, one value each and within their bounds (a repeated credential header is
-        ambiguous, so it is refused rather than one copy silently chosen)."""
+        """The credential headers, one value each: a repeated one is ambiguous, so it is refused rather than
+        one copy silently chosen."""
         found: dict[str, str] = {}
-        bounded = self._bounded
+        read = self._read
         for key, value in metadata:
-            limit = bounded.get(key)
-            if limit is None or not isinstance(value, str):
+            if key not in read or not isinstance(value, str):
                 continue
             if key in found:
                 raise config_error(f"header '{key}' must be sent once.")
-            if len(value) > limit:
-                raise config_error(f"header '{key}' must be at most {limit} characters.")
             found[key] = value
         return found
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from athena.v1 import directives_pb2
 from athena_server import validation
-from athena_server.control import catalog_pages
+from athena_server.control import catalog_pages, pages
 from athena_server.errors import config_error
 from athena_server.storage import directives, events
 from athena_server.storage.directives import DirectiveRow
@@ -91,7 +91,8 @@ class DirectiveService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         before, offset = catalog_pages.decode(req.cursor, _KIND, "directives.list")
         rows = await self.store.read(lambda conn: directives.page(conn, limit + 1, before, offset))
-        resp = directives_pb2.ListDirectivesResponse(items=[directive_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
+        page = pages.fill(rows, limit, directive_message)
+        resp = directives_pb2.ListDirectivesResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = catalog_pages.encode(_KIND, page.last.seq)
         return resp

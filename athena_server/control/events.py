@@ -10,8 +10,9 @@ from sqlalchemy import Connection
 from athena.v1 import events_pb2
 from athena_server import cursors, validation
 from athena_server.config import Settings
+from athena_server.control import pages
 from athena_server.control.follow import follow
-from athena_server.errors import config_error
+from athena_server.errors import AthenaError, config_error
 from athena_server.storage import events
 from athena_server.storage.events import EVENT_ID_PREFIX, EventFilter, EventRow
 from athena_server.storage.store import Store
@@ -42,12 +43,24 @@ def _types(values: list[str]) -> tuple[str, ...]:
 def _resume_point(after: str, context: str) -> int:
     """An event id (`evt_12`) or a ListEvents cursor; both name the last event already seen."""
     after = after.strip()
-    if after.startswith(EVENT_ID_PREFIX) and after[len(EVENT_ID_PREFIX) :].isdigit():
-        return int(after[len(EVENT_ID_PREFIX) :])
+    seq = cursors.number(after[len(EVENT_ID_PREFIX) :]) if after.startswith(EVENT_ID_PREFIX) else None
+    if seq is not None:
+        return seq
     try:
         return cursors.decode_number(after, context)
-    except Exception:
+    except AthenaError:
         raise config_error(f"{context}.after must be an event id or an events cursor.") from None
+
+
+def _issued(start: int, newest: int, after: str, context: str) -> None:
+    """A resume point must name an event this store issued: one beyond the newest would wait silently for
+    ids that may never come (another store's ids, a store that was reset), so the client is told to re-list."""
+    if start > newest:
+        have = f"the newest event is {EVENT_ID_PREFIX}{newest}" if newest else "the store has no events yet"
+        raise config_error(
+            f"{context}.after '{after.strip()}' is beyond the newest event ({have}); list GET /api/v1/events "
+            "to resume from an event that exists."
+        )
 
 
 class EventService:
@@ -68,9 +81,10 @@ class EventService:
             created_before_ms=validation.optional_instant(req.created_before, ctx, "createdBefore"),
         )
         rows = await self.store.read(lambda conn: events.list_after(conn, after, limit + 1, flt))
-        resp = events_pb2.ListEventsResponse(events=[event_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            resp.next_cursor = cursors.encode(rows[limit - 1].seq)
+        page = pages.fill(rows, limit, event_message)
+        resp = events_pb2.ListEventsResponse(events=page.items)
+        if page.last is not None:
+            resp.next_cursor = cursors.encode(page.last.seq)
         return resp
 
     async def open_stream(self, req: events_pb2.StreamEventsRequest) -> AsyncIterator[events_pb2.Event]:
@@ -78,10 +92,12 @@ class EventService:
         return the stream."""
         ctx = "events.stream"
         flt = EventFilter(session_id=validation.optional_session_id(req.session_id, ctx), types=_types(list(req.types)))
+        newest = await self.store.read(events.last_seq)
         if req.after.strip():
             start = _resume_point(req.after, ctx)
+            _issued(start, newest, req.after, ctx)
         else:
-            start = await self.store.read(events.last_seq)
+            start = newest
 
         def fetch(conn: Connection, after: int, up_to: int, limit: int) -> list[EventRow]:
             return events.list_after(conn, after, limit, flt, up_to_seq=up_to)

@@ -24,7 +24,7 @@ from athena.v1 import harness_profiles_pb2
 from athena_client.contract import json_to_message, message_to_json
 from athena_server import validation
 from athena_server.access.caller import Role, require
-from athena_server.control import catalog_pages
+from athena_server.control import catalog_pages, pages
 from athena_server.errors import config_error
 from athena_server.storage import events, harness_profiles
 from athena_server.storage.store import Store
@@ -248,9 +248,8 @@ class HarnessProfileService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         before, offset = catalog_pages.decode(req.cursor, _KIND, "harnessProfiles.list")
         rows = await self.store.read(lambda conn: harness_profiles.page(conn, limit + 1, before, offset))
-        resp = harness_profiles_pb2.ListHarnessProfilesResponse(
-            items=[profile_message(r.document) for r in rows[:limit]]
-        )
-        if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
+        page = pages.fill(rows, limit, lambda r: profile_message(r.document))
+        resp = harness_profiles_pb2.ListHarnessProfilesResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = catalog_pages.encode(_KIND, page.last.seq)
         return resp

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from athena.v1 import policy_pb2
 from athena_server import cursors, validation
+from athena_server.control import pages
 from athena_server.errors import config_error
 from athena_server.storage import events
 from athena_server.storage import policy as policy_store
@@ -180,8 +181,8 @@ class PolicyService:
             )
 
         rows = await self.store.read(unit)
-        page = rows[:limit]
-        resp = policy_pb2.ListPolicyRejectionsResponse(items=[rejection_message(r) for r in page])
-        if len(rows) > limit:
-            resp.next_cursor = cursors.encode(page[-1].seq)
+        page = pages.fill(rows, limit, rejection_message)
+        resp = policy_pb2.ListPolicyRejectionsResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = cursors.encode(page.last.seq)
         return resp

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from athena.v1 import runs_pb2
 from athena_server import cursors, validation
-from athena_server.errors import config_error
+from athena_server.control import pages
 from athena_server.storage import cancels, runs
 from athena_server.storage.cancels import CancelRow
 from athena_server.storage.runs import RunRow
 from athena_server.storage.store import Store
-from athena_server.timefmt import iso, parse_iso
+from athena_server.timefmt import iso
 
 
 def _position(cursor: str, kind: str, time_field: str, context: str) -> tuple[tuple[int, str, str] | None, int]:
@@ -18,14 +18,11 @@ def _position(cursor: str, kind: str, time_field: str, context: str) -> tuple[tu
     legacy offset cursor."""
     if not cursor:
         return None, 0
-    position = cursors.decode_keyset(cursor, kind, context)
+    fields: dict[str, cursors.KeyField] = {time_field: "instant", "sessionId": "text", "runId": "text"}
+    position = cursors.decode_keyset(cursor, kind, context, fields)
     if isinstance(position, int):
         return None, position
-    at = parse_iso(str(position.get(time_field, "")))
-    sid, rid = position.get("sessionId"), position.get("runId")
-    if at is None or not isinstance(sid, str) or not isinstance(rid, str):
-        raise config_error(f"{context}.cursor is invalid.")
-    return (at, sid, rid), 0
+    return (int(position[time_field]), str(position["sessionId"]), str(position["runId"])), 0
 
 
 def active_message(row: RunRow) -> runs_pb2.ActiveRun:
@@ -64,9 +61,10 @@ class RunControlService:
                 conn, limit + 1, session_id=session_id, run_id=run_id, before=before, offset=offset
             )
         )
-        resp = runs_pb2.ListActiveRunsResponse(items=[active_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            last = rows[limit - 1]
+        page = pages.fill(rows, limit, active_message)
+        resp = runs_pb2.ListActiveRunsResponse(items=page.items)
+        last = page.last
+        if last is not None:
             resp.next_cursor = cursors.encode(
                 {
                     "kind": "active",
@@ -91,9 +89,10 @@ class RunControlService:
                 conn, limit + 1, session_id=session_id, run_id=run_id, before=before, offset=offset
             )
         )
-        resp = runs_pb2.ListCancelRequestsResponse(items=[cancel_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            last = rows[limit - 1]
+        page = pages.fill(rows, limit, cancel_message)
+        resp = runs_pb2.ListCancelRequestsResponse(items=page.items)
+        last = page.last
+        if last is not None:
             resp.next_cursor = cursors.encode(
                 {
                     "kind": "cancel",

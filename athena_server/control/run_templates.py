@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from athena.v1 import run_templates_pb2
 from athena_server import validation
-from athena_server.control import catalog_pages
+from athena_server.control import catalog_pages, pages
 from athena_server.errors import config_error
 from athena_server.storage import events, harness_profiles, run_templates
 from athena_server.storage.run_templates import RunTemplateRow
@@ -115,7 +115,8 @@ class RunTemplateService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         before, offset = catalog_pages.decode(req.cursor, _KIND, "runTemplates.list")
         rows = await self.store.read(lambda conn: run_templates.page(conn, limit + 1, before, offset))
-        resp = run_templates_pb2.ListRunTemplatesResponse(items=[template_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
+        page = pages.fill(rows, limit, template_message)
+        resp = run_templates_pb2.ListRunTemplatesResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = catalog_pages.encode(_KIND, page.last.seq)
         return resp

@@ -30,7 +30,7 @@ from athena_server.control.admission import Workload
 from athena_server.control.run_specs import RunSpec, RunSpecs, TemplateInfo
 from athena_server.control.run_templates import clean_params, render
 from athena_server.engine.cancels import CancelWatcher
-from athena_server.engine.context import MAX_HISTORY_ENTRIES, compile_context
+from athena_server.engine.context import MAX_HISTORY_ENTRIES, check_input, compile_context
 from athena_server.engine.execution import Attempts, Verification, call_with_retries, verify
 from athena_server.engine.pricing import Pricing
 from athena_server.engine.providers import ProviderRegistry, ProviderRequest, ProviderResult
@@ -243,6 +243,8 @@ class RunService:
                     "input": opts.input if opts.input is not None else spec.input,
                 }
             )
+        # Before anything is stored: an input that can never fit leaves no run, entry or shadow directive.
+        check_input(spec.input)
         run_id = opts.run_id or str(uuid.uuid4())
         trace = trace_id()
         try:

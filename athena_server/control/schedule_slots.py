@@ -15,8 +15,12 @@ from datetime import UTC, datetime
 from croniter import croniter
 
 from athena_server.errors import config_error
+from athena_server.validation import MAX_INSTANT_MS
 
 MINUTE_MS = 60_000
+# Slots are clamped to the last instant the API can write (9999-12-31T23:59:59.999Z): a slot past it (a tick
+# far in the future, a huge interval) would be stored and then fail every answer that shows the schedule.
+LAST_SLOT_MS = MAX_INSTANT_MS
 
 
 @dataclass(frozen=True)
@@ -32,25 +36,34 @@ class Cadence:
         """The first cron match strictly after `instant_ms`, or for an interval `instant_ms` + interval
         (the original's rule for a schedule created or run at that instant)."""
         if self.every_minutes is not None:
-            return instant_ms + self.every_minutes * MINUTE_MS
+            return min(instant_ms + self.every_minutes * MINUTE_MS, LAST_SLOT_MS)
         assert self.cron is not None
         start = datetime.fromtimestamp(instant_ms / 1000, tz=UTC)
-        return round(croniter(self.cron, start).get_next(float) * 1000)
+        try:
+            return min(round(croniter(self.cron, start).get_next(float) * 1000), LAST_SLOT_MS)
+        except (OverflowError, ValueError):  # no match before the calendar ends (CroniterBadDateError)
+            return LAST_SLOT_MS
 
     def next_slot(self, due_ms: int, at_ms: int) -> int:
         """The first slot after `at_ms` of a schedule whose slot `due_ms` (<= at_ms) is firing."""
         if self.every_minutes is not None:
             step = self.every_minutes * MINUTE_MS
-            return due_ms + ((at_ms - due_ms) // step + 1) * step
+            return min(due_ms + ((at_ms - due_ms) // step + 1) * step, LAST_SLOT_MS)
         return self.first_after(at_ms)
 
 
 def parse_cron(expression: str, context: str) -> str:
-    """A valid cron expression (5 fields, or 6 with seconds last), normalised to single spaces."""
+    """A valid cron expression (5 fields, or 6 with seconds last) that matches some date (`0 0 30 2 *` is
+    valid syntax and never fires), normalised to single spaces."""
     fields = expression.split()
     if len(fields) not in (5, 6) or not croniter.is_valid(" ".join(fields)):
         raise config_error(
             f"{context}.cron must be a cron expression of 5 fields (minute hour day month weekday) or 6 "
             f"(with seconds last). Received: {expression}."
         )
-    return " ".join(fields)
+    normalised = " ".join(fields)
+    try:
+        croniter(normalised, datetime.now(tz=UTC)).get_next(float)
+    except (OverflowError, ValueError):
+        raise config_error(f"{context}.cron never matches a date. Received: {expression}.") from None
+    return normalised

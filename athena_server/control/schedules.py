@@ -24,9 +24,11 @@ from athena.v1 import runs_pb2, schedules_pb2
 from athena_client.contract import enum_by_json
 from athena_server import cursors, validation
 from athena_server.config import Settings
+from athena_server.control import pages
 from athena_server.control.run_specs import clean_metadata
 from athena_server.control.runs import RunOptions, RunService
 from athena_server.control.schedule_slots import Cadence, parse_cron
+from athena_server.engine.context import check_input
 from athena_server.errors import AthenaError, ErrorCode, config_error, not_found
 from athena_server.storage import events
 from athena_server.storage import runs as run_store
@@ -160,6 +162,7 @@ class ScheduleService:
         text = req.input.strip()
         if not text:
             raise config_error(f"{context}.input must be a non-empty string.")
+        check_input(text)  # a schedule whose every run would be refused is not stored
         cron = req.cron if req.HasField("cron") else None
         every = req.every_minutes if req.HasField("every_minutes") else None
         if cron is not None and every is not None:
@@ -218,14 +221,15 @@ class ScheduleService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         after: tuple[int, str] | None = None
         if req.cursor:
-            position = cursors.decode_keyset(req.cursor, _KIND, context)
-            if isinstance(position, int) or not isinstance(position.get("c"), int) or not position.get("id"):
-                raise config_error(f"{context}.cursor is invalid.")
-            after = (position["c"], str(position["id"]))
+            position = cursors.decode_keyset(req.cursor, _KIND, context, {"c": "number", "id": "text"})
+            if isinstance(position, int):
+                raise cursors.invalid(context)  # schedules never had offset cursors
+            after = (int(position["c"]), str(position["id"]))
         rows = await self.store.read(lambda conn: store_.page(conn, limit + 1, after))
-        resp = schedules_pb2.ListSchedulesResponse(items=[schedule_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            last = rows[limit - 1]
+        page = pages.fill(rows, limit, schedule_message)
+        resp = schedules_pb2.ListSchedulesResponse(items=page.items)
+        last = page.last
+        if last is not None:
             resp.next_cursor = cursors.encode({"kind": _KIND, "c": last.created_at_ms, "id": last.id})
         return resp
 
@@ -277,7 +281,8 @@ class ScheduleService:
             return store_.logs(conn, sid, limit, before)
 
         rows = await self.store.read(unit)
-        return schedules_pb2.ListScheduleLogsResponse(logs=[log_message(r) for r in rows])
+        logs = pages.fill(rows, limit, log_message).items
+        return schedules_pb2.ListScheduleLogsResponse(logs=logs)
 
     # ---- firing -------------------------------------------------------------------------------------
 

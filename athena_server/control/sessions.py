@@ -12,13 +12,14 @@ from athena.v1 import sessions_pb2
 from athena_client.contract import enum_by_json
 from athena_server import cursors, validation
 from athena_server.config import Settings
+from athena_server.control import pages
 from athena_server.control.follow import follow
 from athena_server.errors import config_error
 from athena_server.storage import sessions, transcripts
 from athena_server.storage.sessions import SessionRow
 from athena_server.storage.store import Store
 from athena_server.storage.transcripts import EntryRow
-from athena_server.timefmt import iso, parse_iso
+from athena_server.timefmt import iso
 
 # The role column holds the contract's JSON spelling of TranscriptRole ("user", "assistant", ...).
 _ROLES = enum_by_json(sessions_pb2.TranscriptRole.DESCRIPTOR)
@@ -71,20 +72,18 @@ class SessionService:
         if not req.cursor:
             rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, None))
         else:
-            position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list")
+            fields: dict[str, cursors.KeyField] = {"updatedAt": "instant", "id": "text"}
+            position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list", fields)
             if isinstance(position, int):
                 offset = position
                 rows = await self.store.read(lambda conn: sessions.page_offset(conn, limit + 1, offset))
             else:
-                updated = parse_iso(str(position.get("updatedAt", "")))
-                sid = position.get("id")
-                if updated is None or not isinstance(sid, str):
-                    raise config_error("sessions.list.cursor is invalid.")
-                key = (updated, sid)
+                key = (int(position["updatedAt"]), str(position["id"]))
                 rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, key))
-        resp = sessions_pb2.ListSessionsResponse(items=[session_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            resp.next_cursor = _session_cursor(rows[limit - 1])
+        page = pages.fill(rows, limit, session_message)
+        resp = sessions_pb2.ListSessionsResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = _session_cursor(page.last)
         return resp
 
     async def transcript(
@@ -93,14 +92,18 @@ class SessionService:
         session_id = validation.session_id(req.session_id, "sessions.transcript")
         limit = validation.page_limit(req.limit if req.HasField("limit") else None, validation.DEFAULT_TAIL_LIMIT)
 
-        def read(conn: Connection) -> list[EntryRow]:
+        def read(conn: Connection) -> tuple[list[EntryRow], bool]:
             after_seq = transcripts.seq_of(conn, session_id, req.after) if req.after else None
             if after_seq is None:
-                return transcripts.tail(conn, session_id, limit)
-            return transcripts.after(conn, session_id, after_seq, limit)
+                return transcripts.tail(conn, session_id, limit), True
+            return transcripts.after(conn, session_id, after_seq, limit), False
 
-        rows = await self.store.read(read)
-        return sessions_pb2.ListTranscriptEntriesResponse(items=[entry_message(r) for r in rows])
+        rows, tail = await self.store.read(read)
+        if tail:
+            # The newest entries that fit, still oldest first.
+            newest = pages.fill(rows[::-1], limit, entry_message).items
+            return sessions_pb2.ListTranscriptEntriesResponse(items=newest[::-1])
+        return sessions_pb2.ListTranscriptEntriesResponse(items=pages.fill(rows, limit, entry_message).items)
 
     async def open_transcript_stream(
         self, req: sessions_pb2.StreamTranscriptRequest
@@ -111,7 +114,10 @@ class SessionService:
         if req.after:
             start = await self.store.read(lambda conn: transcripts.seq_of(conn, session_id, req.after))
             if start is None:
-                raise config_error(f"sessions.transcript.stream.after must be an entry id of session '{session_id}'.")
+                raise config_error(
+                    f"sessions.transcript.stream.after must be an entry id of session '{session_id}'; list GET "
+                    f"/api/v1/sessions/{session_id}/transcript to resume from an entry that exists."
+                )
         else:
             start = await self.store.read(transcripts.last_seq)
 

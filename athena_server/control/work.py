@@ -17,7 +17,9 @@ from sqlalchemy import Connection
 from athena.v1 import runs_pb2, work_pb2
 from athena_client.contract import enum_by_json, enum_to_json
 from athena_server import validation
+from athena_server.control import pages
 from athena_server.control.runs import RunOptions, RunService
+from athena_server.engine.context import check_input
 from athena_server.errors import AthenaError, config_error
 from athena_server.storage import events, work
 from athena_server.storage.store import Store
@@ -39,7 +41,9 @@ def item_message(row: WorkItemRow) -> work_pb2.WorkItem:
 
 
 def queue_message(session_id: str, row: QueueRow | None) -> work_pb2.WorkQueueState:
-    """A session's queue; one never used is empty, with `updatedAt` now (as the original)."""
+    """A session's queue; one never used is empty, with `updatedAt` now (as the original). Its items are
+    the head of the queue that fits a page's byte budget (the answer has no cursor: the rest shows as the
+    queue drains)."""
     if row is None:
         return work_pb2.WorkQueueState(
             schema_version=1, session_id=session_id, items=[], draining=False, updated_at=iso(now_ms())
@@ -47,7 +51,7 @@ def queue_message(session_id: str, row: QueueRow | None) -> work_pb2.WorkQueueSt
     return work_pb2.WorkQueueState(
         schema_version=1,
         session_id=session_id,
-        items=[item_message(i) for i in row.items],
+        items=pages.fill(row.items, len(row.items), item_message).items,
         draining=row.draining,
         updated_at=iso(row.updated_at_ms),
     )
@@ -71,6 +75,7 @@ class WorkService:
             raise config_error("work.enqueue.payload must be a non-empty string.")
         if req.mode not in (work_pb2.WORK_MODE_FOLLOWUP, work_pb2.WORK_MODE_COLLECT):
             raise config_error("work.enqueue.mode must be 'followup' or 'collect'.")
+        check_input(payload)  # an item that could never run is not queued
         mode = enum_to_json(work_pb2.WorkMode.DESCRIPTOR, req.mode)
         trace = trace_id()
 

@@ -27,7 +27,7 @@ from athena.v1 import runs_pb2, workflows_pb2
 from athena_client.contract import enum_by_json, json_to_message
 from athena_server import validation
 from athena_server.config import Settings
-from athena_server.control import catalog_pages
+from athena_server.control import catalog_pages, pages
 from athena_server.control.runs import RunOptions, RunService
 from athena_server.control.workflow_graph import Definition, Step, parse, render_input
 from athena_server.errors import AthenaError, ErrorCode, config_error, not_found
@@ -187,9 +187,10 @@ class WorkflowService:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
         before, offset = catalog_pages.decode(req.cursor, _KIND, "workflows.list")
         rows = await self.store.read(lambda conn: store_.page(conn, limit + 1, before, offset))
-        resp = workflows_pb2.ListWorkflowsResponse(items=[workflow_message(r) for r in rows[:limit]])
-        if len(rows) > limit:
-            resp.next_cursor = catalog_pages.encode(_KIND, rows[limit - 1].seq)
+        page = pages.fill(rows, limit, workflow_message)
+        resp = workflows_pb2.ListWorkflowsResponse(items=page.items)
+        if page.last is not None:
+            resp.next_cursor = catalog_pages.encode(_KIND, page.last.seq)
         return resp
 
     # ---- runs ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ MAX_HISTORY_ENTRIES = 200
 MAX_ENTRY_CHARS = 8000
 MAX_CONTEXT_CHARS = 30_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_USER = "user: "
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,23 @@ def _clean(content: str) -> str:
     return _CONTROL.sub("", content)[:MAX_ENTRY_CHARS]
 
 
+def check_input(user_input: str) -> None:
+    """CONTEXT_OVERFLOW when the input alone cannot fit the context window, whatever the history. Run
+    creation calls it before storing anything, so a refused input leaves no run, transcript entry or shadow
+    directive; so do the stores of text that only ever becomes a run's input (schedules, work items)."""
+    size = len(_USER) + len(user_input)
+    if size > MAX_CONTEXT_CHARS:
+        raise AthenaError(
+            ErrorCode.ERROR_CODE_CONTEXT_OVERFLOW,
+            f"Context of {size} chars exceeds the limit of {MAX_CONTEXT_CHARS} chars.",
+        )
+
+
 def compile_context(history: Sequence[tuple[str, str]], user_input: str) -> CompiledContext:
     """`history` is (role, content) oldest first. Drops the oldest turns when the whole does not fit;
     fails with CONTEXT_OVERFLOW only when the new input alone does not fit."""
-    last = f"user: {user_input}"
-    if len(last) > MAX_CONTEXT_CHARS:
-        raise AthenaError(
-            ErrorCode.ERROR_CODE_CONTEXT_OVERFLOW,
-            f"Context of {len(last)} chars exceeds the limit of {MAX_CONTEXT_CHARS} chars.",
-        )
+    check_input(user_input)
+    last = f"{_USER}{user_input}"
     turns = [f"{role}: {_clean(content)}" for role, content in history[-MAX_HISTORY_ENTRIES:]]
     kept: list[str] = []
     size = len(last)

@@ -84,9 +84,14 @@ class ListA2aDlqItemsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     status: Global___A2aDlqStatus.ValueType
     """Only items in this status."""
     def __init__(
@@ -182,6 +187,7 @@ class DiscardA2aDlqItemRequest(_message.Message):
     AUDIT_NOTE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     audit_note: _builtins.str
+    """Why the item was discarded; at most 1,024 characters."""
     def __init__(
         self,
         *,

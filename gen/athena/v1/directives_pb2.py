@@ -26,7 +26,7 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61thena/v1/directives.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xf0\x01\n\tDirective\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05input\x18\x02 \x01(\tR\x05input\x12!\n\x0c\x63ontext_refs\x18\x03 \x03(\tR\x0b\x63ontextRefs\x12>\n\x08metadata\x18\x04 \x03(\x0b\x32\".athena.v1.Directive.MetadataEntryR\x08metadata\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"T\n\x15ListDirectivesRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"z\n\x16ListDirectivesResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x14.athena.v1.DirectiveR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xdb\x01\n\x16\x43reateDirectiveRequest\x12\x14\n\x05input\x18\x01 \x01(\tR\x05input\x12!\n\x0c\x63ontext_refs\x18\x02 \x03(\tR\x0b\x63ontextRefs\x12K\n\x08metadata\x18\x03 \x03(\x0b\x32/.athena.v1.CreateDirectiveRequest.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"M\n\x17\x43reateDirectiveResponse\x12\x32\n\tdirective\x18\x01 \x01(\x0b\x32\x14.athena.v1.DirectiveR\tdirective2\x9a\x02\n\x10\x44irectiveService\x12y\n\x0eListDirectives\x12 .athena.v1.ListDirectivesRequest\x1a!.athena.v1.ListDirectivesResponse\"\"\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/directives\x12\x8a\x01\n\x0f\x43reateDirective\x12!.athena.v1.CreateDirectiveRequest\x1a\".athena.v1.CreateDirectiveResponse\"0\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\"\"\x12/api/v1/directives:\x01*b\tdirectiveb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61thena/v1/directives.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xf0\x01\n\tDirective\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05input\x18\x02 \x01(\tR\x05input\x12!\n\x0c\x63ontext_refs\x18\x03 \x03(\tR\x0b\x63ontextRefs\x12>\n\x08metadata\x18\x04 \x03(\x0b\x32\".athena.v1.Directive.MetadataEntryR\x08metadata\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"]\n\x15ListDirectivesRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"z\n\x16ListDirectivesResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x14.athena.v1.DirectiveR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xf7\x01\n\x16\x43reateDirectiveRequest\x12\x1e\n\x05input\x18\x01 \x01(\tB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x05input\x12*\n\x0c\x63ontext_refs\x18\x02 \x03(\tB\x07\x8a\xb5\x18\x03\x08\x80\x10R\x0b\x63ontextRefs\x12T\n\x08metadata\x18\x03 \x03(\x0b\x32/.athena.v1.CreateDirectiveRequest.MetadataEntryB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"M\n\x17\x43reateDirectiveResponse\x12\x32\n\tdirective\x18\x01 \x01(\x0b\x32\x14.athena.v1.DirectiveR\tdirective2\x9a\x02\n\x10\x44irectiveService\x12y\n\x0eListDirectives\x12 .athena.v1.ListDirectivesRequest\x1a!.athena.v1.ListDirectivesResponse\"\"\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/directives\x12\x8a\x01\n\x0f\x43reateDirective\x12!.athena.v1.CreateDirectiveRequest\x1a\".athena.v1.CreateDirectiveResponse\"0\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\"\"\x12/api/v1/directives:\x01*b\tdirectiveb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DIRECTIVE_METADATAENTRY']._loaded_options = None
   _globals['_DIRECTIVE_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_LISTDIRECTIVESREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTDIRECTIVESREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
   _globals['_CREATEDIRECTIVEREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATEDIRECTIVEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['input']._loaded_options = None
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['input']._serialized_options = b'\212\265\030\004\010\300\204='
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['context_refs']._loaded_options = None
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['context_refs']._serialized_options = b'\212\265\030\003\010\200\020'
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['metadata']._loaded_options = None
+  _globals['_CREATEDIRECTIVEREQUEST'].fields_by_name['metadata']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_DIRECTIVESERVICE'].methods_by_name['ListDirectives']._loaded_options = None
   _globals['_DIRECTIVESERVICE'].methods_by_name['ListDirectives']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\024\022\022/api/v1/directives'
   _globals['_DIRECTIVESERVICE'].methods_by_name['CreateDirective']._loaded_options = None
@@ -46,15 +54,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIRECTIVE_METADATAENTRY']._serialized_start=278
   _globals['_DIRECTIVE_METADATAENTRY']._serialized_end=337
   _globals['_LISTDIRECTIVESREQUEST']._serialized_start=339
-  _globals['_LISTDIRECTIVESREQUEST']._serialized_end=423
-  _globals['_LISTDIRECTIVESRESPONSE']._serialized_start=425
-  _globals['_LISTDIRECTIVESRESPONSE']._serialized_end=547
-  _globals['_CREATEDIRECTIVEREQUEST']._serialized_start=550
-  _globals['_CREATEDIRECTIVEREQUEST']._serialized_end=769
+  _globals['_LISTDIRECTIVESREQUEST']._serialized_end=432
+  _globals['_LISTDIRECTIVESRESPONSE']._serialized_start=434
+  _globals['_LISTDIRECTIVESRESPONSE']._serialized_end=556
+  _globals['_CREATEDIRECTIVEREQUEST']._serialized_start=559
+  _globals['_CREATEDIRECTIVEREQUEST']._serialized_end=806
   _globals['_CREATEDIRECTIVEREQUEST_METADATAENTRY']._serialized_start=278
   _globals['_CREATEDIRECTIVEREQUEST_METADATAENTRY']._serialized_end=337
-  _globals['_CREATEDIRECTIVERESPONSE']._serialized_start=771
-  _globals['_CREATEDIRECTIVERESPONSE']._serialized_end=848
-  _globals['_DIRECTIVESERVICE']._serialized_start=851
-  _globals['_DIRECTIVESERVICE']._serialized_end=1133
+  _globals['_CREATEDIRECTIVERESPONSE']._serialized_start=808
+  _globals['_CREATEDIRECTIVERESPONSE']._serialized_end=885
+  _globals['_DIRECTIVESERVICE']._serialized_start=888
+  _globals['_DIRECTIVESERVICE']._serialized_end=1170
 # @@protoc_insertion_point(module_scope)

@@ -80,9 +80,14 @@ class ListDirectivesRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -153,14 +158,16 @@ class CreateDirectiveRequest(_message.Message):
     CONTEXT_REFS_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     input: _builtins.str
-    """Required, non-empty."""
+    """Required, non-empty. At most 1,000,000 characters (only the request bound limits it); a run of the
+    directive refuses an input over the context window with CONTEXT_OVERFLOW.
+    """
     @_builtins.property
     def context_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Non-empty strings."""
+        """Non-empty strings: at most 100 references of at most 2,048 characters each (a URL or a path)."""
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Non-empty string values."""
+        """Non-empty string values: at most 100 entries, keys at most 128 characters, values at most 1,024."""
 
     def __init__(
         self,

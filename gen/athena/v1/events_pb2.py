@@ -27,13 +27,21 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/events.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x02\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08trace_id\x18\x02 \x01(\tR\x07traceId\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\"\n\nsession_id\x18\x05 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x31\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x12/\n\x06policy\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x19\n\x05\x61\x63tor\x18\t \x01(\tH\x02R\x05\x61\x63tor\x88\x01\x01\x42\r\n\x0b_session_idB\t\n\x07_run_idB\x08\n\x06_actor\"\x83\x02\n\x11ListEventsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x04 \x03(\tR\x05types\x12#\n\rcreated_after\x18\x05 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x06 \x01(\tR\rcreatedBefore\x12\x19\n\x08trace_id\x18\x07 \x01(\tR\x07traceId\x12\x15\n\x06run_id\x18\x08 \x01(\tR\x05runIdB\x08\n\x06_limit\"t\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.athena.v1.EventR\x06\x65vents\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"`\n\x13StreamEventsRequest\x12\x14\n\x05\x61\x66ter\x18\x01 \x01(\tR\x05\x61\x66ter\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x03 \x03(\tR\x05types\">\n\x14StreamEventsResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.athena.v1.EventR\x05\x65vent2\x9f\x02\n\x0c\x45ventService\x12i\n\nListEvents\x12\x1c.athena.v1.ListEventsRequest\x1a\x1d.athena.v1.ListEventsResponse\"\x1e\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/events\x12\xa3\x01\n\x0cStreamEvents\x12\x1e.athena.v1.StreamEventsRequest\x1a\x1f.athena.v1.StreamEventsResponse\"P\x8a\xb5\x18 \n\x08\x65vent.id\x12\nevent.type\"\x05\x61\x66ter(\xd0\x0f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1e\x12\x15/api/v1/events/streamb\x05\x65vent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/events.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x02\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08trace_id\x18\x02 \x01(\tR\x07traceId\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\"\n\nsession_id\x18\x05 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x31\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x12/\n\x06policy\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x19\n\x05\x61\x63tor\x18\t \x01(\tH\x02R\x05\x61\x63tor\x88\x01\x01\x42\r\n\x0b_session_idB\t\n\x07_run_idB\x08\n\x06_actor\"\x9c\x02\n\x11ListEventsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x04 \x03(\tR\x05types\x12#\n\rcreated_after\x18\x05 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x06 \x01(\tR\rcreatedBefore\x12!\n\x08trace_id\x18\x07 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x07traceId\x12\x1d\n\x06run_id\x18\x08 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05runIdB\x08\n\x06_limit\"t\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.athena.v1.EventR\x06\x65vents\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"h\n\x13StreamEventsRequest\x12\x1c\n\x05\x61\x66ter\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x03 \x03(\tR\x05types\">\n\x14StreamEventsResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.athena.v1.EventR\x05\x65vent2\x9f\x02\n\x0c\x45ventService\x12i\n\nListEvents\x12\x1c.athena.v1.ListEventsRequest\x1a\x1d.athena.v1.ListEventsResponse\"\x1e\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/events\x12\xa3\x01\n\x0cStreamEvents\x12\x1e.athena.v1.StreamEventsRequest\x1a\x1f.athena.v1.StreamEventsResponse\"P\x8a\xb5\x18 \n\x08\x65vent.id\x12\nevent.type\"\x05\x61\x66ter(\xd0\x0f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1e\x12\x15/api/v1/events/streamb\x05\x65vent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['trace_id']._loaded_options = None
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['trace_id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['run_id']._loaded_options = None
+  _globals['_LISTEVENTSREQUEST'].fields_by_name['run_id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_STREAMEVENTSREQUEST'].fields_by_name['after']._loaded_options = None
+  _globals['_STREAMEVENTSREQUEST'].fields_by_name['after']._serialized_options = b'\212\265\030\002\010@'
   _globals['_EVENTSERVICE'].methods_by_name['ListEvents']._loaded_options = None
   _globals['_EVENTSERVICE'].methods_by_name['ListEvents']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\020\022\016/api/v1/events'
   _globals['_EVENTSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
@@ -41,13 +49,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT']._serialized_start=123
   _globals['_EVENT']._serialized_end=451
   _globals['_LISTEVENTSREQUEST']._serialized_start=454
-  _globals['_LISTEVENTSREQUEST']._serialized_end=713
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=715
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=831
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=833
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=929
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=931
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=993
-  _globals['_EVENTSERVICE']._serialized_start=996
-  _globals['_EVENTSERVICE']._serialized_end=1283
+  _globals['_LISTEVENTSREQUEST']._serialized_end=738
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=740
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=856
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=858
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=962
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=964
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1026
+  _globals['_EVENTSERVICE']._serialized_start=1029
+  _globals['_EVENTSERVICE']._serialized_end=1316
 # @@protoc_insertion_point(module_scope)

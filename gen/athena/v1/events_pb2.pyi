@@ -104,9 +104,14 @@ class ListEventsRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     session_id: _builtins.str
     """Only events of this session."""
     created_after: _builtins.str
@@ -114,12 +119,12 @@ class ListEventsRequest(_message.Message):
     created_before: _builtins.str
     """Only events created at or before this instant (ISO 8601)."""
     trace_id: _builtins.str
-    """Only events with this trace id."""
+    """Only events with this trace id; at most 64 characters, the longest trace id the server accepts."""
     run_id: _builtins.str
-    """Only events of this run."""
+    """Only events of this run; at most 64 characters (run ids are server-minted)."""
     @_builtins.property
     def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Only these event types (REST: comma-separated)."""
+        """Only these event types (REST: comma-separated); at most 100, each at most 128 characters."""
 
     def __init__(
         self,
@@ -177,7 +182,9 @@ class StreamEventsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     TYPES_FIELD_NUMBER: _builtins.int
     after: _builtins.str
-    """Resume strictly after this event id (or ListEvents cursor)."""
+    """Resume strictly after this event id (or ListEvents cursor). At most 64 characters: event ids and
+    events cursors are short. One beyond the newest event is CONFIG_ERROR.
+    """
     session_id: _builtins.str
     """Only events of this session."""
     @_builtins.property

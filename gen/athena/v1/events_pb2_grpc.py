@@ -62,7 +62,8 @@ class EventServiceServicer:
 
     def StreamEvents(self, request, context):
         """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
-        events as they commit. Without `after`, only new events are streamed. REST frames are
+        events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
+        event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
         `id: <event id>`, `event: <type>`, `data: {"ok":true,"data":<event>}`, with a heartbeat comment every 15 s.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -39,7 +39,8 @@ class EventServiceStub:
     """Events oldest first, filtered. `nextCursor` continues after the last event of the page."""
     StreamEvents: _grpc.UnaryStreamMultiCallable[_events_pb2.StreamEventsRequest, _events_pb2.StreamEventsResponse]
     """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
-    events as they commit. Without `after`, only new events are streamed. REST frames are
+    events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
+    event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
     `id: <event id>`, `event: <type>`, `data: {"ok":true,"data":<event>}`, with a heartbeat comment every 15 s.
     """
 
@@ -54,7 +55,8 @@ class EventServiceAsyncStub(EventServiceStub):
     """Events oldest first, filtered. `nextCursor` continues after the last event of the page."""
     StreamEvents: _aio.UnaryStreamMultiCallable[_events_pb2.StreamEventsRequest, _events_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
-    events as they commit. Without `after`, only new events are streamed. REST frames are
+    events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
+    event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
     `id: <event id>`, `event: <type>`, `data: {"ok":true,"data":<event>}`, with a heartbeat comment every 15 s.
     """
 
@@ -78,7 +80,8 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_events_pb2.StreamEventsResponse], _abc.AsyncIterator[_events_pb2.StreamEventsResponse]]:
         """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
-        events as they commit. Without `after`, only new events are streamed. REST frames are
+        events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
+        event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
         `id: <event id>`, `event: <type>`, `data: {"ok":true,"data":<event>}`, with a heartbeat comment every 15 s.
         """
 

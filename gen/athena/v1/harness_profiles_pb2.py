@@ -26,35 +26,43 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n athena/v1/harness_profiles.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"q\n\rHarnessConfig\x12\x1a\n\x08provider\x18\x01 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n\x05tools\x18\x03 \x03(\tR\x05tools\x12\x18\n\x07\x63ommand\x18\x04 \x03(\tR\x07\x63ommand\"p\n\x0fHarnessPolicies\x12\x1d\n\ntimeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x12\x1f\n\x0bretry_limit\x18\x02 \x01(\x05R\nretryLimit\x12\x1d\n\nbudget_usd\x18\x03 \x01(\x01R\tbudgetUsd\"B\n\nEgressRule\x12\x12\n\x04host\x18\x01 \x01(\tR\x04host\x12\x17\n\x04port\x18\x02 \x01(\x05H\x00R\x04port\x88\x01\x01\x42\x07\n\x05_port\"\x8a\x01\n\x12VerificationPolicy\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12(\n\revidence_type\x18\x04 \x01(\tH\x00R\x0c\x65videnceType\x88\x01\x01\x42\x10\n\x0e_evidence_type\"\xf8\x02\n\x0eHarnessProfile\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x30\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x18.athena.v1.HarnessConfigR\x06\x63onfig\x12\x36\n\x08policies\x18\x05 \x01(\x0b\x32\x1a.athena.v1.HarnessPoliciesR\x08policies\x12<\n\x0e\x61llowed_egress\x18\x06 \x03(\x0b\x32\x15.athena.v1.EgressRuleR\rallowedEgress\x12R\n\x15verification_policies\x18\x07 \x03(\x0b\x32\x1d.athena.v1.VerificationPolicyR\x14verificationPolicies\x12\x1d\n\ncreated_at\x18\x08 \x01(\tR\tcreatedAt\"Y\n\x1aListHarnessProfilesRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"\x84\x01\n\x1bListHarnessProfilesResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32\x19.athena.v1.HarnessProfileR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xd6\x02\n\x1b\x43reateHarnessProfileRequest\x12!\n\x0c\x64isplay_name\x18\x01 \x01(\tR\x0b\x64isplayName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12\x30\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x18.athena.v1.HarnessConfigR\x06\x63onfig\x12\x36\n\x08policies\x18\x04 \x01(\x0b\x32\x1a.athena.v1.HarnessPoliciesR\x08policies\x12<\n\x0e\x61llowed_egress\x18\x05 \x03(\x0b\x32\x15.athena.v1.EgressRuleR\rallowedEgress\x12R\n\x15verification_policies\x18\x06 \x03(\x0b\x32\x1d.athena.v1.VerificationPolicyR\x14verificationPolicies\"b\n\x1c\x43reateHarnessProfileResponse\x12\x42\n\x0fharness_profile\x18\x01 \x01(\x0b\x32\x19.athena.v1.HarnessProfileR\x0eharnessProfile2\xd0\x02\n\x15HarnessProfileService\x12\x8e\x01\n\x13ListHarnessProfiles\x12%.athena.v1.ListHarnessProfilesRequest\x1a&.athena.v1.ListHarnessProfilesResponse\"(\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/harness-profiles\x12\xa5\x01\n\x14\x43reateHarnessProfile\x12&.athena.v1.CreateHarnessProfileRequest\x1a\'.athena.v1.CreateHarnessProfileResponse\"<\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02.\"\x18/api/v1/harness-profiles:\x01*b\x0fharness_profileb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n athena/v1/harness_profiles.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"z\n\rHarnessConfig\x12\x1a\n\x08provider\x18\x01 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n\x05tools\x18\x03 \x03(\tR\x05tools\x12!\n\x07\x63ommand\x18\x04 \x03(\tB\x07\x8a\xb5\x18\x03\x08\x80 R\x07\x63ommand\"p\n\x0fHarnessPolicies\x12\x1d\n\ntimeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x12\x1f\n\x0bretry_limit\x18\x02 \x01(\x05R\nretryLimit\x12\x1d\n\nbudget_usd\x18\x03 \x01(\x01R\tbudgetUsd\"K\n\nEgressRule\x12\x1b\n\x04host\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\xff\x01R\x04host\x12\x17\n\x04port\x18\x02 \x01(\x05H\x00R\x04port\x88\x01\x01\x42\x07\n\x05_port\"\x8a\x01\n\x12VerificationPolicy\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12(\n\revidence_type\x18\x04 \x01(\tH\x00R\x0c\x65videnceType\x88\x01\x01\x42\x10\n\x0e_evidence_type\"\xf8\x02\n\x0eHarnessProfile\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12\x18\n\x07version\x18\x03 \x01(\tR\x07version\x12\x30\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x18.athena.v1.HarnessConfigR\x06\x63onfig\x12\x36\n\x08policies\x18\x05 \x01(\x0b\x32\x1a.athena.v1.HarnessPoliciesR\x08policies\x12<\n\x0e\x61llowed_egress\x18\x06 \x03(\x0b\x32\x15.athena.v1.EgressRuleR\rallowedEgress\x12R\n\x15verification_policies\x18\x07 \x03(\x0b\x32\x1d.athena.v1.VerificationPolicyR\x14verificationPolicies\x12\x1d\n\ncreated_at\x18\x08 \x01(\tR\tcreatedAt\"b\n\x1aListHarnessProfilesRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"\x84\x01\n\x1bListHarnessProfilesResponse\x12/\n\x05items\x18\x01 \x03(\x0b\x32\x19.athena.v1.HarnessProfileR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xdf\x02\n\x1b\x43reateHarnessProfileRequest\x12*\n\x0c\x64isplay_name\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x0b\x64isplayName\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12\x30\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x18.athena.v1.HarnessConfigR\x06\x63onfig\x12\x36\n\x08policies\x18\x04 \x01(\x0b\x32\x1a.athena.v1.HarnessPoliciesR\x08policies\x12<\n\x0e\x61llowed_egress\x18\x05 \x03(\x0b\x32\x15.athena.v1.EgressRuleR\rallowedEgress\x12R\n\x15verification_policies\x18\x06 \x03(\x0b\x32\x1d.athena.v1.VerificationPolicyR\x14verificationPolicies\"b\n\x1c\x43reateHarnessProfileResponse\x12\x42\n\x0fharness_profile\x18\x01 \x01(\x0b\x32\x19.athena.v1.HarnessProfileR\x0eharnessProfile2\xd0\x02\n\x15HarnessProfileService\x12\x8e\x01\n\x13ListHarnessProfiles\x12%.athena.v1.ListHarnessProfilesRequest\x1a&.athena.v1.ListHarnessProfilesResponse\"(\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/harness-profiles\x12\xa5\x01\n\x14\x43reateHarnessProfile\x12&.athena.v1.CreateHarnessProfileRequest\x1a\'.athena.v1.CreateHarnessProfileResponse\"<\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02.\"\x18/api/v1/harness-profiles:\x01*b\x0fharness_profileb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.harness_profiles_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_HARNESSCONFIG'].fields_by_name['command']._loaded_options = None
+  _globals['_HARNESSCONFIG'].fields_by_name['command']._serialized_options = b'\212\265\030\003\010\200 '
+  _globals['_EGRESSRULE'].fields_by_name['host']._loaded_options = None
+  _globals['_EGRESSRULE'].fields_by_name['host']._serialized_options = b'\212\265\030\003\010\377\001'
+  _globals['_LISTHARNESSPROFILESREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTHARNESSPROFILESREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
+  _globals['_CREATEHARNESSPROFILEREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_CREATEHARNESSPROFILEREQUEST'].fields_by_name['display_name']._serialized_options = b'\212\265\030\003\010\200\002'
   _globals['_HARNESSPROFILESERVICE'].methods_by_name['ListHarnessProfiles']._loaded_options = None
   _globals['_HARNESSPROFILESERVICE'].methods_by_name['ListHarnessProfiles']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\032\022\030/api/v1/harness-profiles'
   _globals['_HARNESSPROFILESERVICE'].methods_by_name['CreateHarnessProfile']._loaded_options = None
   _globals['_HARNESSPROFILESERVICE'].methods_by_name['CreateHarnessProfile']._serialized_options = b'\230\265\030\003\240\265\030\004\202\323\344\223\002.\"\030/api/v1/harness-profiles:\001*b\017harness_profile'
   _globals['_HARNESSCONFIG']._serialized_start=102
-  _globals['_HARNESSCONFIG']._serialized_end=215
-  _globals['_HARNESSPOLICIES']._serialized_start=217
-  _globals['_HARNESSPOLICIES']._serialized_end=329
-  _globals['_EGRESSRULE']._serialized_start=331
-  _globals['_EGRESSRULE']._serialized_end=397
-  _globals['_VERIFICATIONPOLICY']._serialized_start=400
-  _globals['_VERIFICATIONPOLICY']._serialized_end=538
-  _globals['_HARNESSPROFILE']._serialized_start=541
-  _globals['_HARNESSPROFILE']._serialized_end=917
-  _globals['_LISTHARNESSPROFILESREQUEST']._serialized_start=919
-  _globals['_LISTHARNESSPROFILESREQUEST']._serialized_end=1008
-  _globals['_LISTHARNESSPROFILESRESPONSE']._serialized_start=1011
-  _globals['_LISTHARNESSPROFILESRESPONSE']._serialized_end=1143
-  _globals['_CREATEHARNESSPROFILEREQUEST']._serialized_start=1146
-  _globals['_CREATEHARNESSPROFILEREQUEST']._serialized_end=1488
-  _globals['_CREATEHARNESSPROFILERESPONSE']._serialized_start=1490
-  _globals['_CREATEHARNESSPROFILERESPONSE']._serialized_end=1588
-  _globals['_HARNESSPROFILESERVICE']._serialized_start=1591
-  _globals['_HARNESSPROFILESERVICE']._serialized_end=1927
+  _globals['_HARNESSCONFIG']._serialized_end=224
+  _globals['_HARNESSPOLICIES']._serialized_start=226
+  _globals['_HARNESSPOLICIES']._serialized_end=338
+  _globals['_EGRESSRULE']._serialized_start=340
+  _globals['_EGRESSRULE']._serialized_end=415
+  _globals['_VERIFICATIONPOLICY']._serialized_start=418
+  _globals['_VERIFICATIONPOLICY']._serialized_end=556
+  _globals['_HARNESSPROFILE']._serialized_start=559
+  _globals['_HARNESSPROFILE']._serialized_end=935
+  _globals['_LISTHARNESSPROFILESREQUEST']._serialized_start=937
+  _globals['_LISTHARNESSPROFILESREQUEST']._serialized_end=1035
+  _globals['_LISTHARNESSPROFILESRESPONSE']._serialized_start=1038
+  _globals['_LISTHARNESSPROFILESRESPONSE']._serialized_end=1170
+  _globals['_CREATEHARNESSPROFILEREQUEST']._serialized_start=1173
+  _globals['_CREATEHARNESSPROFILEREQUEST']._serialized_end=1524
+  _globals['_CREATEHARNESSPROFILERESPONSE']._serialized_start=1526
+  _globals['_CREATEHARNESSPROFILERESPONSE']._serialized_end=1624
+  _globals['_HARNESSPROFILESERVICE']._serialized_start=1627
+  _globals['_HARNESSPROFILESERVICE']._serialized_end=1963
 # @@protoc_insertion_point(module_scope)

@@ -32,11 +32,15 @@ class HarnessConfig(_message.Message):
     model: _builtins.str
     @_builtins.property
     def tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Non-empty, de-duplicated."""
+        """Non-empty, de-duplicated; at most 100 tool names of at most 128 characters."""
 
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """For the `command` provider: the program and its arguments."""
+        """For the `command` provider: the program and its arguments, at most 100 of at most 4,096 characters each
+        (room for an inline script argument, far below the kernel's 128 KiB per argument). `command[0]` must
+        resolve to a program on the server's allow-list (`ATHENA_COMMAND_ALLOW`), checked when the profile is
+        created (which needs role Admin) and again when each run starts.
+        """
 
     def __init__(
         self,
@@ -90,6 +94,7 @@ class EgressRule(_message.Message):
     HOST_FIELD_NUMBER: _builtins.int
     PORT_FIELD_NUMBER: _builtins.int
     host: _builtins.str
+    """At most 255 characters: a DNS name (253) with its `*.` wildcard prefix."""
     port: _builtins.int
     def __init__(
         self,
@@ -196,9 +201,14 @@ class ListHarnessProfilesRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -252,6 +262,7 @@ class CreateHarnessProfileRequest(_message.Message):
     ALLOWED_EGRESS_FIELD_NUMBER: _builtins.int
     VERIFICATION_POLICIES_FIELD_NUMBER: _builtins.int
     display_name: _builtins.str
+    """A human-readable name, at most 256 characters."""
     version: _builtins.str
     @_builtins.property
     def config(self) -> Global___HarnessConfig: ...

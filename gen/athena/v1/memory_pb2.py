@@ -26,27 +26,31 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/memory.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x91\x01\n\x13SearchMemoryRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12$\n\x0bmax_results\x18\x02 \x01(\x05H\x00R\nmaxResults\x88\x01\x01\x12 \n\tmin_score\x18\x03 \x01(\x01H\x01R\x08minScore\x88\x01\x01\x42\x0e\n\x0c_max_resultsB\x0c\n\n_min_score\"\xc2\x01\n\tMemoryHit\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12\x18\n\x07snippet\x18\x03 \x01(\tR\x07snippet\x12\x14\n\x05score\x18\x04 \x01(\x01R\x05score\x12\x1d\n\nline_start\x18\x05 \x01(\x05R\tlineStart\x12\x19\n\x08line_end\x18\x06 \x01(\x05R\x07lineEnd\x12\x1a\n\x08\x63itation\x18\x07 \x01(\tR\x08\x63itation\"F\n\x14SearchMemoryResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.athena.v1.MemoryHitR\x07results\"w\n\x10GetMemoryRequest\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n\tfrom_line\x18\x02 \x01(\x05H\x00R\x04\x66rom\x88\x01\x01\x12\x19\n\x05lines\x18\x03 \x01(\x05H\x01R\x05lines\x88\x01\x01\x42\x0c\n\n_from_lineB\x08\n\x06_lines\"u\n\x11GetMemoryResponse\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1d\n\nline_start\x18\x03 \x01(\x05R\tlineStart\x12\x19\n\x08line_end\x18\x04 \x01(\x05R\x07lineEnd2\xff\x01\n\rMemoryService\x12\x7f\n\x0cSearchMemory\x12\x1e.athena.v1.SearchMemoryRequest\x1a\x1f.athena.v1.SearchMemoryResponse\".\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02 \x12\x15/api/v1/memory/searchb\x07results\x12m\n\tGetMemory\x12\x1b.athena.v1.GetMemoryRequest\x1a\x1c.athena.v1.GetMemoryResponse\"%\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/memory/get:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/memory.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x9a\x01\n\x13SearchMemoryRequest\x12\x1d\n\x05query\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x05query\x12$\n\x0bmax_results\x18\x02 \x01(\x05H\x00R\nmaxResults\x88\x01\x01\x12 \n\tmin_score\x18\x03 \x01(\x01H\x01R\x08minScore\x88\x01\x01\x42\x0e\n\x0c_max_resultsB\x0c\n\n_min_score\"\xc2\x01\n\tMemoryHit\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12\x18\n\x07snippet\x18\x03 \x01(\tR\x07snippet\x12\x14\n\x05score\x18\x04 \x01(\x01R\x05score\x12\x1d\n\nline_start\x18\x05 \x01(\x05R\tlineStart\x12\x19\n\x08line_end\x18\x06 \x01(\x05R\x07lineEnd\x12\x1a\n\x08\x63itation\x18\x07 \x01(\tR\x08\x63itation\"F\n\x14SearchMemoryResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.athena.v1.MemoryHitR\x07results\"\x80\x01\n\x10GetMemoryRequest\x12\x1b\n\x04path\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x04path\x12\x1c\n\tfrom_line\x18\x02 \x01(\x05H\x00R\x04\x66rom\x88\x01\x01\x12\x19\n\x05lines\x18\x03 \x01(\x05H\x01R\x05lines\x88\x01\x01\x42\x0c\n\n_from_lineB\x08\n\x06_lines\"u\n\x11GetMemoryResponse\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1d\n\nline_start\x18\x03 \x01(\x05R\tlineStart\x12\x19\n\x08line_end\x18\x04 \x01(\x05R\x07lineEnd2\xff\x01\n\rMemoryService\x12\x7f\n\x0cSearchMemory\x12\x1e.athena.v1.SearchMemoryRequest\x1a\x1f.athena.v1.SearchMemoryResponse\".\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02 \x12\x15/api/v1/memory/searchb\x07results\x12m\n\tGetMemory\x12\x1b.athena.v1.GetMemoryRequest\x1a\x1c.athena.v1.GetMemoryResponse\"%\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/memory/get:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.memory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SEARCHMEMORYREQUEST'].fields_by_name['query']._loaded_options = None
+  _globals['_SEARCHMEMORYREQUEST'].fields_by_name['query']._serialized_options = b'\212\265\030\003\010\200\010'
+  _globals['_GETMEMORYREQUEST'].fields_by_name['path']._loaded_options = None
+  _globals['_GETMEMORYREQUEST'].fields_by_name['path']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_MEMORYSERVICE'].methods_by_name['SearchMemory']._loaded_options = None
   _globals['_MEMORYSERVICE'].methods_by_name['SearchMemory']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002 \022\025/api/v1/memory/searchb\007results'
   _globals['_MEMORYSERVICE'].methods_by_name['GetMemory']._loaded_options = None
   _globals['_MEMORYSERVICE'].methods_by_name['GetMemory']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\027\"\022/api/v1/memory/get:\001*'
   _globals['_SEARCHMEMORYREQUEST']._serialized_start=93
-  _globals['_SEARCHMEMORYREQUEST']._serialized_end=238
-  _globals['_MEMORYHIT']._serialized_start=241
-  _globals['_MEMORYHIT']._serialized_end=435
-  _globals['_SEARCHMEMORYRESPONSE']._serialized_start=437
-  _globals['_SEARCHMEMORYRESPONSE']._serialized_end=507
-  _globals['_GETMEMORYREQUEST']._serialized_start=509
-  _globals['_GETMEMORYREQUEST']._serialized_end=628
-  _globals['_GETMEMORYRESPONSE']._serialized_start=630
-  _globals['_GETMEMORYRESPONSE']._serialized_end=747
-  _globals['_MEMORYSERVICE']._serialized_start=750
-  _globals['_MEMORYSERVICE']._serialized_end=1005
+  _globals['_SEARCHMEMORYREQUEST']._serialized_end=247
+  _globals['_MEMORYHIT']._serialized_start=250
+  _globals['_MEMORYHIT']._serialized_end=444
+  _globals['_SEARCHMEMORYRESPONSE']._serialized_start=446
+  _globals['_SEARCHMEMORYRESPONSE']._serialized_end=516
+  _globals['_GETMEMORYREQUEST']._serialized_start=519
+  _globals['_GETMEMORYREQUEST']._serialized_end=647
+  _globals['_GETMEMORYRESPONSE']._serialized_start=649
+  _globals['_GETMEMORYRESPONSE']._serialized_end=766
+  _globals['_MEMORYSERVICE']._serialized_start=769
+  _globals['_MEMORYSERVICE']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

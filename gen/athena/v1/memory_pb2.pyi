@@ -26,7 +26,7 @@ class SearchMemoryRequest(_message.Message):
     MAX_RESULTS_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
-    """Required, non-empty."""
+    """Required, non-empty; free text of at most 1,024 characters (a question, not a document)."""
     max_results: _builtins.int
     """Maximum results, > 0."""
     min_score: _builtins.float
@@ -118,7 +118,7 @@ class GetMemoryRequest(_message.Message):
     FROM_LINE_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     path: _builtins.str
-    """`MEMORY.md` or a `.md` path under `memory/`, relative to the workspace."""
+    """`MEMORY.md` or a `.md` path under `memory/`, relative to the workspace; at most 1,024 characters."""
     from_line: _builtins.int
     """First line, 1-based."""
     lines: _builtins.int

@@ -127,7 +127,11 @@ Global___SseOptions: _TypeAlias = SseOptions  # noqa: Y015
 class FieldLimit(_message.Message):
     """Bounds on a request field, checked by the server before anything else reads the request (CONFIG_ERROR
     naming the field). Fields that declare none get the contract's defaults (`athena_client.contract`):
-    strings at most 128 characters, repeated and map fields at most 100 items.
+    strings at most 128 characters, repeated and map fields at most 100 items, map keys at most 128
+    characters. Characters: no string may contain U+0000 (PostgreSQL cannot store it); strings bounded at 128
+    characters or fewer (identifiers, names, keys, filters) and every map key may not contain control
+    characters (U+0000-U+001F, U+007F-U+009F) either; strings with a larger bound are free text. The whole
+    request is at most 1,000,000 bytes (REST body, gRPC message), PAYLOAD_TOO_LARGE beyond.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -26,23 +26,29 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/personas.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xe3\x01\n\x11RunPersonaRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\trepo_path\x18\x02 \x01(\tR\x08repoPath\x12\x19\n\x08head_ref\x18\x03 \x01(\tR\x07headRef\x12\x19\n\x08\x62\x61se_ref\x18\x04 \x01(\tR\x07\x62\x61seRef\x12\x16\n\x06stdout\x18\x05 \x01(\tR\x06stdout\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x07 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\"\xf4\x01\n\x0ePersonaFinding\x12\x1a\n\x08priority\x18\x01 \x01(\tR\x08priority\x12\x1e\n\nconfidence\x18\x02 \x01(\x01R\nconfidence\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12#\n\nsuggestion\x18\x05 \x01(\tH\x00R\nsuggestion\x88\x01\x01\x12\x17\n\x04\x66ile\x18\x06 \x01(\tH\x01R\x04\x66ile\x88\x01\x01\x12\x17\n\x04line\x18\x07 \x01(\x05H\x02R\x04line\x88\x01\x01\x42\r\n\x0b_suggestionB\x07\n\x05_fileB\x07\n\x05_line\"\x8e\x04\n\x10PersonaRunResult\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12!\n\x0cpersona_name\x18\x03 \x01(\tR\x0bpersonaName\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1d\n\nsession_id\x18\x05 \x01(\tR\tsessionId\x12\x1b\n\trepo_path\x18\x06 \x01(\tR\x08repoPath\x12\x19\n\x08head_ref\x18\x07 \x01(\tR\x07headRef\x12\x19\n\x08\x62\x61se_ref\x18\x08 \x01(\tR\x07\x62\x61seRef\x12\x1d\n\nstarted_at\x18\t \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\n \x01(\tR\nfinishedAt\x12\"\n\nmerge_gate\x18\x0b \x01(\tH\x00R\tmergeGate\x88\x01\x01\x12\x35\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x19.athena.v1.PersonaFindingR\x08\x66indings\x12,\n\x0freport_markdown\x18\r \x01(\tH\x01R\x0ereportMarkdown\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x0e \x01(\tH\x02R\x05\x65rror\x88\x01\x01\x42\r\n\x0b_merge_gateB\x12\n\x10_report_markdownB\x08\n\x06_error\"a\n\x12RunPersonaResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.athena.v1.PersonaRunResultR\x06result\x12\x16\n\x06stdout\x18\x02 \x01(\tR\x06stdout2\x84\x01\n\x0ePersonaService\x12r\n\nRunPersona\x12\x1c.athena.v1.RunPersonaRequest\x1a\x1d.athena.v1.RunPersonaResponse\"\'\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/personas/run:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/personas.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xfe\x01\n\x11RunPersonaRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12$\n\trepo_path\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08repoPath\x12\"\n\x08head_ref\x18\x03 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07headRef\x12\"\n\x08\x62\x61se_ref\x18\x04 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07\x62\x61seRef\x12\x16\n\x06stdout\x18\x05 \x01(\tR\x06stdout\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x07 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\"\xf4\x01\n\x0ePersonaFinding\x12\x1a\n\x08priority\x18\x01 \x01(\tR\x08priority\x12\x1e\n\nconfidence\x18\x02 \x01(\x01R\nconfidence\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12#\n\nsuggestion\x18\x05 \x01(\tH\x00R\nsuggestion\x88\x01\x01\x12\x17\n\x04\x66ile\x18\x06 \x01(\tH\x01R\x04\x66ile\x88\x01\x01\x12\x17\n\x04line\x18\x07 \x01(\x05H\x02R\x04line\x88\x01\x01\x42\r\n\x0b_suggestionB\x07\n\x05_fileB\x07\n\x05_line\"\x8e\x04\n\x10PersonaRunResult\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12!\n\x0cpersona_name\x18\x03 \x01(\tR\x0bpersonaName\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1d\n\nsession_id\x18\x05 \x01(\tR\tsessionId\x12\x1b\n\trepo_path\x18\x06 \x01(\tR\x08repoPath\x12\x19\n\x08head_ref\x18\x07 \x01(\tR\x07headRef\x12\x19\n\x08\x62\x61se_ref\x18\x08 \x01(\tR\x07\x62\x61seRef\x12\x1d\n\nstarted_at\x18\t \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\n \x01(\tR\nfinishedAt\x12\"\n\nmerge_gate\x18\x0b \x01(\tH\x00R\tmergeGate\x88\x01\x01\x12\x35\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x19.athena.v1.PersonaFindingR\x08\x66indings\x12,\n\x0freport_markdown\x18\r \x01(\tH\x01R\x0ereportMarkdown\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x0e \x01(\tH\x02R\x05\x65rror\x88\x01\x01\x42\r\n\x0b_merge_gateB\x12\n\x10_report_markdownB\x08\n\x06_error\"a\n\x12RunPersonaResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.athena.v1.PersonaRunResultR\x06result\x12\x16\n\x06stdout\x18\x02 \x01(\tR\x06stdout2\x84\x01\n\x0ePersonaService\x12r\n\nRunPersona\x12\x1c.athena.v1.RunPersonaRequest\x1a\x1d.athena.v1.RunPersonaResponse\"\'\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/personas/run:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.personas_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['repo_path']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['repo_path']._serialized_options = b'\212\265\030\003\010\200\010'
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['head_ref']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['head_ref']._serialized_options = b'\212\265\030\003\010\200\002'
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['base_ref']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['base_ref']._serialized_options = b'\212\265\030\003\010\200\002'
   _globals['_PERSONASERVICE'].methods_by_name['RunPersona']._loaded_options = None
   _globals['_PERSONASERVICE'].methods_by_name['RunPersona']._serialized_options = b'\230\265\030\003\240\265\030\003\202\323\344\223\002\031\"\024/api/v1/personas/run:\001*'
   _globals['_RUNPERSONAREQUEST']._serialized_start=95
-  _globals['_RUNPERSONAREQUEST']._serialized_end=322
-  _globals['_PERSONAFINDING']._serialized_start=325
-  _globals['_PERSONAFINDING']._serialized_end=569
-  _globals['_PERSONARUNRESULT']._serialized_start=572
-  _globals['_PERSONARUNRESULT']._serialized_end=1098
-  _globals['_RUNPERSONARESPONSE']._serialized_start=1100
-  _globals['_RUNPERSONARESPONSE']._serialized_end=1197
-  _globals['_PERSONASERVICE']._serialized_start=1200
-  _globals['_PERSONASERVICE']._serialized_end=1332
+  _globals['_RUNPERSONAREQUEST']._serialized_end=349
+  _globals['_PERSONAFINDING']._serialized_start=352
+  _globals['_PERSONAFINDING']._serialized_end=596
+  _globals['_PERSONARUNRESULT']._serialized_start=599
+  _globals['_PERSONARUNRESULT']._serialized_end=1125
+  _globals['_RUNPERSONARESPONSE']._serialized_start=1127
+  _globals['_RUNPERSONARESPONSE']._serialized_end=1224
+  _globals['_PERSONASERVICE']._serialized_start=1227
+  _globals['_PERSONASERVICE']._serialized_end=1359
 # @@protoc_insertion_point(module_scope)

@@ -32,7 +32,9 @@ class RunPersonaRequest(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     repo_path: _builtins.str
+    """A repository path on the server; at most 1,024 characters."""
     head_ref: _builtins.str
+    """Git revisions (ref names or object ids); at most 256 characters each."""
     base_ref: _builtins.str
     stdout: _builtins.str
     """"summary", "json", "md" or "none"."""

@@ -144,7 +144,7 @@ class PutPolicyRequest(_message.Message):
     retry_budget_per_run: _builtins.int
     cost_budget_daily_usd: _builtins.float
     audit_comment: _builtins.str
-    """Why the policy changed; recorded in the `policy.updated` event."""
+    """Why the policy changed; recorded in the `policy.updated` event. At most 1,024 characters."""
     @_builtins.property
     def policy(self) -> Global___Policy:
         """Wrapped form: the document under `policy`, with a required `auditComment`."""
@@ -227,9 +227,14 @@ class ListPolicyRejectionsRequest(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     session_id: _builtins.str
     """Only rejections of this session."""
     created_after: _builtins.str

@@ -27,7 +27,7 @@ from athena.v1 import runs_pb2 as athena_dot_v1_dot_runs__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61thena/v1/run_templates.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x14\x61thena/v1/runs.proto\x1a\x1cgoogle/api/annotations.proto\"\xad\x02\n\x0bRunTemplate\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x12harness_profile_id\x18\x02 \x01(\tR\x10harnessProfileId\x12-\n\x12\x64irective_template\x18\x03 \x01(\tR\x11\x64irectiveTemplate\x12P\n\x0e\x64\x65\x66\x61ult_params\x18\x04 \x03(\x0b\x32).athena.v1.RunTemplate.DefaultParamsEntryR\rdefaultParams\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x1a@\n\x12\x44\x65\x66\x61ultParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"V\n\x17ListRunTemplatesRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"~\n\x18ListRunTemplatesResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x16.athena.v1.RunTemplateR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\x98\x02\n\x18\x43reateRunTemplateRequest\x12,\n\x12harness_profile_id\x18\x01 \x01(\tR\x10harnessProfileId\x12-\n\x12\x64irective_template\x18\x02 \x01(\tR\x11\x64irectiveTemplate\x12]\n\x0e\x64\x65\x66\x61ult_params\x18\x03 \x03(\x0b\x32\x36.athena.v1.CreateRunTemplateRequest.DefaultParamsEntryR\rdefaultParams\x1a@\n\x12\x44\x65\x66\x61ultParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"V\n\x19\x43reateRunTemplateResponse\x12\x39\n\x0crun_template\x18\x01 \x01(\x0b\x32\x16.athena.v1.RunTemplateR\x0brunTemplate\"\xe9\x01\n\x15RunRunTemplateRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x44\n\x06params\x18\x02 \x03(\x0b\x32,.athena.v1.RunRunTemplateRequest.ParamsEntryR\x06params\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x17\n\x04wait\x18\x04 \x01(\x08H\x00R\x04wait\x88\x01\x01\x1a\x39\n\x0bParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x07\n\x05_wait\"F\n\x16RunRunTemplateResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x14.athena.v1.RunResultR\x06result2\x86\x04\n\x12RunTemplateService\x12\x82\x01\n\x10ListRunTemplates\x12\".athena.v1.ListRunTemplatesRequest\x1a#.athena.v1.ListRunTemplatesResponse\"%\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/run-templates\x12\x96\x01\n\x11\x43reateRunTemplate\x12#.athena.v1.CreateRunTemplateRequest\x1a$.athena.v1.CreateRunTemplateResponse\"6\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02(\"\x15/api/v1/run-templates:\x01*b\x0crun_template\x12\xd1\x01\n\x0eRunRunTemplate\x12 .athena.v1.RunRunTemplateRequest\x1a!.athena.v1.RunRunTemplateResponse\"z\x92\xb5\x18\x41With `wait: false`: the run as admitted (`pending` or `running`).\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\'\"\x1a/api/v1/templates/{id}/run:\x01*b\x06resultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61thena/v1/run_templates.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x14\x61thena/v1/runs.proto\x1a\x1cgoogle/api/annotations.proto\"\xad\x02\n\x0bRunTemplate\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x12harness_profile_id\x18\x02 \x01(\tR\x10harnessProfileId\x12-\n\x12\x64irective_template\x18\x03 \x01(\tR\x11\x64irectiveTemplate\x12P\n\x0e\x64\x65\x66\x61ult_params\x18\x04 \x03(\x0b\x32).athena.v1.RunTemplate.DefaultParamsEntryR\rdefaultParams\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x1a@\n\x12\x44\x65\x66\x61ultParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"_\n\x17ListRunTemplatesRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"~\n\x18ListRunTemplatesResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x16.athena.v1.RunTemplateR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xb4\x02\n\x18\x43reateRunTemplateRequest\x12\x34\n\x12harness_profile_id\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x10harnessProfileId\x12\x37\n\x12\x64irective_template\x18\x02 \x01(\tB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x11\x64irectiveTemplate\x12g\n\x0e\x64\x65\x66\x61ult_params\x18\x03 \x03(\x0b\x32\x36.athena.v1.CreateRunTemplateRequest.DefaultParamsEntryB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\rdefaultParams\x1a@\n\x12\x44\x65\x66\x61ultParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"V\n\x19\x43reateRunTemplateResponse\x12\x39\n\x0crun_template\x18\x01 \x01(\x0b\x32\x16.athena.v1.RunTemplateR\x0brunTemplate\"\xfb\x01\n\x15RunRunTemplateRequest\x12\x16\n\x02id\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x02id\x12N\n\x06params\x18\x02 \x03(\x0b\x32,.athena.v1.RunRunTemplateRequest.ParamsEntryB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x06params\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x17\n\x04wait\x18\x04 \x01(\x08H\x00R\x04wait\x88\x01\x01\x1a\x39\n\x0bParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x07\n\x05_wait\"F\n\x16RunRunTemplateResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x14.athena.v1.RunResultR\x06result2\x86\x04\n\x12RunTemplateService\x12\x82\x01\n\x10ListRunTemplates\x12\".athena.v1.ListRunTemplatesRequest\x1a#.athena.v1.ListRunTemplatesResponse\"%\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/run-templates\x12\x96\x01\n\x11\x43reateRunTemplate\x12#.athena.v1.CreateRunTemplateRequest\x1a$.athena.v1.CreateRunTemplateResponse\"6\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02(\"\x15/api/v1/run-templates:\x01*b\x0crun_template\x12\xd1\x01\n\x0eRunRunTemplate\x12 .athena.v1.RunRunTemplateRequest\x1a!.athena.v1.RunRunTemplateResponse\"z\x92\xb5\x18\x41With `wait: false`: the run as admitted (`pending` or `running`).\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\'\"\x1a/api/v1/templates/{id}/run:\x01*b\x06resultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RUNTEMPLATE_DEFAULTPARAMSENTRY']._loaded_options = None
   _globals['_RUNTEMPLATE_DEFAULTPARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTRUNTEMPLATESREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTRUNTEMPLATESREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
   _globals['_CREATERUNTEMPLATEREQUEST_DEFAULTPARAMSENTRY']._loaded_options = None
   _globals['_CREATERUNTEMPLATEREQUEST_DEFAULTPARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['harness_profile_id']._loaded_options = None
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['harness_profile_id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['directive_template']._loaded_options = None
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['directive_template']._serialized_options = b'\212\265\030\004\010\300\204='
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['default_params']._loaded_options = None
+  _globals['_CREATERUNTEMPLATEREQUEST'].fields_by_name['default_params']._serialized_options = b'\212\265\030\004\010\300\204='
   _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._loaded_options = None
   _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
+  _globals['_RUNRUNTEMPLATEREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_RUNRUNTEMPLATEREQUEST'].fields_by_name['id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_RUNRUNTEMPLATEREQUEST'].fields_by_name['params']._loaded_options = None
+  _globals['_RUNRUNTEMPLATEREQUEST'].fields_by_name['params']._serialized_options = b'\212\265\030\004\010\300\204='
   _globals['_RUNTEMPLATESERVICE'].methods_by_name['ListRunTemplates']._loaded_options = None
   _globals['_RUNTEMPLATESERVICE'].methods_by_name['ListRunTemplates']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\027\022\025/api/v1/run-templates'
   _globals['_RUNTEMPLATESERVICE'].methods_by_name['CreateRunTemplate']._loaded_options = None
@@ -51,21 +63,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNTEMPLATE_DEFAULTPARAMSENTRY']._serialized_start=359
   _globals['_RUNTEMPLATE_DEFAULTPARAMSENTRY']._serialized_end=423
   _globals['_LISTRUNTEMPLATESREQUEST']._serialized_start=425
-  _globals['_LISTRUNTEMPLATESREQUEST']._serialized_end=511
-  _globals['_LISTRUNTEMPLATESRESPONSE']._serialized_start=513
-  _globals['_LISTRUNTEMPLATESRESPONSE']._serialized_end=639
-  _globals['_CREATERUNTEMPLATEREQUEST']._serialized_start=642
-  _globals['_CREATERUNTEMPLATEREQUEST']._serialized_end=922
+  _globals['_LISTRUNTEMPLATESREQUEST']._serialized_end=520
+  _globals['_LISTRUNTEMPLATESRESPONSE']._serialized_start=522
+  _globals['_LISTRUNTEMPLATESRESPONSE']._serialized_end=648
+  _globals['_CREATERUNTEMPLATEREQUEST']._serialized_start=651
+  _globals['_CREATERUNTEMPLATEREQUEST']._serialized_end=959
   _globals['_CREATERUNTEMPLATEREQUEST_DEFAULTPARAMSENTRY']._serialized_start=359
   _globals['_CREATERUNTEMPLATEREQUEST_DEFAULTPARAMSENTRY']._serialized_end=423
-  _globals['_CREATERUNTEMPLATERESPONSE']._serialized_start=924
-  _globals['_CREATERUNTEMPLATERESPONSE']._serialized_end=1010
-  _globals['_RUNRUNTEMPLATEREQUEST']._serialized_start=1013
-  _globals['_RUNRUNTEMPLATEREQUEST']._serialized_end=1246
-  _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._serialized_start=1180
-  _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._serialized_end=1237
-  _globals['_RUNRUNTEMPLATERESPONSE']._serialized_start=1248
-  _globals['_RUNRUNTEMPLATERESPONSE']._serialized_end=1318
-  _globals['_RUNTEMPLATESERVICE']._serialized_start=1321
-  _globals['_RUNTEMPLATESERVICE']._serialized_end=1839
+  _globals['_CREATERUNTEMPLATERESPONSE']._serialized_start=961
+  _globals['_CREATERUNTEMPLATERESPONSE']._serialized_end=1047
+  _globals['_RUNRUNTEMPLATEREQUEST']._serialized_start=1050
+  _globals['_RUNRUNTEMPLATEREQUEST']._serialized_end=1301
+  _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._serialized_start=1235
+  _globals['_RUNRUNTEMPLATEREQUEST_PARAMSENTRY']._serialized_end=1292
+  _globals['_RUNRUNTEMPLATERESPONSE']._serialized_start=1303
+  _globals['_RUNRUNTEMPLATERESPONSE']._serialized_end=1373
+  _globals['_RUNTEMPLATESERVICE']._serialized_start=1376
+  _globals['_RUNTEMPLATESERVICE']._serialized_end=1894
 # @@protoc_insertion_point(module_scope)

@@ -80,9 +80,14 @@ class ListRunTemplatesRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -153,9 +158,17 @@ class CreateRunTemplateRequest(_message.Message):
     DIRECTIVE_TEMPLATE_FIELD_NUMBER: _builtins.int
     DEFAULT_PARAMS_FIELD_NUMBER: _builtins.int
     harness_profile_id: _builtins.str
+    """An existing harness profile; at most 64 characters (profile ids are server-minted)."""
     directive_template: _builtins.str
+    """The directive text with `{{ name }}` placeholders. At most 1,000,000 characters (only the request bound
+    limits it); a run whose rendered text does not fit the context window is CONTEXT_OVERFLOW.
+    """
     @_builtins.property
-    def default_params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def default_params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Values of the placeholders: at most 100, names at most 128 characters, values at most 1,000,000 (text
+        rendered into a run's input, limited by the request bound only).
+        """
+
     def __init__(
         self,
         *,
@@ -220,14 +233,14 @@ class RunRunTemplateRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The template id."""
+    """The template id; at most 64 characters (template ids are server-minted)."""
     session_id: _builtins.str
     """The session to run in; generated (`template-<id>-<12 hex>`) when absent."""
     wait: _builtins.bool
     """Wait for the run to finish (default); `false` answers at once (REST 202), as for CreateRun."""
     @_builtins.property
     def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Overrides of the template's default parameters."""
+        """Overrides of the template's default parameters; bounded as `defaultParams`."""
 
     def __init__(
         self,

@@ -212,17 +212,25 @@ class CreateRunRequest(_message.Message):
     WAIT_FIELD_NUMBER: _builtins.int
     RUNNING_RUN_BEHAVIOR_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
-    """The session to run in; created on first use. Must match `^[A-Za-z0-9._-]+$`."""
+    """The session to run in; created on first use. Must match `^[A-Za-z0-9._-]+$`; at most 128 characters."""
     input: _builtins.str
-    """The user input. Required unless `directiveId` is given; not combinable with it."""
+    """The user input. Required unless `directiveId` is given; not combinable with it. At most 1,000,000
+    characters, so only the request bound (1,000,000 bytes) limits it; an input that alone does not fit the
+    context window (30,000 characters as the `user: <input>` turn) is CONTEXT_OVERFLOW, refused before
+    anything (run, transcript entry, shadow directive) is stored.
+    """
     provider: _builtins.str
     """Provider name, e.g. "mock". Defaults to the server's configured default provider."""
     model: _builtins.str
     """Model name. Defaults to the server's configured default model."""
     directive_id: _builtins.str
-    """A stored directive to run instead of raw input."""
+    """A stored directive to run instead of raw input. At most 64 characters: directive ids are minted by the
+    server and stored in 64-character columns.
+    """
     harness_profile_id: _builtins.str
-    """A stored harness profile choosing provider, model and policies; not combinable with provider/model."""
+    """A stored harness profile choosing provider, model and policies; not combinable with provider/model. At
+    most 64 characters, like every server-minted id.
+    """
     wait: _builtins.bool
     """Wait for the run to finish (default). `false` answers at once (REST 202) with the run as admitted
     (`pending` while it waits for its session, else `running`); `GET /api/v1/runs/{runId}` then tells its
@@ -234,7 +242,10 @@ class CreateRunRequest(_message.Message):
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Free-form string labels recorded with the run."""
+        """Free-form string labels recorded with the run: at most 100 entries, keys at most 128 characters,
+        values at most 1,024 (labels travel with the run's events and policy decisions; documents belong in
+        `input`).
+        """
 
     def __init__(
         self,
@@ -552,7 +563,7 @@ class GetRunRequest(_message.Message):
 
     RUN_ID_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
-    """The run id returned by CreateRun."""
+    """The run id returned by CreateRun; at most 64 characters (run ids are server-minted)."""
     def __init__(
         self,
         *,
@@ -748,13 +759,18 @@ class ListActiveRunsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     session_id: _builtins.str
     """Only runs of this session."""
     run_id: _builtins.str
-    """Only this run."""
+    """Only this run; at most 64 characters."""
     def __init__(
         self,
         *,
@@ -842,13 +858,18 @@ class ListCancelRequestsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     session_id: _builtins.str
     """Only requests for this session."""
     run_id: _builtins.str
-    """Only requests for this run."""
+    """Only requests for this run; at most 64 characters."""
     def __init__(
         self,
         *,
@@ -945,8 +966,13 @@ class CancelRunByRunIdRequest(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
+    """At most 64 characters: the call records a `run.cancel.requested` event naming it even when no such run
+    is active, in a 64-character column.
+    """
     reason: _builtins.str
-    """Recorded with the request and reported to the waiting caller."""
+    """Recorded with the request and reported to the waiting caller (as the run's error message). At most
+    1,024 characters: a sentence or two, not a document.
+    """
     def __init__(
         self,
         *,
@@ -997,7 +1023,7 @@ class CancelRunBySessionIdRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     reason: _builtins.str
-    """Recorded with the request and reported to the waiting caller."""
+    """Recorded with the request and reported to the waiting caller. At most 1,024 characters."""
     def __init__(
         self,
         *,

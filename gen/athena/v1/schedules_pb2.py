@@ -26,7 +26,7 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61thena/v1/schedules.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x8a\x04\n\rScheduledTask\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05input\x18\x04 \x01(\tR\x05input\x12#\n\revery_minutes\x18\x05 \x01(\x05R\x0c\x65veryMinutes\x12\x18\n\x07\x65nabled\x18\x06 \x01(\x08R\x07\x65nabled\x12\x18\n\x07running\x18\x07 \x01(\x08R\x07running\x12\x1d\n\ncreated_at\x18\x08 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\t \x01(\tR\tupdatedAt\x12\x1e\n\x0bnext_run_at\x18\n \x01(\tR\tnextRunAt\x12#\n\x0blast_run_at\x18\x0b \x01(\tH\x00R\tlastRunAt\x88\x01\x01\x12\x17\n\x04\x63ron\x18\x0c \x01(\tH\x01R\x04\x63ron\x88\x01\x01\x12\x42\n\x08metadata\x18\r \x03(\x0b\x32&.athena.v1.ScheduledTask.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x0e\n\x0c_last_run_atB\x07\n\x05_cron\"\xe1\x02\n\x11ScheduleRunResult\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32\x1c.athena.v1.ScheduleRunStatusR\x06status\x12\x1d\n\nstarted_at\x18\x04 \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\x05 \x01(\tR\nfinishedAt\x12\x19\n\x05\x65rror\x18\x06 \x01(\tH\x00R\x05\x65rror\x88\x01\x01\x12\"\n\nerror_code\x18\x07 \x01(\tH\x01R\terrorCode\x88\x01\x01\x12\x1a\n\x06run_id\x18\x08 \x01(\tH\x02R\x05runId\x88\x01\x01\x12\x1c\n\x07slot_at\x18\t \x01(\tH\x03R\x06slotAt\x88\x01\x01\x42\x08\n\x06_errorB\r\n\x0b_error_codeB\t\n\x07_run_idB\n\n\x08_slot_at\"\xff\x02\n\x0eScheduleRunLog\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bschedule_id\x18\x02 \x01(\tR\nscheduleId\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1d\n\nstarted_at\x18\x04 \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\x05 \x01(\tR\nfinishedAt\x12\x34\n\x06status\x18\x06 \x01(\x0e\x32\x1c.athena.v1.ScheduleRunStatusR\x06status\x12\x19\n\x05\x65rror\x18\x07 \x01(\tH\x00R\x05\x65rror\x88\x01\x01\x12\"\n\nerror_code\x18\x08 \x01(\tH\x01R\terrorCode\x88\x01\x01\x12\x1a\n\x06run_id\x18\t \x01(\tH\x02R\x05runId\x88\x01\x01\x12\x1c\n\x07slot_at\x18\n \x01(\tH\x03R\x06slotAt\x88\x01\x01\x42\x08\n\x06_errorB\r\n\x0b_error_codeB\t\n\x07_run_idB\n\n\x08_slot_at\"S\n\x14ListSchedulesRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"}\n\x15ListSchedulesResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x18.athena.v1.ScheduledTaskR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\x9e\x03\n\x15\x43reateScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05input\x18\x03 \x01(\tR\x05input\x12(\n\revery_minutes\x18\x04 \x01(\x05H\x00R\x0c\x65veryMinutes\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x01R\x07\x65nabled\x88\x01\x01\x12 \n\tstart_now\x18\x06 \x01(\x08H\x02R\x08startNow\x88\x01\x01\x12\x17\n\x04\x63ron\x18\x07 \x01(\tH\x03R\x04\x63ron\x88\x01\x01\x12J\n\x08metadata\x18\x08 \x03(\x0b\x32..athena.v1.CreateScheduleRequest.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x10\n\x0e_every_minutesB\n\n\x08_enabledB\x0c\n\n_start_nowB\x07\n\x05_cron\"N\n\x16\x43reateScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"\x9e\x03\n\x15UpdateScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05input\x18\x03 \x01(\tR\x05input\x12(\n\revery_minutes\x18\x04 \x01(\x05H\x00R\x0c\x65veryMinutes\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x01R\x07\x65nabled\x88\x01\x01\x12 \n\tstart_now\x18\x06 \x01(\x08H\x02R\x08startNow\x88\x01\x01\x12\x17\n\x04\x63ron\x18\x07 \x01(\tH\x03R\x04\x63ron\x88\x01\x01\x12J\n\x08metadata\x18\x08 \x03(\x0b\x32..athena.v1.UpdateScheduleRequest.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x10\n\x0e_every_minutesB\n\n\x08_enabledB\x0c\n\n_start_nowB\x07\n\x05_cron\"N\n\x16UpdateScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"\'\n\x15\x44\x65leteScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"B\n\x16\x44\x65leteScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07removed\x18\x02 \x01(\x08R\x07removed\"$\n\x12GetScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"K\n\x13GetScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"V\n\x12RunScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"K\n\x13RunScheduleResponse\x12\x34\n\x06result\x18\x01 \x01(\x0b\x32\x1c.athena.v1.ScheduleRunResultR\x06result\"\'\n\x15\x45nableScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"x\n\x16\x45nableScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07updated\x18\x02 \x01(\x08R\x07updated\x12\x34\n\x08schedule\x18\x03 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"(\n\x16\x44isableScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"y\n\x17\x44isableScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07updated\x18\x02 \x01(\x08R\x07updated\x12\x34\n\x08schedule\x18\x03 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"d\n\x17ListScheduleLogsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05\x61\x66ter\x18\x02 \x01(\tR\x05\x61\x66ter\x12\x19\n\x05limit\x18\x03 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"I\n\x18ListScheduleLogsResponse\x12-\n\x04logs\x18\x01 \x03(\x0b\x32\x19.athena.v1.ScheduleRunLogR\x04logs\"X\n\x14TickSchedulesRequest\x12\x0e\n\x02\x61t\x18\x01 \x01(\tR\x02\x61t\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"q\n\x15TickSchedulesResponse\x12\x0e\n\x02\x61t\x18\x01 \x01(\tR\x02\x61t\x12.\n\x03run\x18\x02 \x03(\x0b\x32\x1c.athena.v1.ScheduleRunResultR\x03run\x12\x18\n\x07skipped\x18\x03 \x01(\x05R\x07skipped*\xc6\x01\n\x11ScheduleRunStatus\x12#\n\x1fSCHEDULE_RUN_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x16SCHEDULE_RUN_STATUS_OK\x10\x01\x1a\x06\x8a\xb5\x18\x02ok\x12*\n\x1aSCHEDULE_RUN_STATUS_FAILED\x10\x02\x1a\n\x8a\xb5\x18\x06\x66\x61iled\x12<\n#SCHEDULE_RUN_STATUS_ALREADY_RUNNING\x10\x03\x1a\x13\x8a\xb5\x18\x0f\x61lready-running2\xca\n\n\x0fScheduleService\x12u\n\rListSchedules\x12\x1f.athena.v1.ListSchedulesRequest\x1a .athena.v1.ListSchedulesResponse\"!\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/schedules\x12\x85\x01\n\x0e\x43reateSchedule\x12 .athena.v1.CreateScheduleRequest\x1a!.athena.v1.CreateScheduleResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x11/api/v1/schedules:\x01*b\x08schedule\x12\x8a\x01\n\x0eUpdateSchedule\x12 .athena.v1.UpdateScheduleRequest\x1a!.athena.v1.UpdateScheduleResponse\"3\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02%\x1a\x16/api/v1/schedules/{id}:\x01*b\x08schedule\x12}\n\x0e\x44\x65leteSchedule\x12 .athena.v1.DeleteScheduleRequest\x1a!.athena.v1.DeleteScheduleResponse\"&\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\x18*\x16/api/v1/schedules/{id}\x12~\n\x0bGetSchedule\x12\x1d.athena.v1.GetScheduleRequest\x1a\x1e.athena.v1.GetScheduleResponse\"0\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\"\x12\x16/api/v1/schedules/{id}b\x08schedule\x12\x83\x01\n\x0bRunSchedule\x12\x1d.athena.v1.RunScheduleRequest\x1a\x1e.athena.v1.RunScheduleResponse\"5\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\'\"\x1a/api/v1/schedules/{id}/run:\x01*b\x06result\x12\x87\x01\n\x0e\x45nableSchedule\x12 .athena.v1.EnableScheduleRequest\x1a!.athena.v1.EnableScheduleResponse\"0\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/schedules/{id}/enable:\x01*\x12\x8b\x01\n\x0f\x44isableSchedule\x12!.athena.v1.DisableScheduleRequest\x1a\".athena.v1.DisableScheduleResponse\"1\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/schedules/{id}/disable:\x01*\x12\x8e\x01\n\x10ListScheduleLogs\x12\".athena.v1.ListScheduleLogsRequest\x1a#.athena.v1.ListScheduleLogsResponse\"1\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02#\x12\x1b/api/v1/schedules/{id}/logsb\x04logs\x12}\n\rTickSchedules\x12\x1f.athena.v1.TickSchedulesRequest\x1a .athena.v1.TickSchedulesResponse\")\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/schedules/tick:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61thena/v1/schedules.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x8a\x04\n\rScheduledTask\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05input\x18\x04 \x01(\tR\x05input\x12#\n\revery_minutes\x18\x05 \x01(\x05R\x0c\x65veryMinutes\x12\x18\n\x07\x65nabled\x18\x06 \x01(\x08R\x07\x65nabled\x12\x18\n\x07running\x18\x07 \x01(\x08R\x07running\x12\x1d\n\ncreated_at\x18\x08 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\t \x01(\tR\tupdatedAt\x12\x1e\n\x0bnext_run_at\x18\n \x01(\tR\tnextRunAt\x12#\n\x0blast_run_at\x18\x0b \x01(\tH\x00R\tlastRunAt\x88\x01\x01\x12\x17\n\x04\x63ron\x18\x0c \x01(\tH\x01R\x04\x63ron\x88\x01\x01\x12\x42\n\x08metadata\x18\r \x03(\x0b\x32&.athena.v1.ScheduledTask.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x0e\n\x0c_last_run_atB\x07\n\x05_cron\"\xe1\x02\n\x11ScheduleRunResult\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32\x1c.athena.v1.ScheduleRunStatusR\x06status\x12\x1d\n\nstarted_at\x18\x04 \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\x05 \x01(\tR\nfinishedAt\x12\x19\n\x05\x65rror\x18\x06 \x01(\tH\x00R\x05\x65rror\x88\x01\x01\x12\"\n\nerror_code\x18\x07 \x01(\tH\x01R\terrorCode\x88\x01\x01\x12\x1a\n\x06run_id\x18\x08 \x01(\tH\x02R\x05runId\x88\x01\x01\x12\x1c\n\x07slot_at\x18\t \x01(\tH\x03R\x06slotAt\x88\x01\x01\x42\x08\n\x06_errorB\r\n\x0b_error_codeB\t\n\x07_run_idB\n\n\x08_slot_at\"\xff\x02\n\x0eScheduleRunLog\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bschedule_id\x18\x02 \x01(\tR\nscheduleId\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1d\n\nstarted_at\x18\x04 \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\x05 \x01(\tR\nfinishedAt\x12\x34\n\x06status\x18\x06 \x01(\x0e\x32\x1c.athena.v1.ScheduleRunStatusR\x06status\x12\x19\n\x05\x65rror\x18\x07 \x01(\tH\x00R\x05\x65rror\x88\x01\x01\x12\"\n\nerror_code\x18\x08 \x01(\tH\x01R\terrorCode\x88\x01\x01\x12\x1a\n\x06run_id\x18\t \x01(\tH\x02R\x05runId\x88\x01\x01\x12\x1c\n\x07slot_at\x18\n \x01(\tH\x03R\x06slotAt\x88\x01\x01\x42\x08\n\x06_errorB\r\n\x0b_error_codeB\t\n\x07_run_idB\n\n\x08_slot_at\"\\\n\x14ListSchedulesRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"}\n\x15ListSchedulesResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x18.athena.v1.ScheduledTaskR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\xba\x03\n\x15\x43reateScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x1e\n\x05input\x18\x03 \x01(\tB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x05input\x12(\n\revery_minutes\x18\x04 \x01(\x05H\x00R\x0c\x65veryMinutes\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x01R\x07\x65nabled\x88\x01\x01\x12 \n\tstart_now\x18\x06 \x01(\x08H\x02R\x08startNow\x88\x01\x01\x12 \n\x04\x63ron\x18\x07 \x01(\tB\x07\x8a\xb5\x18\x03\x08\xc8\x01H\x03R\x04\x63ron\x88\x01\x01\x12S\n\x08metadata\x18\x08 \x03(\x0b\x32..athena.v1.CreateScheduleRequest.MetadataEntryB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x10\n\x0e_every_minutesB\n\n\x08_enabledB\x0c\n\n_start_nowB\x07\n\x05_cron\"N\n\x16\x43reateScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"\xba\x03\n\x15UpdateScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x1e\n\x05input\x18\x03 \x01(\tB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x05input\x12(\n\revery_minutes\x18\x04 \x01(\x05H\x00R\x0c\x65veryMinutes\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x01R\x07\x65nabled\x88\x01\x01\x12 \n\tstart_now\x18\x06 \x01(\x08H\x02R\x08startNow\x88\x01\x01\x12 \n\x04\x63ron\x18\x07 \x01(\tB\x07\x8a\xb5\x18\x03\x08\xc8\x01H\x03R\x04\x63ron\x88\x01\x01\x12S\n\x08metadata\x18\x08 \x03(\x0b\x32..athena.v1.UpdateScheduleRequest.MetadataEntryB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x10\n\x0e_every_minutesB\n\n\x08_enabledB\x0c\n\n_start_nowB\x07\n\x05_cron\"N\n\x16UpdateScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"\'\n\x15\x44\x65leteScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"B\n\x16\x44\x65leteScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07removed\x18\x02 \x01(\x08R\x07removed\"$\n\x12GetScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"K\n\x13GetScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"V\n\x12RunScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"K\n\x13RunScheduleResponse\x12\x34\n\x06result\x18\x01 \x01(\x0b\x32\x1c.athena.v1.ScheduleRunResultR\x06result\"\'\n\x15\x45nableScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"x\n\x16\x45nableScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07updated\x18\x02 \x01(\x08R\x07updated\x12\x34\n\x08schedule\x18\x03 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"(\n\x16\x44isableScheduleRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"y\n\x17\x44isableScheduleResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07updated\x18\x02 \x01(\x08R\x07updated\x12\x34\n\x08schedule\x18\x03 \x01(\x0b\x32\x18.athena.v1.ScheduledTaskR\x08schedule\"l\n\x17ListScheduleLogsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n\x05\x61\x66ter\x18\x02 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\x12\x19\n\x05limit\x18\x03 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"I\n\x18ListScheduleLogsResponse\x12-\n\x04logs\x18\x01 \x03(\x0b\x32\x19.athena.v1.ScheduleRunLogR\x04logs\"X\n\x14TickSchedulesRequest\x12\x0e\n\x02\x61t\x18\x01 \x01(\tR\x02\x61t\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"q\n\x15TickSchedulesResponse\x12\x0e\n\x02\x61t\x18\x01 \x01(\tR\x02\x61t\x12.\n\x03run\x18\x02 \x03(\x0b\x32\x1c.athena.v1.ScheduleRunResultR\x03run\x12\x18\n\x07skipped\x18\x03 \x01(\x05R\x07skipped*\xc6\x01\n\x11ScheduleRunStatus\x12#\n\x1fSCHEDULE_RUN_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x16SCHEDULE_RUN_STATUS_OK\x10\x01\x1a\x06\x8a\xb5\x18\x02ok\x12*\n\x1aSCHEDULE_RUN_STATUS_FAILED\x10\x02\x1a\n\x8a\xb5\x18\x06\x66\x61iled\x12<\n#SCHEDULE_RUN_STATUS_ALREADY_RUNNING\x10\x03\x1a\x13\x8a\xb5\x18\x0f\x61lready-running2\xca\n\n\x0fScheduleService\x12u\n\rListSchedules\x12\x1f.athena.v1.ListSchedulesRequest\x1a .athena.v1.ListSchedulesResponse\"!\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/schedules\x12\x85\x01\n\x0e\x43reateSchedule\x12 .athena.v1.CreateScheduleRequest\x1a!.athena.v1.CreateScheduleResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x11/api/v1/schedules:\x01*b\x08schedule\x12\x8a\x01\n\x0eUpdateSchedule\x12 .athena.v1.UpdateScheduleRequest\x1a!.athena.v1.UpdateScheduleResponse\"3\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02%\x1a\x16/api/v1/schedules/{id}:\x01*b\x08schedule\x12}\n\x0e\x44\x65leteSchedule\x12 .athena.v1.DeleteScheduleRequest\x1a!.athena.v1.DeleteScheduleResponse\"&\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\x18*\x16/api/v1/schedules/{id}\x12~\n\x0bGetSchedule\x12\x1d.athena.v1.GetScheduleRequest\x1a\x1e.athena.v1.GetScheduleResponse\"0\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\"\x12\x16/api/v1/schedules/{id}b\x08schedule\x12\x83\x01\n\x0bRunSchedule\x12\x1d.athena.v1.RunScheduleRequest\x1a\x1e.athena.v1.RunScheduleResponse\"5\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\'\"\x1a/api/v1/schedules/{id}/run:\x01*b\x06result\x12\x87\x01\n\x0e\x45nableSchedule\x12 .athena.v1.EnableScheduleRequest\x1a!.athena.v1.EnableScheduleResponse\"0\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/schedules/{id}/enable:\x01*\x12\x8b\x01\n\x0f\x44isableSchedule\x12!.athena.v1.DisableScheduleRequest\x1a\".athena.v1.DisableScheduleResponse\"1\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/schedules/{id}/disable:\x01*\x12\x8e\x01\n\x10ListScheduleLogs\x12\".athena.v1.ListScheduleLogsRequest\x1a#.athena.v1.ListScheduleLogsResponse\"1\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02#\x12\x1b/api/v1/schedules/{id}/logsb\x04logs\x12}\n\rTickSchedules\x12\x1f.athena.v1.TickSchedulesRequest\x1a .athena.v1.TickSchedulesResponse\")\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/schedules/tick:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,10 +41,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULERUNSTATUS'].values_by_name["SCHEDULE_RUN_STATUS_ALREADY_RUNNING"]._serialized_options = b'\212\265\030\017already-running'
   _globals['_SCHEDULEDTASK_METADATAENTRY']._loaded_options = None
   _globals['_SCHEDULEDTASK_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_LISTSCHEDULESREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTSCHEDULESREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
   _globals['_CREATESCHEDULEREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CREATESCHEDULEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['input']._loaded_options = None
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['input']._serialized_options = b'\212\265\030\004\010\300\204='
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['cron']._loaded_options = None
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['cron']._serialized_options = b'\212\265\030\003\010\310\001'
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['metadata']._loaded_options = None
+  _globals['_CREATESCHEDULEREQUEST'].fields_by_name['metadata']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_UPDATESCHEDULEREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_UPDATESCHEDULEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['input']._loaded_options = None
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['input']._serialized_options = b'\212\265\030\004\010\300\204='
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['cron']._loaded_options = None
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['cron']._serialized_options = b'\212\265\030\003\010\310\001'
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['metadata']._loaded_options = None
+  _globals['_UPDATESCHEDULEREQUEST'].fields_by_name['metadata']._serialized_options = b'\212\265\030\003\010\200\010'
+  _globals['_LISTSCHEDULELOGSREQUEST'].fields_by_name['after']._loaded_options = None
+  _globals['_LISTSCHEDULELOGSREQUEST'].fields_by_name['after']._serialized_options = b'\212\265\030\002\010@'
   _globals['_SCHEDULESERVICE'].methods_by_name['ListSchedules']._loaded_options = None
   _globals['_SCHEDULESERVICE'].methods_by_name['ListSchedules']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\023\022\021/api/v1/schedules'
   _globals['_SCHEDULESERVICE'].methods_by_name['CreateSchedule']._loaded_options = None
@@ -65,8 +81,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULESERVICE'].methods_by_name['ListScheduleLogs']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002#\022\033/api/v1/schedules/{id}/logsb\004logs'
   _globals['_SCHEDULESERVICE'].methods_by_name['TickSchedules']._loaded_options = None
   _globals['_SCHEDULESERVICE'].methods_by_name['TickSchedules']._serialized_options = b'\230\265\030\003\240\265\030\003\202\323\344\223\002\033\"\026/api/v1/schedules/tick:\001*'
-  _globals['_SCHEDULERUNSTATUS']._serialized_start=3668
-  _globals['_SCHEDULERUNSTATUS']._serialized_end=3866
+  _globals['_SCHEDULERUNSTATUS']._serialized_start=3741
+  _globals['_SCHEDULERUNSTATUS']._serialized_end=3939
   _globals['_SCHEDULEDTASK']._serialized_start=96
   _globals['_SCHEDULEDTASK']._serialized_end=618
   _globals['_SCHEDULEDTASK_METADATAENTRY']._serialized_start=534
@@ -76,49 +92,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULERUNLOG']._serialized_start=977
   _globals['_SCHEDULERUNLOG']._serialized_end=1360
   _globals['_LISTSCHEDULESREQUEST']._serialized_start=1362
-  _globals['_LISTSCHEDULESREQUEST']._serialized_end=1445
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=1447
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=1572
-  _globals['_CREATESCHEDULEREQUEST']._serialized_start=1575
-  _globals['_CREATESCHEDULEREQUEST']._serialized_end=1989
+  _globals['_LISTSCHEDULESREQUEST']._serialized_end=1454
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=1456
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=1581
+  _globals['_CREATESCHEDULEREQUEST']._serialized_start=1584
+  _globals['_CREATESCHEDULEREQUEST']._serialized_end=2026
   _globals['_CREATESCHEDULEREQUEST_METADATAENTRY']._serialized_start=534
   _globals['_CREATESCHEDULEREQUEST_METADATAENTRY']._serialized_end=593
-  _globals['_CREATESCHEDULERESPONSE']._serialized_start=1991
-  _globals['_CREATESCHEDULERESPONSE']._serialized_end=2069
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=2072
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=2486
+  _globals['_CREATESCHEDULERESPONSE']._serialized_start=2028
+  _globals['_CREATESCHEDULERESPONSE']._serialized_end=2106
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=2109
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=2551
   _globals['_UPDATESCHEDULEREQUEST_METADATAENTRY']._serialized_start=534
   _globals['_UPDATESCHEDULEREQUEST_METADATAENTRY']._serialized_end=593
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=2488
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=2566
-  _globals['_DELETESCHEDULEREQUEST']._serialized_start=2568
-  _globals['_DELETESCHEDULEREQUEST']._serialized_end=2607
-  _globals['_DELETESCHEDULERESPONSE']._serialized_start=2609
-  _globals['_DELETESCHEDULERESPONSE']._serialized_end=2675
-  _globals['_GETSCHEDULEREQUEST']._serialized_start=2677
-  _globals['_GETSCHEDULEREQUEST']._serialized_end=2713
-  _globals['_GETSCHEDULERESPONSE']._serialized_start=2715
-  _globals['_GETSCHEDULERESPONSE']._serialized_end=2790
-  _globals['_RUNSCHEDULEREQUEST']._serialized_start=2792
-  _globals['_RUNSCHEDULEREQUEST']._serialized_end=2878
-  _globals['_RUNSCHEDULERESPONSE']._serialized_start=2880
-  _globals['_RUNSCHEDULERESPONSE']._serialized_end=2955
-  _globals['_ENABLESCHEDULEREQUEST']._serialized_start=2957
-  _globals['_ENABLESCHEDULEREQUEST']._serialized_end=2996
-  _globals['_ENABLESCHEDULERESPONSE']._serialized_start=2998
-  _globals['_ENABLESCHEDULERESPONSE']._serialized_end=3118
-  _globals['_DISABLESCHEDULEREQUEST']._serialized_start=3120
-  _globals['_DISABLESCHEDULEREQUEST']._serialized_end=3160
-  _globals['_DISABLESCHEDULERESPONSE']._serialized_start=3162
-  _globals['_DISABLESCHEDULERESPONSE']._serialized_end=3283
-  _globals['_LISTSCHEDULELOGSREQUEST']._serialized_start=3285
-  _globals['_LISTSCHEDULELOGSREQUEST']._serialized_end=3385
-  _globals['_LISTSCHEDULELOGSRESPONSE']._serialized_start=3387
-  _globals['_LISTSCHEDULELOGSRESPONSE']._serialized_end=3460
-  _globals['_TICKSCHEDULESREQUEST']._serialized_start=3462
-  _globals['_TICKSCHEDULESREQUEST']._serialized_end=3550
-  _globals['_TICKSCHEDULESRESPONSE']._serialized_start=3552
-  _globals['_TICKSCHEDULESRESPONSE']._serialized_end=3665
-  _globals['_SCHEDULESERVICE']._serialized_start=3869
-  _globals['_SCHEDULESERVICE']._serialized_end=5223
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=2553
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=2631
+  _globals['_DELETESCHEDULEREQUEST']._serialized_start=2633
+  _globals['_DELETESCHEDULEREQUEST']._serialized_end=2672
+  _globals['_DELETESCHEDULERESPONSE']._serialized_start=2674
+  _globals['_DELETESCHEDULERESPONSE']._serialized_end=2740
+  _globals['_GETSCHEDULEREQUEST']._serialized_start=2742
+  _globals['_GETSCHEDULEREQUEST']._serialized_end=2778
+  _globals['_GETSCHEDULERESPONSE']._serialized_start=2780
+  _globals['_GETSCHEDULERESPONSE']._serialized_end=2855
+  _globals['_RUNSCHEDULEREQUEST']._serialized_start=2857
+  _globals['_RUNSCHEDULEREQUEST']._serialized_end=2943
+  _globals['_RUNSCHEDULERESPONSE']._serialized_start=2945
+  _globals['_RUNSCHEDULERESPONSE']._serialized_end=3020
+  _globals['_ENABLESCHEDULEREQUEST']._serialized_start=3022
+  _globals['_ENABLESCHEDULEREQUEST']._serialized_end=3061
+  _globals['_ENABLESCHEDULERESPONSE']._serialized_start=3063
+  _globals['_ENABLESCHEDULERESPONSE']._serialized_end=3183
+  _globals['_DISABLESCHEDULEREQUEST']._serialized_start=3185
+  _globals['_DISABLESCHEDULEREQUEST']._serialized_end=3225
+  _globals['_DISABLESCHEDULERESPONSE']._serialized_start=3227
+  _globals['_DISABLESCHEDULERESPONSE']._serialized_end=3348
+  _globals['_LISTSCHEDULELOGSREQUEST']._serialized_start=3350
+  _globals['_LISTSCHEDULELOGSREQUEST']._serialized_end=3458
+  _globals['_LISTSCHEDULELOGSRESPONSE']._serialized_start=3460
+  _globals['_LISTSCHEDULELOGSRESPONSE']._serialized_end=3533
+  _globals['_TICKSCHEDULESREQUEST']._serialized_start=3535
+  _globals['_TICKSCHEDULESREQUEST']._serialized_end=3623
+  _globals['_TICKSCHEDULESRESPONSE']._serialized_start=3625
+  _globals['_TICKSCHEDULESRESPONSE']._serialized_end=3738
+  _globals['_SCHEDULESERVICE']._serialized_start=3942
+  _globals['_SCHEDULESERVICE']._serialized_end=5296
 # @@protoc_insertion_point(module_scope)

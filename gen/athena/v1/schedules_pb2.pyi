@@ -257,9 +257,14 @@ class ListSchedulesRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -335,14 +340,23 @@ class CreateScheduleRequest(_message.Message):
     CRON_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Must match `[A-Za-z0-9._-]+`; at most 128 characters."""
     session_id: _builtins.str
     input: _builtins.str
+    """The input of every run. At most 1,000,000 characters (only the request bound limits it), but an input
+    that alone does not fit a run's context window is CONTEXT_OVERFLOW here, before the schedule is stored.
+    """
     every_minutes: _builtins.int
     enabled: _builtins.bool
     start_now: _builtins.bool
     cron: _builtins.str
+    """At most 200 characters (the width of the stored expression)."""
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Passed to every run as run metadata: at most 100 entries, keys at most 128 characters, values at most
+        1,024.
+        """
+
     def __init__(
         self,
         *,
@@ -431,14 +445,23 @@ class UpdateScheduleRequest(_message.Message):
     CRON_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Must match `[A-Za-z0-9._-]+`; at most 128 characters."""
     session_id: _builtins.str
     input: _builtins.str
+    """The input of every run. At most 1,000,000 characters (only the request bound limits it), but an input
+    that alone does not fit a run's context window is CONTEXT_OVERFLOW here, before the schedule is stored.
+    """
     every_minutes: _builtins.int
     enabled: _builtins.bool
     start_now: _builtins.bool
     cron: _builtins.str
+    """At most 200 characters (the width of the stored expression)."""
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Passed to every run as run metadata: at most 100 entries, keys at most 128 characters, values at most
+        1,024.
+        """
+
     def __init__(
         self,
         *,
@@ -718,9 +741,13 @@ class ListScheduleLogsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     after: _builtins.str
-    """A log id: return the entries after it."""
+    """A log id: return the entries after it (older ones). An id that is not a log of this schedule is
+    CONFIG_ERROR. At most 64 characters (log ids are server-minted).
+    """
     limit: _builtins.int
-    """Number of entries, default 100, clamped to 1..500."""
+    """Number of entries, default 100, clamped to 1..500; also cut at about 1 MiB of entries (at least one),
+    `after` = the last entry's id reads on.
+    """
     def __init__(
         self,
         *,

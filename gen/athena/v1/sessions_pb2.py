@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/sessions.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"R\n\x13ListSessionsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"\xb2\x01\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0ftranscript_path\x18\x02 \x01(\tR\x0etranscriptPath\x12\x1a\n\x08provider\x18\x03 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x06 \x01(\tR\tupdatedAt\"v\n\x14ListSessionsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x12.athena.v1.SessionR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\x92\x02\n\x0fTranscriptEntry\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12-\n\x04role\x18\x02 \x01(\x0e\x32\x19.athena.v1.TranscriptRoleR\x04role\x12\x18\n\x07\x63ontent\x18\x03 \x01(\tR\x07\x63ontent\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\x1e\n\x08is_error\x18\x05 \x01(\x08H\x00R\x07isError\x88\x01\x01\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x42\x0b\n\t_is_errorB\t\n\x07_run_id\"x\n\x1cListTranscriptEntriesRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n\x05\x61\x66ter\x18\x02 \x01(\tR\x05\x61\x66ter\x12\x19\n\x05limit\x18\x03 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"Q\n\x1dListTranscriptEntriesResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32\x1a.athena.v1.TranscriptEntryR\x05items\"N\n\x17StreamTranscriptRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n\x05\x61\x66ter\x18\x02 \x01(\tR\x05\x61\x66ter\"L\n\x18StreamTranscriptResponse\x12\x30\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1a.athena.v1.TranscriptEntryR\x05\x65ntry*\xcf\x01\n\x0eTranscriptRole\x12\x1f\n\x1bTRANSCRIPT_ROLE_UNSPECIFIED\x10\x00\x12&\n\x16TRANSCRIPT_ROLE_SYSTEM\x10\x01\x1a\n\x8a\xb5\x18\x06system\x12\"\n\x14TRANSCRIPT_ROLE_USER\x10\x02\x1a\x08\x8a\xb5\x18\x04user\x12,\n\x19TRANSCRIPT_ROLE_ASSISTANT\x10\x03\x1a\r\x8a\xb5\x18\tassistant\x12\"\n\x14TRANSCRIPT_ROLE_TOOL\x10\x04\x1a\x08\x8a\xb5\x18\x04tool2\xfc\x03\n\x0eSessionService\x12q\n\x0cListSessions\x12\x1e.athena.v1.ListSessionsRequest\x1a\x1f.athena.v1.ListSessionsResponse\" \x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/sessions\x12\xa4\x01\n\x15ListTranscriptEntries\x12\'.athena.v1.ListTranscriptEntriesRequest\x1a(.athena.v1.ListTranscriptEntriesResponse\"8\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02*\x12(/api/v1/sessions/{session_id}/transcript\x12\xcf\x01\n\x10StreamTranscript\x12\".athena.v1.StreamTranscriptRequest\x1a#.athena.v1.StreamTranscriptResponse\"p\x8a\xb5\x18&\n\x08\x65ntry.id\x1a\x10transcript.entry\"\x05\x61\x66ter(\xdc\x0b\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x38\x12//api/v1/sessions/{session_id}/transcript/streamb\x05\x65ntry0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/sessions.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"[\n\x13ListSessionsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"\xb2\x01\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0ftranscript_path\x18\x02 \x01(\tR\x0etranscriptPath\x12\x1a\n\x08provider\x18\x03 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x06 \x01(\tR\tupdatedAt\"v\n\x14ListSessionsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x12.athena.v1.SessionR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"\x92\x02\n\x0fTranscriptEntry\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12-\n\x04role\x18\x02 \x01(\x0e\x32\x19.athena.v1.TranscriptRoleR\x04role\x12\x18\n\x07\x63ontent\x18\x03 \x01(\tR\x07\x63ontent\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\x1e\n\x08is_error\x18\x05 \x01(\x08H\x00R\x07isError\x88\x01\x01\x12\x33\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x42\x0b\n\t_is_errorB\t\n\x07_run_id\"\x80\x01\n\x1cListTranscriptEntriesRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n\x05\x61\x66ter\x18\x02 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\x12\x19\n\x05limit\x18\x03 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"Q\n\x1dListTranscriptEntriesResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32\x1a.athena.v1.TranscriptEntryR\x05items\"V\n\x17StreamTranscriptRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n\x05\x61\x66ter\x18\x02 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\"L\n\x18StreamTranscriptResponse\x12\x30\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1a.athena.v1.TranscriptEntryR\x05\x65ntry*\xcf\x01\n\x0eTranscriptRole\x12\x1f\n\x1bTRANSCRIPT_ROLE_UNSPECIFIED\x10\x00\x12&\n\x16TRANSCRIPT_ROLE_SYSTEM\x10\x01\x1a\n\x8a\xb5\x18\x06system\x12\"\n\x14TRANSCRIPT_ROLE_USER\x10\x02\x1a\x08\x8a\xb5\x18\x04user\x12,\n\x19TRANSCRIPT_ROLE_ASSISTANT\x10\x03\x1a\r\x8a\xb5\x18\tassistant\x12\"\n\x14TRANSCRIPT_ROLE_TOOL\x10\x04\x1a\x08\x8a\xb5\x18\x04tool2\xfc\x03\n\x0eSessionService\x12q\n\x0cListSessions\x12\x1e.athena.v1.ListSessionsRequest\x1a\x1f.athena.v1.ListSessionsResponse\" \x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/sessions\x12\xa4\x01\n\x15ListTranscriptEntries\x12\'.athena.v1.ListTranscriptEntriesRequest\x1a(.athena.v1.ListTranscriptEntriesResponse\"8\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02*\x12(/api/v1/sessions/{session_id}/transcript\x12\xcf\x01\n\x10StreamTranscript\x12\".athena.v1.StreamTranscriptRequest\x1a#.athena.v1.StreamTranscriptResponse\"p\x8a\xb5\x18&\n\x08\x65ntry.id\x1a\x10transcript.entry\"\x05\x61\x66ter(\xdc\x0b\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x38\x12//api/v1/sessions/{session_id}/transcript/streamb\x05\x65ntry0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,30 +42,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCRIPTROLE'].values_by_name["TRANSCRIPT_ROLE_ASSISTANT"]._serialized_options = b'\212\265\030\tassistant'
   _globals['_TRANSCRIPTROLE'].values_by_name["TRANSCRIPT_ROLE_TOOL"]._loaded_options = None
   _globals['_TRANSCRIPTROLE'].values_by_name["TRANSCRIPT_ROLE_TOOL"]._serialized_options = b'\212\265\030\004tool'
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
+  _globals['_LISTTRANSCRIPTENTRIESREQUEST'].fields_by_name['after']._loaded_options = None
+  _globals['_LISTTRANSCRIPTENTRIESREQUEST'].fields_by_name['after']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_STREAMTRANSCRIPTREQUEST'].fields_by_name['after']._loaded_options = None
+  _globals['_STREAMTRANSCRIPTREQUEST'].fields_by_name['after']._serialized_options = b'\212\265\030\002\010@'
   _globals['_SESSIONSERVICE'].methods_by_name['ListSessions']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['ListSessions']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\022\022\020/api/v1/sessions'
   _globals['_SESSIONSERVICE'].methods_by_name['ListTranscriptEntries']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['ListTranscriptEntries']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002*\022(/api/v1/sessions/{session_id}/transcript'
   _globals['_SESSIONSERVICE'].methods_by_name['StreamTranscript']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['StreamTranscript']._serialized_options = b'\212\265\030&\n\010entry.id\032\020transcript.entry\"\005after(\334\013\230\265\030\002\240\265\030\002\202\323\344\223\0028\022//api/v1/sessions/{session_id}/transcript/streamb\005entry'
-  _globals['_TRANSCRIPTROLE']._serialized_start=1150
-  _globals['_TRANSCRIPTROLE']._serialized_end=1357
+  _globals['_TRANSCRIPTROLE']._serialized_start=1176
+  _globals['_TRANSCRIPTROLE']._serialized_end=1383
   _globals['_LISTSESSIONSREQUEST']._serialized_start=124
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=206
-  _globals['_SESSION']._serialized_start=209
-  _globals['_SESSION']._serialized_end=387
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=389
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=507
-  _globals['_TRANSCRIPTENTRY']._serialized_start=510
-  _globals['_TRANSCRIPTENTRY']._serialized_end=784
-  _globals['_LISTTRANSCRIPTENTRIESREQUEST']._serialized_start=786
-  _globals['_LISTTRANSCRIPTENTRIESREQUEST']._serialized_end=906
-  _globals['_LISTTRANSCRIPTENTRIESRESPONSE']._serialized_start=908
-  _globals['_LISTTRANSCRIPTENTRIESRESPONSE']._serialized_end=989
-  _globals['_STREAMTRANSCRIPTREQUEST']._serialized_start=991
-  _globals['_STREAMTRANSCRIPTREQUEST']._serialized_end=1069
-  _globals['_STREAMTRANSCRIPTRESPONSE']._serialized_start=1071
-  _globals['_STREAMTRANSCRIPTRESPONSE']._serialized_end=1147
-  _globals['_SESSIONSERVICE']._serialized_start=1360
-  _globals['_SESSIONSERVICE']._serialized_end=1868
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=215
+  _globals['_SESSION']._serialized_start=218
+  _globals['_SESSION']._serialized_end=396
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=398
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=516
+  _globals['_TRANSCRIPTENTRY']._serialized_start=519
+  _globals['_TRANSCRIPTENTRY']._serialized_end=793
+  _globals['_LISTTRANSCRIPTENTRIESREQUEST']._serialized_start=796
+  _globals['_LISTTRANSCRIPTENTRIESREQUEST']._serialized_end=924
+  _globals['_LISTTRANSCRIPTENTRIESRESPONSE']._serialized_start=926
+  _globals['_LISTTRANSCRIPTENTRIESRESPONSE']._serialized_end=1007
+  _globals['_STREAMTRANSCRIPTREQUEST']._serialized_start=1009
+  _globals['_STREAMTRANSCRIPTREQUEST']._serialized_end=1095
+  _globals['_STREAMTRANSCRIPTRESPONSE']._serialized_start=1097
+  _globals['_STREAMTRANSCRIPTRESPONSE']._serialized_end=1173
+  _globals['_SESSIONSERVICE']._serialized_start=1386
+  _globals['_SESSIONSERVICE']._serialized_end=1894
 # @@protoc_insertion_point(module_scope)

@@ -49,9 +49,14 @@ class ListSessionsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -194,9 +199,11 @@ class ListTranscriptEntriesRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     after: _builtins.str
-    """An entry id: return the entries after it. Unknown ids are treated as absent."""
+    """An entry id: return the entries after it. Unknown ids are treated as absent. At most 64 characters
+    (entry ids are server-minted).
+    """
     limit: _builtins.int
-    """Number of entries, default 100, clamped to 1..500."""
+    """Number of entries, default 100, clamped to 1..500 (and cut at about 1 MiB of entries)."""
     def __init__(
         self,
         *,
@@ -242,7 +249,9 @@ class StreamTranscriptRequest(_message.Message):
     AFTER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     after: _builtins.str
-    """An entry id: stream the entries after it. Without it, only new entries are streamed."""
+    """An entry id: stream the entries after it. Without it, only new entries are streamed. An id that is not
+    an entry of this session is CONFIG_ERROR (a resume elsewhere would lose entries). At most 64 characters.
+    """
     def __init__(
         self,
         *,

@@ -66,7 +66,9 @@ class SessionServiceServicer:
 
     def ListTranscriptEntries(self, request, context):
         """A window of a session's transcript. Without `after`: the last `limit` entries. With `after` (an entry id):
-        the first `limit` entries after it. An unknown session has an empty transcript.
+        the first `limit` entries after it. An unknown session has an empty transcript. A window also stops at
+        about 1 MiB of entries (always at least one), so it fits a gRPC client's 4 MB default: without `after` it
+        keeps the newest entries that fit, with `after` the oldest; `after` = the last entry's id reads on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

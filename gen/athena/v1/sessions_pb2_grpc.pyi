@@ -39,7 +39,9 @@ class SessionServiceStub:
     """
     ListTranscriptEntries: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.ListTranscriptEntriesRequest, _sessions_pb2.ListTranscriptEntriesResponse]
     """A window of a session's transcript. Without `after`: the last `limit` entries. With `after` (an entry id):
-    the first `limit` entries after it. An unknown session has an empty transcript.
+    the first `limit` entries after it. An unknown session has an empty transcript. A window also stops at
+    about 1 MiB of entries (always at least one), so it fits a gRPC client's 4 MB default: without `after` it
+    keeps the newest entries that fit, with `after` the oldest; `after` = the last entry's id reads on.
     """
     StreamTranscript: _grpc.UnaryStreamMultiCallable[_sessions_pb2.StreamTranscriptRequest, _sessions_pb2.StreamTranscriptResponse]
     """Transcript entries as they are written, after `after` (or the `Last-Event-ID` header), then live."""
@@ -55,7 +57,9 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """
     ListTranscriptEntries: _aio.UnaryUnaryMultiCallable[_sessions_pb2.ListTranscriptEntriesRequest, _sessions_pb2.ListTranscriptEntriesResponse]  # type: ignore[assignment]
     """A window of a session's transcript. Without `after`: the last `limit` entries. With `after` (an entry id):
-    the first `limit` entries after it. An unknown session has an empty transcript.
+    the first `limit` entries after it. An unknown session has an empty transcript. A window also stops at
+    about 1 MiB of entries (always at least one), so it fits a gRPC client's 4 MB default: without `after` it
+    keeps the newest entries that fit, with `after` the oldest; `after` = the last entry's id reads on.
     """
     StreamTranscript: _aio.UnaryStreamMultiCallable[_sessions_pb2.StreamTranscriptRequest, _sessions_pb2.StreamTranscriptResponse]  # type: ignore[assignment]
     """Transcript entries as they are written, after `after` (or the `Last-Event-ID` header), then live."""
@@ -80,7 +84,9 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sessions_pb2.ListTranscriptEntriesResponse, _abc.Awaitable[_sessions_pb2.ListTranscriptEntriesResponse]]:
         """A window of a session's transcript. Without `after`: the last `limit` entries. With `after` (an entry id):
-        the first `limit` entries after it. An unknown session has an empty transcript.
+        the first `limit` entries after it. An unknown session has an empty transcript. A window also stops at
+        about 1 MiB of entries (always at least one), so it fits a gRPC client's 4 MB default: without `after` it
+        keeps the newest entries that fit, with `after` the oldest; `after` = the last entry's id reads on.
         """
 
     @_abc_1.abstractmethod

@@ -26,7 +26,7 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61thena/v1/work.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x9b\x01\n\x08WorkItem\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x18\n\x07payload\x18\x03 \x01(\tR\x07payload\x12\'\n\x04mode\x18\x04 \x01(\x0e\x32\x13.athena.v1.WorkModeR\x04mode\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\"\xbc\x01\n\x0eWorkQueueState\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12)\n\x05items\x18\x03 \x03(\x0b\x32\x13.athena.v1.WorkItemR\x05items\x12\x1a\n\x08\x64raining\x18\x04 \x01(\x08R\x08\x64raining\x12\x1d\n\nupdated_at\x18\x05 \x01(\tR\tupdatedAt\"4\n\x13GetWorkQueueRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"G\n\x14GetWorkQueueResponse\x12/\n\x05queue\x18\x01 \x01(\x0b\x32\x19.athena.v1.WorkQueueStateR\x05queue\"v\n\x12\x45nqueueWorkRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n\x07payload\x18\x02 \x01(\tR\x07payload\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x13.athena.v1.WorkModeR\x04mode\"F\n\x13\x45nqueueWorkResponse\x12/\n\x05queue\x18\x01 \x01(\x0b\x32\x19.athena.v1.WorkQueueStateR\x05queue\"c\n\x10\x44rainWorkRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"\xc2\x01\n\x11\x44rainWorkResponse\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x16.athena.v1.DrainStatusR\x06status\x12#\n\rdrained_items\x18\x02 \x01(\x05R\x0c\x64rainedItems\x12,\n\x12queue_depth_before\x18\x03 \x01(\x05R\x10queueDepthBefore\x12*\n\x11queue_depth_after\x18\x04 \x01(\x05R\x0fqueueDepthAfter*o\n\x08WorkMode\x12\x19\n\x15WORK_MODE_UNSPECIFIED\x10\x00\x12$\n\x12WORK_MODE_FOLLOWUP\x10\x01\x1a\x0c\x8a\xb5\x18\x08\x66ollowup\x12\"\n\x11WORK_MODE_COLLECT\x10\x02\x1a\x0b\x8a\xb5\x18\x07\x63ollect*\x81\x01\n\x0b\x44rainStatus\x12\x1c\n\x18\x44RAIN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x0f\x44RAIN_STATUS_OK\x10\x01\x1a\x06\x8a\xb5\x18\x02ok\x12\x37\n\x1d\x44RAIN_STATUS_ALREADY_DRAINING\x10\x02\x1a\x14\x8a\xb5\x18\x10\x61lready-draining2\x9a\x03\n\x0bWorkService\x12\x90\x01\n\x0cGetWorkQueue\x12\x1e.athena.v1.GetWorkQueueRequest\x1a\x1f.athena.v1.GetWorkQueueResponse\"?\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x31\x12(/api/v1/sessions/{session_id}/work-queueb\x05queue\x12|\n\x0b\x45nqueueWork\x12\x1d.athena.v1.EnqueueWorkRequest\x1a\x1e.athena.v1.EnqueueWorkResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x14/api/v1/work/enqueue:\x01*b\x05queue\x12z\n\tDrainWork\x12\x1b.athena.v1.DrainWorkRequest\x1a\x1c.athena.v1.DrainWorkResponse\"2\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/work/{session_id}/drain:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61thena/v1/work.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x9b\x01\n\x08WorkItem\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x18\n\x07payload\x18\x03 \x01(\tR\x07payload\x12\'\n\x04mode\x18\x04 \x01(\x0e\x32\x13.athena.v1.WorkModeR\x04mode\x12\x1d\n\ncreated_at\x18\x05 \x01(\tR\tcreatedAt\"\xbc\x01\n\x0eWorkQueueState\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12)\n\x05items\x18\x03 \x03(\x0b\x32\x13.athena.v1.WorkItemR\x05items\x12\x1a\n\x08\x64raining\x18\x04 \x01(\x08R\x08\x64raining\x12\x1d\n\nupdated_at\x18\x05 \x01(\tR\tupdatedAt\"4\n\x13GetWorkQueueRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"G\n\x14GetWorkQueueResponse\x12/\n\x05queue\x18\x01 \x01(\x0b\x32\x19.athena.v1.WorkQueueStateR\x05queue\"\x80\x01\n\x12\x45nqueueWorkRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\"\n\x07payload\x18\x02 \x01(\tB\x08\x8a\xb5\x18\x04\x08\xc0\x84=R\x07payload\x12\'\n\x04mode\x18\x03 \x01(\x0e\x32\x13.athena.v1.WorkModeR\x04mode\"F\n\x13\x45nqueueWorkResponse\x12/\n\x05queue\x18\x01 \x01(\x0b\x32\x19.athena.v1.WorkQueueStateR\x05queue\"c\n\x10\x44rainWorkRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x02 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\"\xc2\x01\n\x11\x44rainWorkResponse\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x16.athena.v1.DrainStatusR\x06status\x12#\n\rdrained_items\x18\x02 \x01(\x05R\x0c\x64rainedItems\x12,\n\x12queue_depth_before\x18\x03 \x01(\x05R\x10queueDepthBefore\x12*\n\x11queue_depth_after\x18\x04 \x01(\x05R\x0fqueueDepthAfter*o\n\x08WorkMode\x12\x19\n\x15WORK_MODE_UNSPECIFIED\x10\x00\x12$\n\x12WORK_MODE_FOLLOWUP\x10\x01\x1a\x0c\x8a\xb5\x18\x08\x66ollowup\x12\"\n\x11WORK_MODE_COLLECT\x10\x02\x1a\x0b\x8a\xb5\x18\x07\x63ollect*\x81\x01\n\x0b\x44rainStatus\x12\x1c\n\x18\x44RAIN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x0f\x44RAIN_STATUS_OK\x10\x01\x1a\x06\x8a\xb5\x18\x02ok\x12\x37\n\x1d\x44RAIN_STATUS_ALREADY_DRAINING\x10\x02\x1a\x14\x8a\xb5\x18\x10\x61lready-draining2\x9a\x03\n\x0bWorkService\x12\x90\x01\n\x0cGetWorkQueue\x12\x1e.athena.v1.GetWorkQueueRequest\x1a\x1f.athena.v1.GetWorkQueueResponse\"?\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x31\x12(/api/v1/sessions/{session_id}/work-queueb\x05queue\x12|\n\x0b\x45nqueueWork\x12\x1d.athena.v1.EnqueueWorkRequest\x1a\x1e.athena.v1.EnqueueWorkResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x14/api/v1/work/enqueue:\x01*b\x05queue\x12z\n\tDrainWork\x12\x1b.athena.v1.DrainWorkRequest\x1a\x1c.athena.v1.DrainWorkResponse\"2\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/work/{session_id}/drain:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,16 +41,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRAINSTATUS'].values_by_name["DRAIN_STATUS_OK"]._serialized_options = b'\212\265\030\002ok'
   _globals['_DRAINSTATUS'].values_by_name["DRAIN_STATUS_ALREADY_DRAINING"]._loaded_options = None
   _globals['_DRAINSTATUS'].values_by_name["DRAIN_STATUS_ALREADY_DRAINING"]._serialized_options = b'\212\265\030\020already-draining'
+  _globals['_ENQUEUEWORKREQUEST'].fields_by_name['payload']._loaded_options = None
+  _globals['_ENQUEUEWORKREQUEST'].fields_by_name['payload']._serialized_options = b'\212\265\030\004\010\300\204='
   _globals['_WORKSERVICE'].methods_by_name['GetWorkQueue']._loaded_options = None
   _globals['_WORKSERVICE'].methods_by_name['GetWorkQueue']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\0021\022(/api/v1/sessions/{session_id}/work-queueb\005queue'
   _globals['_WORKSERVICE'].methods_by_name['EnqueueWork']._loaded_options = None
   _globals['_WORKSERVICE'].methods_by_name['EnqueueWork']._serialized_options = b'\230\265\030\003\240\265\030\004\202\323\344\223\002 \"\024/api/v1/work/enqueue:\001*b\005queue'
   _globals['_WORKSERVICE'].methods_by_name['DrainWork']._loaded_options = None
   _globals['_WORKSERVICE'].methods_by_name['DrainWork']._serialized_options = b'\230\265\030\003\240\265\030\003\202\323\344\223\002$\"\037/api/v1/work/{session_id}/drain:\001*'
-  _globals['_WORKMODE']._serialized_start=1056
-  _globals['_WORKMODE']._serialized_end=1167
-  _globals['_DRAINSTATUS']._serialized_start=1170
-  _globals['_DRAINSTATUS']._serialized_end=1299
+  _globals['_WORKMODE']._serialized_start=1067
+  _globals['_WORKMODE']._serialized_end=1178
+  _globals['_DRAINSTATUS']._serialized_start=1181
+  _globals['_DRAINSTATUS']._serialized_end=1310
   _globals['_WORKITEM']._serialized_start=91
   _globals['_WORKITEM']._serialized_end=246
   _globals['_WORKQUEUESTATE']._serialized_start=249
@@ -59,14 +61,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWORKQUEUEREQUEST']._serialized_end=491
   _globals['_GETWORKQUEUERESPONSE']._serialized_start=493
   _globals['_GETWORKQUEUERESPONSE']._serialized_end=564
-  _globals['_ENQUEUEWORKREQUEST']._serialized_start=566
-  _globals['_ENQUEUEWORKREQUEST']._serialized_end=684
-  _globals['_ENQUEUEWORKRESPONSE']._serialized_start=686
-  _globals['_ENQUEUEWORKRESPONSE']._serialized_end=756
-  _globals['_DRAINWORKREQUEST']._serialized_start=758
-  _globals['_DRAINWORKREQUEST']._serialized_end=857
-  _globals['_DRAINWORKRESPONSE']._serialized_start=860
-  _globals['_DRAINWORKRESPONSE']._serialized_end=1054
-  _globals['_WORKSERVICE']._serialized_start=1302
-  _globals['_WORKSERVICE']._serialized_end=1712
+  _globals['_ENQUEUEWORKREQUEST']._serialized_start=567
+  _globals['_ENQUEUEWORKREQUEST']._serialized_end=695
+  _globals['_ENQUEUEWORKRESPONSE']._serialized_start=697
+  _globals['_ENQUEUEWORKRESPONSE']._serialized_end=767
+  _globals['_DRAINWORKREQUEST']._serialized_start=769
+  _globals['_DRAINWORKREQUEST']._serialized_end=868
+  _globals['_DRAINWORKRESPONSE']._serialized_start=871
+  _globals['_DRAINWORKRESPONSE']._serialized_end=1065
+  _globals['_WORKSERVICE']._serialized_start=1313
+  _globals['_WORKSERVICE']._serialized_end=1723
 # @@protoc_insertion_point(module_scope)

@@ -173,6 +173,10 @@ class EnqueueWorkRequest(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     payload: _builtins.str
+    """The text of the run the item becomes. At most 1,000,000 characters (only the request bound limits it),
+    but a payload that alone does not fit a run's context window is CONTEXT_OVERFLOW here, before it is
+    queued: it could never run.
+    """
     mode: Global___WorkMode.ValueType
     def __init__(
         self,

@@ -57,7 +57,9 @@ class WorkServiceServicer:
     """
 
     def GetWorkQueue(self, request, context):
-        """The queue of a session; an unknown session has an empty queue.
+        """The queue of a session; an unknown session has an empty queue. `items` is the head of the queue, oldest
+        first, cut at about 1 MiB of items (always at least one), so the answer fits a gRPC client's 4 MB
+        default; the rest shows as the queue drains.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

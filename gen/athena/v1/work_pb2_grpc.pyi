@@ -34,7 +34,10 @@ class WorkServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> WorkServiceAsyncStub: ...
     GetWorkQueue: _grpc.UnaryUnaryMultiCallable[_work_pb2.GetWorkQueueRequest, _work_pb2.GetWorkQueueResponse]
-    """The queue of a session; an unknown session has an empty queue."""
+    """The queue of a session; an unknown session has an empty queue. `items` is the head of the queue, oldest
+    first, cut at about 1 MiB of items (always at least one), so the answer fits a gRPC client's 4 MB
+    default; the rest shows as the queue drains.
+    """
     EnqueueWork: _grpc.UnaryUnaryMultiCallable[_work_pb2.EnqueueWorkRequest, _work_pb2.EnqueueWorkResponse]
     """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
     missing session id or payload, or a mode other than `followup` / `collect`.
@@ -52,7 +55,10 @@ class WorkServiceAsyncStub(WorkServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetWorkQueue: _aio.UnaryUnaryMultiCallable[_work_pb2.GetWorkQueueRequest, _work_pb2.GetWorkQueueResponse]  # type: ignore[assignment]
-    """The queue of a session; an unknown session has an empty queue."""
+    """The queue of a session; an unknown session has an empty queue. `items` is the head of the queue, oldest
+    first, cut at about 1 MiB of items (always at least one), so the answer fits a gRPC client's 4 MB
+    default; the rest shows as the queue drains.
+    """
     EnqueueWork: _aio.UnaryUnaryMultiCallable[_work_pb2.EnqueueWorkRequest, _work_pb2.EnqueueWorkResponse]  # type: ignore[assignment]
     """Appends an item; an identical payload and mode already queued is a no-op. CONFIG_ERROR for a
     missing session id or payload, or a mode other than `followup` / `collect`.
@@ -73,7 +79,10 @@ class WorkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _work_pb2.GetWorkQueueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_work_pb2.GetWorkQueueResponse, _abc.Awaitable[_work_pb2.GetWorkQueueResponse]]:
-        """The queue of a session; an unknown session has an empty queue."""
+        """The queue of a session; an unknown session has an empty queue. `items` is the head of the queue, oldest
+        first, cut at about 1 MiB of items (always at least one), so the answer fits a gRPC client's 4 MB
+        default; the rest shows as the queue drains.
+        """
 
     @_abc_1.abstractmethod
     def EnqueueWork(

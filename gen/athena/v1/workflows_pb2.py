@@ -26,7 +26,7 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61thena/v1/workflows.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x8c\x02\n\x15WorkflowStepExecution\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\"\n\ntimeout_ms\x18\x02 \x01(\x05H\x01R\ttimeoutMs\x88\x01\x01\x12J\n\x08metadata\x18\x03 \x03(\x0b\x32..athena.v1.WorkflowStepExecution.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x0f\n\r_max_attemptsB\r\n\x0b_timeout_ms\"\xc9\x01\n\x0cWorkflowStep\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0c\x64irective_id\x18\x02 \x01(\tR\x0b\x64irectiveId\x12,\n\x12harness_profile_id\x18\x03 \x01(\tR\x10harnessProfileId\x12\x18\n\x07outputs\x18\x04 \x03(\tR\x07outputs\x12>\n\texecution\x18\x05 \x01(\x0b\x32 .athena.v1.WorkflowStepExecutionR\texecution\"M\n\x0fWorkflowMapping\x12\x1f\n\x0b\x66rom_output\x18\x01 \x01(\tR\nfromOutput\x12\x19\n\x08to_input\x18\x02 \x01(\tR\x07toInput\"z\n\x12WorkflowDependency\x12\x17\n\tfrom_step\x18\x01 \x01(\tR\x04\x66rom\x12\x13\n\x07to_step\x18\x02 \x01(\tR\x02to\x12\x36\n\x08mappings\x18\x03 \x03(\x0b\x32\x1a.athena.v1.WorkflowMappingR\x08mappings\"\x86\x01\n\x12WorkflowDefinition\x12-\n\x05steps\x18\x01 \x03(\x0b\x32\x17.athena.v1.WorkflowStepR\x05steps\x12\x41\n\x0c\x64\x65pendencies\x18\x02 \x03(\x0b\x32\x1d.athena.v1.WorkflowDependencyR\x0c\x64\x65pendencies\"x\n\x08Workflow\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12=\n\ndefinition\x18\x02 \x01(\x0b\x32\x1d.athena.v1.WorkflowDefinitionR\ndefinition\x12\x1d\n\ncreated_at\x18\x03 \x01(\tR\tcreatedAt\"\xaf\x03\n\x11WorkflowStepState\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32\x1c.athena.v1.WorkflowRunStatusR\x06status\x12\x18\n\x07\x61ttempt\x18\x03 \x01(\x05R\x07\x61ttempt\x12\x1a\n\x06run_id\x18\x04 \x01(\tH\x00R\x05runId\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x05 \x01(\tH\x01R\x05\x65rror\x88\x01\x01\x12\"\n\nstarted_at\x18\x06 \x01(\tH\x02R\tstartedAt\x88\x01\x01\x12$\n\x0b\x66inished_at\x18\x07 \x01(\tH\x03R\nfinishedAt\x88\x01\x01\x12\x1d\n\nupdated_at\x18\x08 \x01(\tR\tupdatedAt\x12*\n\x11\x62locking_step_ids\x18\t \x03(\tR\x0f\x62lockingStepIds\x12\"\n\nerror_code\x18\n \x01(\tH\x04R\terrorCode\x88\x01\x01\x42\t\n\x07_run_idB\x08\n\x06_errorB\r\n\x0b_started_atB\x0e\n\x0c_finished_atB\r\n\x0b_error_code\"\xf4\x01\n\x10WorkflowProgress\x12\x1f\n\x0btotal_steps\x18\x01 \x01(\x05R\ntotalSteps\x12\'\n\x0f\x63ompleted_steps\x18\x02 \x01(\x05R\x0e\x63ompletedSteps\x12#\n\rrunning_steps\x18\x03 \x01(\x05R\x0crunningSteps\x12!\n\x0c\x66\x61iled_steps\x18\x04 \x01(\x05R\x0b\x66\x61iledSteps\x12#\n\rpending_steps\x18\x05 \x01(\x05R\x0cpendingSteps\x12)\n\x10percent_complete\x18\x06 \x01(\x01R\x0fpercentComplete\"\xfb\x03\n\x0bWorkflowRun\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bworkflow_id\x18\x02 \x01(\tR\nworkflowId\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32\x1c.athena.v1.WorkflowRunStatusR\x06status\x12\x32\n\x05steps\x18\x04 \x03(\x0b\x32\x1c.athena.v1.WorkflowStepStateR\x05steps\x12\x32\n\x13resumed_from_run_id\x18\x05 \x01(\tH\x00R\x10resumedFromRunId\x88\x01\x01\x12\x1d\n\ncreated_at\x18\x06 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x07 \x01(\tR\tupdatedAt\x12\"\n\nstarted_at\x18\x08 \x01(\tH\x01R\tstartedAt\x88\x01\x01\x12$\n\x0b\x66inished_at\x18\t \x01(\tH\x02R\nfinishedAt\x88\x01\x01\x12\x37\n\x08progress\x18\n \x01(\x0b\x32\x1b.athena.v1.WorkflowProgressR\x08progress\x12%\n\x0eschema_version\x18\x0b \x01(\x05R\rschemaVersionB\x16\n\x14_resumed_from_run_idB\r\n\x0b_started_atB\x0e\n\x0c_finished_at\"S\n\x14ListWorkflowsRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"x\n\x15ListWorkflowsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x13.athena.v1.WorkflowR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"V\n\x15\x43reateWorkflowRequest\x12=\n\ndefinition\x18\x01 \x01(\x0b\x32\x1d.athena.v1.WorkflowDefinitionR\ndefinition\"I\n\x16\x43reateWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x13.athena.v1.WorkflowR\x08workflow\"\'\n\x15GetWorkflowRunRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"\xac\x01\n\x16GetWorkflowRunResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x13.athena.v1.WorkflowR\x08workflow\x12(\n\x03run\x18\x02 \x01(\x0b\x32\x16.athena.v1.WorkflowRunR\x03run\x12\x37\n\x08progress\x18\x03 \x01(\x0b\x32\x1b.athena.v1.WorkflowProgressR\x08progress\"L\n\x18ResumeWorkflowRunRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n\x04wait\x18\x02 \x01(\x08H\x00R\x04wait\x88\x01\x01\x42\x07\n\x05_wait\"E\n\x19ResumeWorkflowRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x16.athena.v1.WorkflowRunR\x03run*\xe4\x01\n\x11WorkflowRunStatus\x12#\n\x1fWORKFLOW_RUN_STATUS_UNSPECIFIED\x10\x00\x12,\n\x1bWORKFLOW_RUN_STATUS_PENDING\x10\x01\x1a\x0b\x8a\xb5\x18\x07pending\x12,\n\x1bWORKFLOW_RUN_STATUS_RUNNING\x10\x02\x1a\x0b\x8a\xb5\x18\x07running\x12\"\n\x16WORKFLOW_RUN_STATUS_OK\x10\x03\x1a\x06\x8a\xb5\x18\x02ok\x12*\n\x1aWORKFLOW_RUN_STATUS_FAILED\x10\x04\x1a\n\x8a\xb5\x18\x06\x66\x61iled2\xec\x04\n\x0fWorkflowService\x12u\n\rListWorkflows\x12\x1f.athena.v1.ListWorkflowsRequest\x1a .athena.v1.ListWorkflowsResponse\"!\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/workflows\x12\x85\x01\n\x0e\x43reateWorkflow\x12 .athena.v1.CreateWorkflowRequest\x1a!.athena.v1.CreateWorkflowResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x11/api/v1/workflows:\x01*b\x08workflow\x12\x81\x01\n\x0eGetWorkflowRun\x12 .athena.v1.GetWorkflowRunRequest\x1a!.athena.v1.GetWorkflowRunResponse\"*\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/workflows/run/{id}\x12\xd5\x01\n\x11ResumeWorkflowRun\x12#.athena.v1.ResumeWorkflowRunRequest\x1a$.athena.v1.ResumeWorkflowRunResponse\"u\x92\xb5\x18\x38With `wait: false`: the run as started, still `running`.\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02+\"!/api/v1/workflows/run/{id}/resume:\x01*b\x03runb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61thena/v1/workflows.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x95\x02\n\x15WorkflowStepExecution\x12&\n\x0cmax_attempts\x18\x01 \x01(\x05H\x00R\x0bmaxAttempts\x88\x01\x01\x12\"\n\ntimeout_ms\x18\x02 \x01(\x05H\x01R\ttimeoutMs\x88\x01\x01\x12S\n\x08metadata\x18\x03 \x03(\x0b\x32..athena.v1.WorkflowStepExecution.MetadataEntryB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x0f\n\r_max_attemptsB\r\n\x0b_timeout_ms\"\xd9\x01\n\x0cWorkflowStep\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12)\n\x0c\x64irective_id\x18\x02 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x0b\x64irectiveId\x12\x34\n\x12harness_profile_id\x18\x03 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x10harnessProfileId\x12\x18\n\x07outputs\x18\x04 \x03(\tR\x07outputs\x12>\n\texecution\x18\x05 \x01(\x0b\x32 .athena.v1.WorkflowStepExecutionR\texecution\"M\n\x0fWorkflowMapping\x12\x1f\n\x0b\x66rom_output\x18\x01 \x01(\tR\nfromOutput\x12\x19\n\x08to_input\x18\x02 \x01(\tR\x07toInput\"z\n\x12WorkflowDependency\x12\x17\n\tfrom_step\x18\x01 \x01(\tR\x04\x66rom\x12\x13\n\x07to_step\x18\x02 \x01(\tR\x02to\x12\x36\n\x08mappings\x18\x03 \x03(\x0b\x32\x1a.athena.v1.WorkflowMappingR\x08mappings\"\x98\x01\n\x12WorkflowDefinition\x12\x36\n\x05steps\x18\x01 \x03(\x0b\x32\x17.athena.v1.WorkflowStepB\x07\x8a\xb5\x18\x03\x10\xc8\x01R\x05steps\x12J\n\x0c\x64\x65pendencies\x18\x02 \x03(\x0b\x32\x1d.athena.v1.WorkflowDependencyB\x07\x8a\xb5\x18\x03\x10\xe8\x07R\x0c\x64\x65pendencies\"x\n\x08Workflow\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12=\n\ndefinition\x18\x02 \x01(\x0b\x32\x1d.athena.v1.WorkflowDefinitionR\ndefinition\x12\x1d\n\ncreated_at\x18\x03 \x01(\tR\tcreatedAt\"\xaf\x03\n\x11WorkflowStepState\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32\x1c.athena.v1.WorkflowRunStatusR\x06status\x12\x18\n\x07\x61ttempt\x18\x03 \x01(\x05R\x07\x61ttempt\x12\x1a\n\x06run_id\x18\x04 \x01(\tH\x00R\x05runId\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x05 \x01(\tH\x01R\x05\x65rror\x88\x01\x01\x12\"\n\nstarted_at\x18\x06 \x01(\tH\x02R\tstartedAt\x88\x01\x01\x12$\n\x0b\x66inished_at\x18\x07 \x01(\tH\x03R\nfinishedAt\x88\x01\x01\x12\x1d\n\nupdated_at\x18\x08 \x01(\tR\tupdatedAt\x12*\n\x11\x62locking_step_ids\x18\t \x03(\tR\x0f\x62lockingStepIds\x12\"\n\nerror_code\x18\n \x01(\tH\x04R\terrorCode\x88\x01\x01\x42\t\n\x07_run_idB\x08\n\x06_errorB\r\n\x0b_started_atB\x0e\n\x0c_finished_atB\r\n\x0b_error_code\"\xf4\x01\n\x10WorkflowProgress\x12\x1f\n\x0btotal_steps\x18\x01 \x01(\x05R\ntotalSteps\x12\'\n\x0f\x63ompleted_steps\x18\x02 \x01(\x05R\x0e\x63ompletedSteps\x12#\n\rrunning_steps\x18\x03 \x01(\x05R\x0crunningSteps\x12!\n\x0c\x66\x61iled_steps\x18\x04 \x01(\x05R\x0b\x66\x61iledSteps\x12#\n\rpending_steps\x18\x05 \x01(\x05R\x0cpendingSteps\x12)\n\x10percent_complete\x18\x06 \x01(\x01R\x0fpercentComplete\"\xfb\x03\n\x0bWorkflowRun\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n\x0bworkflow_id\x18\x02 \x01(\tR\nworkflowId\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32\x1c.athena.v1.WorkflowRunStatusR\x06status\x12\x32\n\x05steps\x18\x04 \x03(\x0b\x32\x1c.athena.v1.WorkflowStepStateR\x05steps\x12\x32\n\x13resumed_from_run_id\x18\x05 \x01(\tH\x00R\x10resumedFromRunId\x88\x01\x01\x12\x1d\n\ncreated_at\x18\x06 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x07 \x01(\tR\tupdatedAt\x12\"\n\nstarted_at\x18\x08 \x01(\tH\x01R\tstartedAt\x88\x01\x01\x12$\n\x0b\x66inished_at\x18\t \x01(\tH\x02R\nfinishedAt\x88\x01\x01\x12\x37\n\x08progress\x18\n \x01(\x0b\x32\x1b.athena.v1.WorkflowProgressR\x08progress\x12%\n\x0eschema_version\x18\x0b \x01(\x05R\rschemaVersionB\x16\n\x14_resumed_from_run_idB\r\n\x0b_started_atB\x0e\n\x0c_finished_at\"\\\n\x14ListWorkflowsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x42\x08\n\x06_limit\"x\n\x15ListWorkflowsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x13.athena.v1.WorkflowR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"V\n\x15\x43reateWorkflowRequest\x12=\n\ndefinition\x18\x01 \x01(\x0b\x32\x1d.athena.v1.WorkflowDefinitionR\ndefinition\"I\n\x16\x43reateWorkflowResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x13.athena.v1.WorkflowR\x08workflow\"/\n\x15GetWorkflowRunRequest\x12\x16\n\x02id\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x02id\"\xac\x01\n\x16GetWorkflowRunResponse\x12/\n\x08workflow\x18\x01 \x01(\x0b\x32\x13.athena.v1.WorkflowR\x08workflow\x12(\n\x03run\x18\x02 \x01(\x0b\x32\x16.athena.v1.WorkflowRunR\x03run\x12\x37\n\x08progress\x18\x03 \x01(\x0b\x32\x1b.athena.v1.WorkflowProgressR\x08progress\"T\n\x18ResumeWorkflowRunRequest\x12\x16\n\x02id\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x02id\x12\x17\n\x04wait\x18\x02 \x01(\x08H\x00R\x04wait\x88\x01\x01\x42\x07\n\x05_wait\"E\n\x19ResumeWorkflowRunResponse\x12(\n\x03run\x18\x01 \x01(\x0b\x32\x16.athena.v1.WorkflowRunR\x03run*\xe4\x01\n\x11WorkflowRunStatus\x12#\n\x1fWORKFLOW_RUN_STATUS_UNSPECIFIED\x10\x00\x12,\n\x1bWORKFLOW_RUN_STATUS_PENDING\x10\x01\x1a\x0b\x8a\xb5\x18\x07pending\x12,\n\x1bWORKFLOW_RUN_STATUS_RUNNING\x10\x02\x1a\x0b\x8a\xb5\x18\x07running\x12\"\n\x16WORKFLOW_RUN_STATUS_OK\x10\x03\x1a\x06\x8a\xb5\x18\x02ok\x12*\n\x1aWORKFLOW_RUN_STATUS_FAILED\x10\x04\x1a\n\x8a\xb5\x18\x06\x66\x61iled2\xec\x04\n\x0fWorkflowService\x12u\n\rListWorkflows\x12\x1f.athena.v1.ListWorkflowsRequest\x1a .athena.v1.ListWorkflowsResponse\"!\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/workflows\x12\x85\x01\n\x0e\x43reateWorkflow\x12 .athena.v1.CreateWorkflowRequest\x1a!.athena.v1.CreateWorkflowResponse\".\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02 \"\x11/api/v1/workflows:\x01*b\x08workflow\x12\x81\x01\n\x0eGetWorkflowRun\x12 .athena.v1.GetWorkflowRunRequest\x1a!.athena.v1.GetWorkflowRunResponse\"*\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/workflows/run/{id}\x12\xd5\x01\n\x11ResumeWorkflowRun\x12#.athena.v1.ResumeWorkflowRunRequest\x1a$.athena.v1.ResumeWorkflowRunResponse\"u\x92\xb5\x18\x38With `wait: false`: the run as started, still `running`.\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02+\"!/api/v1/workflows/run/{id}/resume:\x01*b\x03runb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWRUNSTATUS'].values_by_name["WORKFLOW_RUN_STATUS_FAILED"]._serialized_options = b'\212\265\030\006failed'
   _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._loaded_options = None
   _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_WORKFLOWSTEPEXECUTION'].fields_by_name['metadata']._loaded_options = None
+  _globals['_WORKFLOWSTEPEXECUTION'].fields_by_name['metadata']._serialized_options = b'\212\265\030\003\010\200\010'
+  _globals['_WORKFLOWSTEP'].fields_by_name['directive_id']._loaded_options = None
+  _globals['_WORKFLOWSTEP'].fields_by_name['directive_id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_WORKFLOWSTEP'].fields_by_name['harness_profile_id']._loaded_options = None
+  _globals['_WORKFLOWSTEP'].fields_by_name['harness_profile_id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_WORKFLOWDEFINITION'].fields_by_name['steps']._loaded_options = None
+  _globals['_WORKFLOWDEFINITION'].fields_by_name['steps']._serialized_options = b'\212\265\030\003\020\310\001'
+  _globals['_WORKFLOWDEFINITION'].fields_by_name['dependencies']._loaded_options = None
+  _globals['_WORKFLOWDEFINITION'].fields_by_name['dependencies']._serialized_options = b'\212\265\030\003\020\350\007'
+  _globals['_LISTWORKFLOWSREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_LISTWORKFLOWSREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
+  _globals['_GETWORKFLOWRUNREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETWORKFLOWRUNREQUEST'].fields_by_name['id']._serialized_options = b'\212\265\030\002\010@'
+  _globals['_RESUMEWORKFLOWRUNREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_RESUMEWORKFLOWRUNREQUEST'].fields_by_name['id']._serialized_options = b'\212\265\030\002\010@'
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\023\022\021/api/v1/workflows'
   _globals['_WORKFLOWSERVICE'].methods_by_name['CreateWorkflow']._loaded_options = None
@@ -51,44 +67,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflowRun']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\034\022\032/api/v1/workflows/run/{id}'
   _globals['_WORKFLOWSERVICE'].methods_by_name['ResumeWorkflowRun']._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['ResumeWorkflowRun']._serialized_options = b'\222\265\0308With `wait: false`: the run as started, still `running`.\230\265\030\003\240\265\030\003\202\323\344\223\002+\"!/api/v1/workflows/run/{id}/resume:\001*b\003run'
-  _globals['_WORKFLOWRUNSTATUS']._serialized_start=2959
-  _globals['_WORKFLOWRUNSTATUS']._serialized_end=3187
+  _globals['_WORKFLOWRUNSTATUS']._serialized_start=3027
+  _globals['_WORKFLOWRUNSTATUS']._serialized_end=3255
   _globals['_WORKFLOWSTEPEXECUTION']._serialized_start=96
-  _globals['_WORKFLOWSTEPEXECUTION']._serialized_end=364
-  _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._serialized_start=273
-  _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._serialized_end=332
-  _globals['_WORKFLOWSTEP']._serialized_start=367
-  _globals['_WORKFLOWSTEP']._serialized_end=568
-  _globals['_WORKFLOWMAPPING']._serialized_start=570
-  _globals['_WORKFLOWMAPPING']._serialized_end=647
-  _globals['_WORKFLOWDEPENDENCY']._serialized_start=649
-  _globals['_WORKFLOWDEPENDENCY']._serialized_end=771
-  _globals['_WORKFLOWDEFINITION']._serialized_start=774
-  _globals['_WORKFLOWDEFINITION']._serialized_end=908
-  _globals['_WORKFLOW']._serialized_start=910
-  _globals['_WORKFLOW']._serialized_end=1030
-  _globals['_WORKFLOWSTEPSTATE']._serialized_start=1033
-  _globals['_WORKFLOWSTEPSTATE']._serialized_end=1464
-  _globals['_WORKFLOWPROGRESS']._serialized_start=1467
-  _globals['_WORKFLOWPROGRESS']._serialized_end=1711
-  _globals['_WORKFLOWRUN']._serialized_start=1714
-  _globals['_WORKFLOWRUN']._serialized_end=2221
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=2223
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=2306
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=2308
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2428
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=2430
-  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=2516
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=2518
-  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=2591
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=2593
-  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=2632
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=2635
-  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=2807
-  _globals['_RESUMEWORKFLOWRUNREQUEST']._serialized_start=2809
-  _globals['_RESUMEWORKFLOWRUNREQUEST']._serialized_end=2885
-  _globals['_RESUMEWORKFLOWRUNRESPONSE']._serialized_start=2887
-  _globals['_RESUMEWORKFLOWRUNRESPONSE']._serialized_end=2956
-  _globals['_WORKFLOWSERVICE']._serialized_start=3190
-  _globals['_WORKFLOWSERVICE']._serialized_end=3810
+  _globals['_WORKFLOWSTEPEXECUTION']._serialized_end=373
+  _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._serialized_start=282
+  _globals['_WORKFLOWSTEPEXECUTION_METADATAENTRY']._serialized_end=341
+  _globals['_WORKFLOWSTEP']._serialized_start=376
+  _globals['_WORKFLOWSTEP']._serialized_end=593
+  _globals['_WORKFLOWMAPPING']._serialized_start=595
+  _globals['_WORKFLOWMAPPING']._serialized_end=672
+  _globals['_WORKFLOWDEPENDENCY']._serialized_start=674
+  _globals['_WORKFLOWDEPENDENCY']._serialized_end=796
+  _globals['_WORKFLOWDEFINITION']._serialized_start=799
+  _globals['_WORKFLOWDEFINITION']._serialized_end=951
+  _globals['_WORKFLOW']._serialized_start=953
+  _globals['_WORKFLOW']._serialized_end=1073
+  _globals['_WORKFLOWSTEPSTATE']._serialized_start=1076
+  _globals['_WORKFLOWSTEPSTATE']._serialized_end=1507
+  _globals['_WORKFLOWPROGRESS']._serialized_start=1510
+  _globals['_WORKFLOWPROGRESS']._serialized_end=1754
+  _globals['_WORKFLOWRUN']._serialized_start=1757
+  _globals['_WORKFLOWRUN']._serialized_end=2264
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=2266
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=2358
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=2360
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2480
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_start=2482
+  _globals['_CREATEWORKFLOWREQUEST']._serialized_end=2568
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_start=2570
+  _globals['_CREATEWORKFLOWRESPONSE']._serialized_end=2643
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_start=2645
+  _globals['_GETWORKFLOWRUNREQUEST']._serialized_end=2692
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_start=2695
+  _globals['_GETWORKFLOWRUNRESPONSE']._serialized_end=2867
+  _globals['_RESUMEWORKFLOWRUNREQUEST']._serialized_start=2869
+  _globals['_RESUMEWORKFLOWRUNREQUEST']._serialized_end=2953
+  _globals['_RESUMEWORKFLOWRUNRESPONSE']._serialized_start=2955
+  _globals['_RESUMEWORKFLOWRUNRESPONSE']._serialized_end=3024
+  _globals['_WORKFLOWSERVICE']._serialized_start=3258
+  _globals['_WORKFLOWSERVICE']._serialized_end=3878
 # @@protoc_insertion_point(module_scope)

@@ -73,7 +73,9 @@ class WorkflowStepExecution(_message.Message):
     max_attempts: _builtins.int
     timeout_ms: _builtins.int
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Run metadata of the step's runs: at most 100 entries, keys at most 128 characters, values at most 1,024."""
+
     def __init__(
         self,
         *,
@@ -108,10 +110,15 @@ class WorkflowStep(_message.Message):
     OUTPUTS_FIELD_NUMBER: _builtins.int
     EXECUTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    """Unique within the definition; at most 128 characters, no control characters."""
     directive_id: _builtins.str
+    """An existing directive; at most 64 characters (server-minted ids)."""
     harness_profile_id: _builtins.str
+    """An existing harness profile; at most 64 characters."""
     @_builtins.property
-    def outputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def outputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Named outputs: at most 100 names of at most 128 characters."""
+
     @_builtins.property
     def execution(self) -> Global___WorkflowStepExecution: ...
     def __init__(
@@ -190,9 +197,17 @@ class WorkflowDefinition(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]: ...
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]:
+        """At most 200 steps: a larger graph is a pipeline to split (the graph checks grow with steps x edges,
+        and every run reports each step).
+        """
+
     @_builtins.property
-    def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowDependency]: ...
+    def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowDependency]:
+        """At most 1,000 edges (five upstream steps per step on average at the step bound), each with at most 100
+        mappings.
+        """
+
     def __init__(
         self,
         *,
@@ -407,9 +422,14 @@ class ListWorkflowsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Opaque cursor from a previous page's `nextCursor`."""
+    """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
+    issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
+    is CONFIG_ERROR `<list>.cursor is invalid.`
+    """
     limit: _builtins.int
-    """Page size, default 50, clamped to 1..500."""
+    """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
+    holds at least one), so it fits any gRPC client's 4 MB default; `nextCursor` continues after its last item.
+    """
     def __init__(
         self,
         *,
@@ -498,7 +518,7 @@ class GetWorkflowRunRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The workflow id."""
+    """The workflow id; at most 64 characters (workflow ids are server-minted)."""
     def __init__(
         self,
         *,
@@ -547,7 +567,7 @@ class ResumeWorkflowRunRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     WAIT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The workflow id."""
+    """The workflow id; at most 64 characters."""
     wait: _builtins.bool
     """Wait for the run to finish (default true); false answers at once with the run as started."""
     def __init__(
