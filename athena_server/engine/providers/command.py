@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# <linux/prctl.h>
-_PR_SET_PDEATHSIG = 1
 # How much of stderr a failure message quotes: enough to see the error, small enough for a status message.
 _STDERR_TAIL_CHARS = 500
 # asyncio's default buffer limit for subprocess streams (64 KiB): the most a pipe buffers before asyncio
