@@ -62,6 +62,22 @@ HEADER_MAX_CHARS: dict[str, int] = {
     CLIENT_ADDRESS_HEADER: 64,
 }
 
+# The largest request both transports accept: the REST body in bytes, the gRPC message's serialized size (a
+# JSON body is never smaller than the message it becomes). gRPC itself refuses messages over the server's
+# `grpc.max_receive_message_length` (server.py) before Athena sees them.
+MAX_REQUEST_BYTES = 1_000_000
+# The refusals both sides word alike (the gateway checks before forwarding, the server for gRPC callers).
+PAYLOAD_TOO_LARGE_MESSAGE = f"request.body exceeds {MAX_REQUEST_BYTES} bytes."
+
+
+def header_too_long(name: str, limit: int) -> str:
+    return f"header '{name}' must be at most {limit} characters."
+
+
+def header_repeated(name: str) -> str:
+    return f"header '{name}' must be sent once."
+
+
 # Messages whose JSON form is special-cased by protobuf; never walked for enum values.
 _WELL_KNOWN_PREFIX = "google.protobuf."
 

@@ -20,14 +20,14 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from athena_client.contract import MAX_REQUEST_BYTES, PAYLOAD_TOO_LARGE_MESSAGE
 from athena_gateway.errors import GatewayError, config_error, shown
 
-MAX_BODY_BYTES = 1_000_000
 _WHITESPACE = b" \t\r\n"  # JSON's whitespace
 
 
 def _too_large() -> GatewayError:
-    return GatewayError("PAYLOAD_TOO_LARGE", f"request.body exceeds {MAX_BODY_BYTES} bytes.")
+    return GatewayError("PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE_MESSAGE)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -88,7 +88,7 @@ async def read_body(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) ->
     if declared is not None:
         if not (declared.isascii() and declared.strip().isdigit()):
             raise config_error("content-length must be a non-negative integer.")
-        if int(declared) > MAX_BODY_BYTES:
+        if int(declared) > MAX_REQUEST_BYTES:
             raise _too_large()
     content_type = headers.get("content-type")
     json_declared = is_json_media_type(content_type)
@@ -97,6 +97,6 @@ async def read_body(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) ->
         if not json_declared and chunk.strip(_WHITESPACE):
             raise unsupported_media_type(content_type)
         raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
+        if len(raw) > MAX_REQUEST_BYTES:
             raise _too_large()
     return parse_json_object(bytes(raw))

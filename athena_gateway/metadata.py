@@ -21,6 +21,8 @@ from athena_client.contract import (
     IDEMPOTENCY_HEADER,
     IDENTITY_HEADER_MAX_CHARS,
     TRACE_HEADER,
+    header_repeated,
+    header_too_long,
 )
 from athena_gateway.errors import config_error
 
@@ -54,7 +56,7 @@ class HeaderForwarding:
             value = raw_value.decode("latin-1")
             if name in found:
                 if name not in _LIST_HEADERS:
-                    raise config_error(f"header '{name}' must be sent once.")
+                    raise config_error(header_repeated(name))
                 value = f"{found[name]},{value}"
             found[name] = value
         metadata = [(TRACE_HEADER, trace_id)]
@@ -63,7 +65,7 @@ class HeaderForwarding:
         for name, value in found.items():
             limit = self._limits[name]
             if len(value) > limit:
-                raise config_error(f"header '{name}' must be at most {limit} characters.")
+                raise config_error(header_too_long(name, limit))
             if not (value.isascii() and value.isprintable()):
                 raise config_error(f"header '{name}' must be printable ASCII.")
             metadata.append((name, value))

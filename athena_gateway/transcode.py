@@ -16,14 +16,8 @@ from google.protobuf.message import Message
 from athena_client.contract import json_to_message
 from athena_gateway.body import read_body
 from athena_gateway.errors import config_error
-from athena_gateway.params import params_by_name, query_json
+from athena_gateway.params import query_json
 from athena_gateway.routes import RouteSpec
-
-
-def query_to_json(fields: Iterable[FieldDescriptor], items: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Query parameters as a protobuf-JSON dict keyed by json_name (see `params.py` for the rules)."""
-    return query_json(params_by_name(fields), items)
-
 
 _MAX_MESSAGE_CHARS = 300
 

@@ -26,13 +26,17 @@ from collections.abc import Callable, Iterable, Mapping
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from athena_client.contract import DEFAULT_MAX_CHARS, HEADER_MAX_CHARS, TRACE_HEADER, field_bounds
+from athena_client.contract import (
+    DEFAULT_MAX_CHARS,
+    HEADER_MAX_CHARS,
+    MAX_REQUEST_BYTES,
+    PAYLOAD_TOO_LARGE_MESSAGE,
+    TRACE_HEADER,
+    field_bounds,
+    header_too_long,
+)
 from athena_server.errors import AthenaError, ErrorCode, config_error
 
-# The largest request: the REST gateway refuses bodies over this (PAYLOAD_TOO_LARGE), and so does the server
-# for a serialized gRPC message (a JSON body is never smaller than the message it becomes). gRPC itself
-# refuses messages over the server's `grpc.max_receive_message_length` (server.py) before we see them.
-MAX_REQUEST_BYTES = 1_000_000
 # What `x-trace-id` may hold: ids like UUIDs, W3C trace ids and ULIDs; it is stored in 64-character columns
 # and echoed in messages and logs.
 TRACE_ID_PATTERN = re.compile(rf"[A-Za-z0-9._:-]{{1,{HEADER_MAX_CHARS[TRACE_HEADER]}}}")
@@ -226,7 +230,7 @@ def check_headers(metadata: Iterable[tuple[str, str | bytes]], limits: Mapping[s
         if limit is None or not isinstance(value, str):
             continue
         if len(value) > limit:
-            raise config_error(f"header '{key}' must be at most {limit} characters.")
+            raise config_error(header_too_long(key, limit))
         if key == TRACE_HEADER and value and not valid_trace_id(value):
             raise config_error(f"header '{key}' must match {TRACE_ID_PATTERN.pattern}.")
 
@@ -235,7 +239,7 @@ def check_message(request: Message, rpc: str) -> None:
     """Size, then every field bound of an athena request (other services' messages only get the size).
     The size comes first, as in the gateway, which refuses an oversized body before parsing it."""
     if request.ByteSize() > MAX_REQUEST_BYTES:
-        raise AthenaError(ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE, f"request.body exceeds {MAX_REQUEST_BYTES} bytes.")
+        raise AthenaError(ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE, PAYLOAD_TOO_LARGE_MESSAGE)
     checks = _request_checks(type(request))
     if checks:
         prefix = f"{rpc}."

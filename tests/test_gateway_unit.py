@@ -42,10 +42,16 @@ from athena_gateway.guard import (
     default_allowed_hosts,
     split_setting,
 )
-from athena_gateway.params import scalar_parser
+from athena_gateway.params import params_by_name, query_json, scalar_parser
 from athena_gateway.routes import RouteSpec, build_routes, route_table, services
-from athena_gateway.transcode import build_request, query_to_json
+from athena_gateway.transcode import build_request
 from athena_server.config import Settings
+
+
+def query_to_json(fields: Any, items: Any) -> dict[str, Any]:
+    """Query parameters as the gateway reads them for a request with these fields."""
+    return query_json(params_by_name(fields), items)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Route table

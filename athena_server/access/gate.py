@@ -26,6 +26,7 @@ from athena_client.contract import (
     IDENTITY_HEADER_MAX_CHARS,
     MethodAccess,
     error_code,
+    header_repeated,
     method_access,
     role_name,
     services,
@@ -188,7 +189,7 @@ class Gate:
             if key not in read or not isinstance(value, str):
                 continue
             if key in found:
-                raise config_error(f"header '{key}' must be sent once.")
+                raise config_error(header_repeated(key))
             found[key] = value
         return found
 
