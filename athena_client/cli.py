@@ -1,14 +1,15 @@
-"""The `athena` command. Server commands now; client commands (runs, sessions, ...) build on the SDK."""
+"""The `athena` command. The serve commands load the server lazily, so the client side of the stack never
+imports it."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from athena_client import serve
-from athena_server.config import Settings
+if TYPE_CHECKING:
+    from athena_server.config import Settings
 
 app = typer.Typer(help="Athena: a control plane for AI-agent runs.", no_args_is_help=True)
 api_app = typer.Typer(help="The API server (gRPC and REST in one process).", no_args_is_help=True)
@@ -30,6 +31,8 @@ DbOption = Annotated[
 
 def _settings(**overrides: Any) -> Settings:
     """Environment first, then the flags that were given."""
+    from athena_server.config import Settings
+
     settings = Settings()
     values = {k: v for k, v in overrides.items() if v is not None}
     return settings.model_copy(update=values)
@@ -48,7 +51,15 @@ def _server_settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _serve() -> Any:
+    from athena_server import serve
+
+    return serve
+
+
 def _run(coro: Any, settings: Settings) -> None:
+    from athena_server import serve
+
     serve.configure_logging(settings.log_level)
     asyncio.run(coro)
 
@@ -63,7 +74,7 @@ def api_serve(
 ) -> None:
     """Serve gRPC and the REST gateway together."""
     settings = _server_settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
-    _run(serve.serve_api(settings), settings)
+    _run(_serve().serve_api(settings), settings)
 
 
 @grpc_app.command("serve")
@@ -74,7 +85,7 @@ def grpc_serve(
 ) -> None:
     """Serve gRPC only."""
     settings = _server_settings(grpc_host=host, grpc_port=port, database_url=db)
-    _run(serve.serve_grpc(settings), settings)
+    _run(_serve().serve_grpc(settings), settings)
 
 
 @gateway_app.command("serve")
@@ -85,7 +96,7 @@ def gateway_serve(
 ) -> None:
     """Serve the REST gateway in front of a running gRPC server."""
     settings = _settings(host=host, port=port)
-    _run(serve.serve_gateway(settings, upstream), settings)
+    _run(_serve().serve_gateway(settings, upstream), settings)
 
 
 @auth_app.command("new-token")

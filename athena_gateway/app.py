@@ -27,7 +27,8 @@ from athena_client.contract import (
     IDEMPOTENCY_HEADER,
     TRACE_HEADER,
 )
-from athena_gateway.envelope import error_response, field_json, success_response
+from athena_client.rest_data import field_json
+from athena_gateway.envelope import error_response, success_response
 from athena_gateway.errors import GatewayError, config_error, from_rpc_error, not_found
 from athena_gateway.guard import LOOPBACK_HOSTS, BrowserGuardMiddleware, HostAllowList, normalise_origin
 from athena_gateway.metadata import HeaderForwarding

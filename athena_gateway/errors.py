@@ -7,19 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 
 from athena_client.contract import (
     ERROR_CODES,
-    ERROR_DOMAIN,
     ERROR_META_RATE_LIMIT,
     ERROR_META_RATE_REMAINING,
     ERROR_META_RATE_RESET,
     ERROR_META_RETRY_AFTER,
     ERROR_META_RETRYABLE,
 )
-
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
+from athena_client.errors import error_info
 
 # ErrorInfo metadata the REST answer repeats as response headers (whole numbers only: anything else in
 # them is not something a client could act on, so it is left out rather than passed through).
@@ -68,19 +65,6 @@ def internal_error(trace_id: str) -> GatewayError:
 def shown(value: str, limit: int = 64) -> str:
     """A client-sent value quoted for an error message, cut short so a long header is not echoed whole."""
     return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-def error_info(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> error_details_pb2.ErrorInfo | None:
-    """The Athena ErrorInfo in a status's `grpc-status-details-bin` trailer, if there is one."""
-    for key, value in trailing_metadata or ():
-        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info) and info.domain == ERROR_DOMAIN and info.reason in ERROR_CODES:
-                return info
-    return None
 
 
 def _response_headers(metadata: Mapping[str, str]) -> dict[str, str]:

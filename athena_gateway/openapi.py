@@ -265,7 +265,7 @@ def _parameters(spec: RouteSpec, schemas: _Schemas) -> list[dict[str, Any]]:
                 "description": f"Resume after this id; overrides the `{spec.sse.resume_field}` query parameter.",
             }
         )
-    if spec.http_method == "POST":
+    if spec.method.GetOptions().Extensions[options_pb2.idempotency_key]:
         params.append(
             {
                 "name": "Idempotency-Key",

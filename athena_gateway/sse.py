@@ -23,7 +23,8 @@ from google.protobuf.message import Message
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from athena_gateway.envelope import error_body, field_json, success_body
+from athena_client.rest_data import field_json
+from athena_gateway.envelope import error_body, success_body
 from athena_gateway.errors import GatewayError, from_rpc_error, from_status, internal_error
 from athena_gateway.metadata import Metadata
 from athena_gateway.routes import RouteSpec

@@ -30,10 +30,11 @@ from athena.v1 import (
     system_pb2,
     system_pb2_grpc,
 )
-from athena_client.serve import gateway_app as serve_gateway_app
+from athena_client.contract import services
+from athena_client.rest_data import field_json
 from athena_gateway.app import create_app
 from athena_gateway.body import is_json_media_type, parse_json_object, read_body
-from athena_gateway.envelope import field_json, success_body
+from athena_gateway.envelope import success_body
 from athena_gateway.errors import GatewayError, from_status
 from athena_gateway.guard import (
     LOOPBACK_HOSTS,
@@ -43,9 +44,10 @@ from athena_gateway.guard import (
     split_setting,
 )
 from athena_gateway.params import params_by_name, query_json, scalar_parser
-from athena_gateway.routes import RouteSpec, build_routes, route_table, services
+from athena_gateway.routes import RouteSpec, build_routes, route_table
 from athena_gateway.transcode import build_request
 from athena_server.config import Settings
+from athena_server.serve import gateway_app as serve_gateway_app
 
 
 def query_to_json(fields: Any, items: Any) -> dict[str, Any]:

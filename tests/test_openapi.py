@@ -162,7 +162,15 @@ def test_parameters_and_bodies(doc: dict[str, Any]) -> None:
     }
     cancel = doc["paths"]["/api/v1/run-control/by-run/{run_id}/cancel"]["post"]
     assert cancel["requestBody"]["content"]["application/json"]["schema"] == {"$ref": REF + "CancelRunByRunIdRequest"}
-    assert [p["in"] for p in cancel["parameters"]] == ["path", "header"]  # no query params when body is "*"
+    assert [p["in"] for p in cancel["parameters"]] == ["path"]  # no query params when body is "*"
+    # Idempotency-Key only where the contract says the RPC reads it.
+    keyed = {
+        (path, verb)
+        for path, item in doc["paths"].items()
+        for verb, op in item.items()
+        if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    }
+    assert keyed == {("/api/v1/runs", "post"), ("/api/v1/templates/{id}/run", "post")}
 
 
 def test_sse_routes_document_an_event_stream(doc: dict[str, Any]) -> None:

@@ -161,6 +161,7 @@ SSE_FIELD_NUMBER: _builtins.int
 ACCEPTED_FIELD_NUMBER: _builtins.int
 REQUIRED_ROLE_FIELD_NUMBER: _builtins.int
 RATE_CLASS_FIELD_NUMBER: _builtins.int
+IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
 JSON_VALUE_FIELD_NUMBER: _builtins.int
 HTTP_STATUS_FIELD_NUMBER: _builtins.int
 GRPC_CODE_FIELD_NUMBER: _builtins.int
@@ -178,6 +179,12 @@ otherwise. OpenAPI lists it on each operation.
 """
 rate_class: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___RateClass.ValueType]
 """The rate-limit bucket of the RPC. Every RPC declares one."""
+idempotency_key: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
+"""True on RPCs that read an `Idempotency-Key` (HTTP header, gRPC metadata `idempotency-key`): a repeat of
+the key with the same request replays the first answer, with a different request it is
+IDEMPOTENCY_KEY_REUSED. The SDK sends a fresh key per logical call of these RPCs and reuses it across
+that call's retries, so retrying them can never start work twice.
+"""
 json_value: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.EnumValueOptions, _builtins.str]
 """The string this value has in REST JSON and OpenAPI (for example "not-running"). The gateway translates
 both ways; gRPC callers use the enum value itself.
