@@ -285,10 +285,11 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
                 _walk(sub, data[key], outgoing)
 
 
-def message_to_json(message: Message) -> dict[str, Any]:
-    """Protobuf JSON with the seeds' conventions: fields without presence always printed, `optional`
-    and message fields omitted when unset, enum values in their `json_value` spelling."""
-    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+def message_to_json(message: Message, *, defaults: bool = True) -> dict[str, Any]:
+    """Protobuf JSON with the seeds' conventions: fields without presence always printed (unless `defaults`
+    is False: then only fields that are set, which is what a client sends), `optional` and message fields
+    omitted when unset, enum values in their `json_value` spelling."""
+    data = json_format.MessageToDict(message, always_print_fields_with_no_presence=defaults)
     _walk(message.DESCRIPTOR, data, outgoing=True)
     return data
 

@@ -135,9 +135,10 @@ def from_grpc(
             trace_id=info.metadata.get(ERROR_META_TRACE_ID) or None,
             retry_after=_seconds(info.metadata.get(ERROR_META_RETRY_AFTER)),
         )
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        # CANCELLED without ErrorInfo: the server went away mid-call (shutdown), or the channel closed.
         return AthenaTransportError(TRANSPORT_UNAVAILABLE, details or "server unavailable")
-    if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return AthenaTransportError(TRANSPORT_DEADLINE_EXCEEDED, details or "deadline exceeded")
     fallback = _FALLBACK.get(code)
     if fallback is not None:

@@ -64,7 +64,7 @@ def message_from_data(data: Any, path: str, message: M) -> M:
     SDK reads a newer server's answers."""
     if path:
         json_names = []
-        descriptor = message.DESCRIPTOR
+        descriptor: Any = message.DESCRIPTOR
         for name in path.split("."):
             field = descriptor.fields_by_name[name]
             json_names.append(field.json_name)
