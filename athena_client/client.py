@@ -236,7 +236,7 @@ class AsyncClient(AsyncServiceClients, _Calls):
             await asyncio.sleep(pause)
             attempt += 1
 
-    async def stream(
+    def stream(
         self,
         which: Rpc | str,
         request: Message,
@@ -244,25 +244,11 @@ class AsyncClient(AsyncServiceClients, _Calls):
         resume: bool = True,
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[Message]:
-        """See `Client.stream`."""
+    ) -> AsyncMessageStream:
+        """See `Client.stream`. The stream is an object, not an async generator, so leaving an `async for`
+        early cannot leave two generators for the event loop to close at once; `aclose()` ends it now."""
         target = _rpc(which)
-        headers = self._headers(target, None, metadata)
-        last_id: str | None = None
-        failures = 0
-        while True:
-            try:
-                messages = self.transport.stream(target, self._resumed(target, request, last_id), headers, timeout)
-                async for message in messages:
-                    failures = 0
-                    last_id = self._message_id(target, message) or last_id
-                    yield message
-                return
-            except AthenaError as error:
-                if not resume or not self._reconnects(error) or failures >= self.retry_policy.max_reconnects:
-                    raise
-            await asyncio.sleep(self.retry_policy.backoff(failures))
-            failures += 1
+        return AsyncMessageStream(self, target, request, self._headers(target, None, metadata), resume, timeout)
 
     async def pages(self, which: Rpc | str, request: Message, **options: Any) -> AsyncIterator[Message]:
         """See `Client.pages`."""
@@ -292,6 +278,63 @@ class AsyncClient(AsyncServiceClients, _Calls):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+class AsyncMessageStream:
+    """The messages of one server-streaming call, reopened after the last delivered message when the
+    connection breaks (see `Client.stream`)."""
+
+    def __init__(
+        self, client: AsyncClient, rpc: Rpc, request: Message, headers: Headers, resume: bool, timeout: float | None
+    ) -> None:
+        self._client = client
+        self._rpc = rpc
+        self._request = request
+        self._headers = headers
+        self._resume = resume
+        self._timeout = timeout
+        self._inner: AsyncIterator[Message] | None = None
+        self._last_id: str | None = None
+        self._failures = 0
+        self._done = False
+
+    def __aiter__(self) -> AsyncMessageStream:
+        return self
+
+    async def __anext__(self) -> Message:
+        while not self._done:
+            if self._inner is None:
+                request = self._client._resumed(self._rpc, self._request, self._last_id)
+                self._inner = self._client.transport.stream(self._rpc, request, self._headers, self._timeout)
+            try:
+                message = await anext(self._inner)
+            except StopAsyncIteration:
+                await self.aclose()
+                break
+            except AthenaError as error:
+                await self._close_inner()
+                policy = self._client.retry_policy
+                if not self._resume or not self._client._reconnects(error) or self._failures >= policy.max_reconnects:
+                    self._done = True
+                    raise
+                await asyncio.sleep(policy.backoff(self._failures))
+                self._failures += 1
+                continue
+            self._failures = 0
+            self._last_id = self._client._message_id(self._rpc, message) or self._last_id
+            return message
+        raise StopAsyncIteration
+
+    async def _close_inner(self) -> None:
+        inner, self._inner = self._inner, None
+        close = getattr(inner, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def aclose(self) -> None:
+        """End the call now (also what leaving `async with contextlib.aclosing(stream)` does)."""
+        self._done = True
+        await self._close_inner()
 
 
 def _target(url: str) -> tuple[str, str]:
