@@ -12,25 +12,27 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from google.protobuf.message import Message
 
 from athena.v1.services_client import AsyncServiceClients, ServiceClients
 from athena_client.contract import IDEMPOTENCY_HEADER
-from athena_client.errors import AthenaError, AthenaTransportError
+from athena_client.errors import TRANSPORT_DEADLINE_EXCEEDED, AthenaError, AthenaTransportError
 from athena_client.grpc_transport import AsyncGrpcTransport, GrpcTransport
 from athena_client.options import Credentials, RetryPolicy
 from athena_client.rest_transport import AsyncRestTransport, RestTransport
 from athena_client.rpcs import CURSOR_FIELD, NEXT_CURSOR_FIELD, Rpc, rpc
 from athena_client.transport import AsyncTransport, Headers, Transport
 
+M = TypeVar("M", bound=Message)
+
 DEFAULT_TIMEOUT = 60.0
 # Errors after which a stream is reopened from its last delivered message: no answer (server restarting),
-# or the gateway saying its upstream is unavailable.
+# or the gateway saying its upstream is unavailable. Not DEADLINE_EXCEEDED: that is the stream's own timeout.
 _RECONNECT_CODES = frozenset({"UNAVAILABLE"})
 
 
@@ -61,10 +63,15 @@ class _Calls:
             headers.extend((k.lower(), v) for k, v in metadata.items())
         return headers
 
-    def _delay(self, rpc: Rpc, attempt: int, error: AthenaError, retry: bool | None) -> float | None:
+    def _delay(
+        self, rpc: Rpc, attempt: int, error: AthenaError, retry: bool | None, deadline: float | None
+    ) -> float | None:
         if retry is False:
             return None
-        return self.retry_policy.delay(attempt, error, retry_safe=bool(retry) or rpc.retry_safe)
+        pause = self.retry_policy.delay(attempt, error, retry_safe=bool(retry) or rpc.retry_safe)
+        if pause is not None and deadline is not None and time.monotonic() + pause >= deadline:
+            return None  # the call's timeout would pass while waiting: the caller gets the error now
+        return pause
 
     def _timeout(self, timeout: float | None) -> float | None:
         return self.timeout if timeout is None else timeout
@@ -79,7 +86,21 @@ class _Calls:
         return again
 
     def _reconnects(self, error: AthenaError) -> bool:
-        return isinstance(error, AthenaTransportError) or (error.retryable and error.code in _RECONNECT_CODES)
+        return error.code in _RECONNECT_CODES and (isinstance(error, AthenaTransportError) or error.retryable)
+
+    @staticmethod
+    def _deadline(timeout: float | None) -> float | None:
+        return None if timeout is None else time.monotonic() + timeout
+
+    @staticmethod
+    def _time_left(deadline: float | None) -> float | None:
+        """The timeout of a call's or stream's next attempt: what is left of the whole call's."""
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AthenaTransportError(TRANSPORT_DEADLINE_EXCEEDED, "the call's timeout passed")
+        return left
 
     @staticmethod
     def _message_id(rpc: Rpc, message: Message) -> str | None:
@@ -127,15 +148,17 @@ class Client(ServiceClients, _Calls):
         metadata: Mapping[str, str] | None = None,
     ) -> Message:
         """One logical call of a unary RPC (by `Rpc` or full name, `athena.v1.RunService.GetRun`): retried
-        when the policy allows, with one idempotency key across attempts."""
+        when the policy allows, with one idempotency key across attempts. `timeout` bounds the whole call,
+        its retries and the pauses between them included."""
         target = _rpc(which)
         headers = self._headers(target, idempotency_key, metadata)
+        deadline = self._deadline(self._timeout(timeout))
         attempt = 0
         while True:
             try:
-                return self.transport.unary(target, request, headers, self._timeout(timeout))
+                return self.transport.unary(target, request, headers, self._time_left(deadline))
             except AthenaError as error:
-                pause = self._delay(target, attempt, error, retry)
+                pause = self._delay(target, attempt, error, retry, deadline)
                 if pause is None:
                     raise
             time.sleep(pause)
@@ -149,17 +172,19 @@ class Client(ServiceClients, _Calls):
         resume: bool = True,
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
-    ) -> Iterator[Message]:
+    ) -> Generator[Message, None, None]:
         """The messages of a server-streaming RPC. With `resume` (the default) a broken stream is reopened
         after the last message delivered (its `(athena.v1.sse)` id into the request's resume field), so the
         consumer sees each message once across server restarts; `timeout` bounds the whole stream."""
         target = _rpc(which)
         headers = self._headers(target, None, metadata)
+        deadline = self._deadline(timeout)
         last_id: str | None = None
         failures = 0
         while True:
             try:
-                for message in self.transport.stream(target, self._resumed(target, request, last_id), headers, timeout):
+                resumed = self._resumed(target, request, last_id)
+                for message in self.transport.stream(target, resumed, headers, self._time_left(deadline)):
                     failures = 0
                     last_id = self._message_id(target, message) or last_id
                     yield message
@@ -225,12 +250,13 @@ class AsyncClient(AsyncServiceClients, _Calls):
         """See `Client.call`."""
         target = _rpc(which)
         headers = self._headers(target, idempotency_key, metadata)
+        deadline = self._deadline(self._timeout(timeout))
         attempt = 0
         while True:
             try:
-                return await self.transport.unary(target, request, headers, self._timeout(timeout))
+                return await self.transport.unary(target, request, headers, self._time_left(deadline))
             except AthenaError as error:
-                pause = self._delay(target, attempt, error, retry)
+                pause = self._delay(target, attempt, error, retry, deadline)
                 if pause is None:
                     raise
             await asyncio.sleep(pause)
@@ -244,11 +270,12 @@ class AsyncClient(AsyncServiceClients, _Calls):
         resume: bool = True,
         timeout: float | None = None,
         metadata: Mapping[str, str] | None = None,
-    ) -> AsyncMessageStream:
+    ) -> AsyncMessageStream[Message]:
         """See `Client.stream`. The stream is an object, not an async generator, so leaving an `async for`
         early cannot leave two generators for the event loop to close at once; `aclose()` ends it now."""
         target = _rpc(which)
-        return AsyncMessageStream(self, target, request, self._headers(target, None, metadata), resume, timeout)
+        headers = self._headers(target, None, metadata)
+        return AsyncMessageStream[Message](self, target, request, headers, resume, timeout)
 
     async def pages(self, which: Rpc | str, request: Message, **options: Any) -> AsyncIterator[Message]:
         """See `Client.pages`."""
@@ -280,9 +307,10 @@ class AsyncClient(AsyncServiceClients, _Calls):
         await self.close()
 
 
-class AsyncMessageStream:
+class AsyncMessageStream(Generic[M]):
     """The messages of one server-streaming call, reopened after the last delivered message when the
-    connection breaks (see `Client.stream`)."""
+    connection breaks (see `Client.stream`). `M` is the RPC's response class (the generated methods say
+    which)."""
 
     def __init__(
         self, client: AsyncClient, rpc: Rpc, request: Message, headers: Headers, resume: bool, timeout: float | None
@@ -292,20 +320,21 @@ class AsyncMessageStream:
         self._request = request
         self._headers = headers
         self._resume = resume
-        self._timeout = timeout
+        self._deadline = client._deadline(timeout)
         self._inner: AsyncIterator[Message] | None = None
         self._last_id: str | None = None
         self._failures = 0
         self._done = False
 
-    def __aiter__(self) -> AsyncMessageStream:
+    def __aiter__(self) -> AsyncMessageStream[M]:
         return self
 
-    async def __anext__(self) -> Message:
+    async def __anext__(self) -> M:
         while not self._done:
             if self._inner is None:
                 request = self._client._resumed(self._rpc, self._request, self._last_id)
-                self._inner = self._client.transport.stream(self._rpc, request, self._headers, self._timeout)
+                timeout = self._client._time_left(self._deadline)
+                self._inner = self._client.transport.stream(self._rpc, request, self._headers, timeout)
             try:
                 message = await anext(self._inner)
             except StopAsyncIteration:
@@ -322,7 +351,7 @@ class AsyncMessageStream:
                 continue
             self._failures = 0
             self._last_id = self._client._message_id(self._rpc, message) or self._last_id
-            return message
+            return cast(M, message)
         raise StopAsyncIteration
 
     async def _close_inner(self) -> None:
@@ -362,7 +391,8 @@ def connect(
     retry: RetryPolicy | None = None,
 ) -> Client:
     """A blocking client: `grpc://127.0.0.1:50051` for gRPC, `http://127.0.0.1:8787` for REST. Credentials
-    default to `ATHENA_IDENTITY` / `ATHENA_API_TOKEN`; `timeout` (seconds) is each call's default."""
+    default to `ATHENA_IDENTITY` / `ATHENA_API_TOKEN`; `timeout` (seconds) is each call's default, retries
+    included."""
     kind, target = _target(url)
     transport: Transport = GrpcTransport(target) if kind == "grpc" else RestTransport(target)
     return Client(transport, credentials=Credentials.resolve(identity, api_token), timeout=timeout, retry=retry)

@@ -12,10 +12,19 @@ from google.protobuf.message import Message
 
 from athena_client.errors import from_rpc_error
 from athena_client.rpcs import Rpc
-from athena_client.transport import Headers
+from athena_client.transport import ClientClosedError, Headers
 
-# Responses may be larger than requests: a page is cut at about 1 MiB, a run's output can be large.
-CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+CHANNEL_OPTIONS = (
+    # Responses may be larger than requests: a page is cut at about 1 MiB, a run's output can be large.
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # gRPC's own reconnect back-off (1 s growing to 120 s, shared by every channel to the same target)
+    # fails calls at once, without trying to connect, while it runs: after a server restart, calls kept
+    # failing for up to two minutes, past the client's retries and stream reconnects. Kept below what the
+    # default RetryPolicy's pauses add up to (0.35 s at least), so a retried call reaches a server that
+    # is back; the RetryPolicy paces the attempts.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 250),
+)
 
 
 def _serialize(message: Message) -> bytes:
@@ -29,9 +38,12 @@ class GrpcTransport:
         self.target = target
         self._channel = channel or grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._owned = channel is None
+        self._closed = False
         self._callables: dict[str, Any] = {}
 
     def _callable(self, rpc: Rpc) -> Any:
+        if self._closed:
+            raise ClientClosedError()
         found = self._callables.get(rpc.path)
         if found is None:
             factory = self._channel.unary_stream if rpc.streaming else self._channel.unary_unary
@@ -58,6 +70,7 @@ class GrpcTransport:
             call.cancel()
 
     def close(self) -> None:
+        self._closed = True
         if self._owned:
             self._channel.close()
 
@@ -71,9 +84,12 @@ class AsyncGrpcTransport:
         self._channel = channel
         self._owned = channel is None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self._callables: dict[str, Any] = {}
 
     def _callable(self, rpc: Rpc) -> Any:
+        if self._closed:  # the channel is gone: opening another would leak it
+            raise ClientClosedError()
         loop = asyncio.get_running_loop()
         if self._channel is None or (self._owned and self._loop is not loop):
             self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
@@ -108,6 +124,7 @@ class AsyncGrpcTransport:
             call.cancel()
 
     async def close(self) -> None:
+        self._closed = True
         if self._owned and self._channel is not None:
             await self._channel.close()
             self._channel = None

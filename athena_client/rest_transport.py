@@ -8,6 +8,7 @@ message's `response_body` field, and an `event: error` frame is the stream's fai
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +28,12 @@ from athena_client.errors import (
 from athena_client.http_rules import HttpRoute
 from athena_client.rest_data import dumps, message_from_data
 from athena_client.rpcs import Rpc
-from athena_client.transport import Headers
+from athena_client.transport import ClientClosedError, Headers
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
-# Connecting to a stream is bounded by the call's timeout; reading it is not (heartbeats every 15 s).
+# Without a timeout a stream is bounded only while connecting (it may rightly stay quiet for hours); with
+# one, the whole stream is, as a gRPC deadline bounds it.
 DEFAULT_CONNECT_SECONDS = 10.0
 
 
@@ -139,8 +141,19 @@ def stream_message(rpc: Rpc, event: str, data: str) -> Message:
 
 def _timeout(timeout: float | None, streaming: bool) -> httpx.Timeout:
     if streaming:
-        return httpx.Timeout(connect=timeout or DEFAULT_CONNECT_SECONDS, read=None, write=timeout, pool=timeout)
+        # A quiet stream (no event, no heartbeat) past the timeout ends in a read timeout; a busy one at the
+        # first line after its deadline (`_check_deadline`).
+        return httpx.Timeout(connect=timeout or DEFAULT_CONNECT_SECONDS, read=timeout, write=timeout, pool=timeout)
     return httpx.Timeout(timeout)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise AthenaTransportError(TRANSPORT_DEADLINE_EXCEEDED, "the stream's timeout passed")
 
 
 class RestTransport:
@@ -150,8 +163,11 @@ class RestTransport:
         self.base_url = base_url.rstrip("/")
         self._http = http or httpx.Client(base_url=self.base_url)
         self._owned = http is None
+        self._closed = False
 
     def unary(self, rpc: Rpc, request: Message, headers: Headers, timeout: float | None) -> Message:
+        if self._closed:
+            raise ClientClosedError()
         http = encode(rpc.route, request)
         try:
             answer = self._http.request(
@@ -167,6 +183,9 @@ class RestTransport:
         return decode(rpc, answer.status_code, answer.content, answer.headers)
 
     def stream(self, rpc: Rpc, request: Message, headers: Headers, timeout: float | None) -> Iterator[Message]:
+        if self._closed:
+            raise ClientClosedError()
+        deadline = _deadline(timeout)
         http = encode(rpc.route, request)
         try:
             with self._http.stream(
@@ -181,6 +200,7 @@ class RestTransport:
                     raise from_envelope(answer.status_code, answer.read(), answer.headers)
                 parser = SseParser()
                 for line in answer.iter_lines():
+                    _check_deadline(deadline)
                     frame = parser.feed(line)
                     if frame is not None:
                         yield stream_message(rpc, *frame)
@@ -188,6 +208,7 @@ class RestTransport:
             raise _transport_error(exc) from None
 
     def close(self) -> None:
+        self._closed = True
         if self._owned:
             self._http.close()
 
@@ -199,8 +220,11 @@ class AsyncRestTransport:
         self.base_url = base_url.rstrip("/")
         self._http = http or httpx.AsyncClient(base_url=self.base_url)
         self._owned = http is None
+        self._closed = False
 
     async def unary(self, rpc: Rpc, request: Message, headers: Headers, timeout: float | None) -> Message:
+        if self._closed:
+            raise ClientClosedError()
         http = encode(rpc.route, request)
         try:
             answer = await self._http.request(
@@ -218,6 +242,9 @@ class AsyncRestTransport:
     async def stream(
         self, rpc: Rpc, request: Message, headers: Headers, timeout: float | None
     ) -> AsyncIterator[Message]:
+        if self._closed:
+            raise ClientClosedError()
+        deadline = _deadline(timeout)
         http = encode(rpc.route, request)
         try:
             async with self._http.stream(
@@ -232,6 +259,7 @@ class AsyncRestTransport:
                     raise from_envelope(answer.status_code, await answer.aread(), answer.headers)
                 parser = SseParser()
                 async for line in answer.aiter_lines():
+                    _check_deadline(deadline)
                     frame = parser.feed(line)
                     if frame is not None:
                         yield stream_message(rpc, *frame)
@@ -239,5 +267,6 @@ class AsyncRestTransport:
             raise _transport_error(exc) from None
 
     async def close(self) -> None:
+        self._closed = True
         if self._owned:
             await self._http.aclose()

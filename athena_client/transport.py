@@ -15,6 +15,14 @@ from athena_client.rpcs import Rpc
 Headers = Sequence[tuple[str, str]]
 
 
+class ClientClosedError(RuntimeError):
+    """A call on a client that was closed (after `with` / `async with`, or `close()`): a mistake in the
+    calling program, not an answer from Athena, so not an `AthenaError` and never retried."""
+
+    def __init__(self) -> None:
+        super().__init__("this Athena client is closed; connect() a new one")
+
+
 class Transport(Protocol):
     def unary(self, rpc: Rpc, request: Message, headers: Headers, timeout: float | None) -> Message:
         """The response; AthenaError (AthenaTransportError when no answer came) otherwise."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from athena.v1 import a2a_dlq_pb2
@@ -25,7 +25,7 @@ from athena.v1 import workflows_pb2
 from athena_client.requests import build
 
 if TYPE_CHECKING:
-    from athena_client.client import AsyncClient, Client
+    from athena_client.client import AsyncClient, AsyncMessageStream, Client
 
 
 class A2aDlqServiceClient:
@@ -242,7 +242,7 @@ class EventServiceClient:
         rpc_resume: bool = True,
         rpc_timeout: float | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
-    ) -> Iterator[events_pb2.StreamEventsResponse]:
+    ) -> Generator[events_pb2.StreamEventsResponse, None, None]:
         """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
         events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
         event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
@@ -252,7 +252,7 @@ class EventServiceClient:
         Reconnects after the last message delivered unless `rpc_resume=False`.
         """
         message = build(events_pb2.StreamEventsRequest, request, {"after": after, "session_id": session_id, "types": types})
-        return cast(Iterator[events_pb2.StreamEventsResponse], self._client.stream("athena.v1.EventService.StreamEvents", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
+        return cast("Generator[events_pb2.StreamEventsResponse, None, None]", self._client.stream("athena.v1.EventService.StreamEvents", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
 
 
 class FleetServiceClient:
@@ -1100,14 +1100,14 @@ class SessionServiceClient:
         rpc_resume: bool = True,
         rpc_timeout: float | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
-    ) -> Iterator[sessions_pb2.StreamTranscriptResponse]:
+    ) -> Generator[sessions_pb2.StreamTranscriptResponse, None, None]:
         """Transcript entries as they are written, after `after` (or the `Last-Event-ID` header), then live.
 
         REST: `GET /api/v1/sessions/{session_id}/transcript/stream`. Needs role Viewer when auth is on.
         Reconnects after the last message delivered unless `rpc_resume=False`.
         """
         message = build(sessions_pb2.StreamTranscriptRequest, request, {"session_id": session_id, "after": after})
-        return cast(Iterator[sessions_pb2.StreamTranscriptResponse], self._client.stream("athena.v1.SessionService.StreamTranscript", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
+        return cast("Generator[sessions_pb2.StreamTranscriptResponse, None, None]", self._client.stream("athena.v1.SessionService.StreamTranscript", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
 
 
 class SystemServiceClient:
@@ -1620,7 +1620,7 @@ class AsyncEventServiceClient:
         rpc_resume: bool = True,
         rpc_timeout: float | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[events_pb2.StreamEventsResponse]:
+    ) -> AsyncMessageStream[events_pb2.StreamEventsResponse]:
         """Events after `after` (an event id or a ListEvents cursor; REST also reads `Last-Event-ID`), then live
         events as they commit. Without `after`, only new events are streamed. A resume point beyond the newest
         event in the store (one this store never issued) is CONFIG_ERROR: list the events to find one. REST frames are
@@ -1630,7 +1630,7 @@ class AsyncEventServiceClient:
         Reconnects after the last message delivered unless `rpc_resume=False`.
         """
         message = build(events_pb2.StreamEventsRequest, request, {"after": after, "session_id": session_id, "types": types})
-        return cast(AsyncIterator[events_pb2.StreamEventsResponse], self._client.stream("athena.v1.EventService.StreamEvents", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
+        return cast("AsyncMessageStream[events_pb2.StreamEventsResponse]", self._client.stream("athena.v1.EventService.StreamEvents", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
 
 
 class AsyncFleetServiceClient:
@@ -2478,14 +2478,14 @@ class AsyncSessionServiceClient:
         rpc_resume: bool = True,
         rpc_timeout: float | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[sessions_pb2.StreamTranscriptResponse]:
+    ) -> AsyncMessageStream[sessions_pb2.StreamTranscriptResponse]:
         """Transcript entries as they are written, after `after` (or the `Last-Event-ID` header), then live.
 
         REST: `GET /api/v1/sessions/{session_id}/transcript/stream`. Needs role Viewer when auth is on.
         Reconnects after the last message delivered unless `rpc_resume=False`.
         """
         message = build(sessions_pb2.StreamTranscriptRequest, request, {"session_id": session_id, "after": after})
-        return cast(AsyncIterator[sessions_pb2.StreamTranscriptResponse], self._client.stream("athena.v1.SessionService.StreamTranscript", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
+        return cast("AsyncMessageStream[sessions_pb2.StreamTranscriptResponse]", self._client.stream("athena.v1.SessionService.StreamTranscript", message, resume=rpc_resume, timeout=rpc_timeout, metadata=rpc_metadata))
 
 
 class AsyncSystemServiceClient:
