@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from athena_server.config import Settings
 from athena_server.control.directives import DirectiveService
 from athena_server.control.events import EventService
@@ -67,13 +70,27 @@ class ControlPlane:
         command = self.providers.find(CommandProvider.name)
         return isinstance(command, CommandProvider) and command.allows(program)
 
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
         """Bring the store's schema up to date (safe from several processes at once), register this
-        process and fail the runs of processes that died."""
+        process and fail the runs of processes that died. A server also works on its own (`background`):
+        it continues the workflow runs stopped processes left and fires due schedules. A process that serves
+        one command (the CLI's local transport) does neither: it would start work it then has to wait for
+        or abandon, on behalf of a command that did not ask for it."""
         await migrate(self.store)
         await self.liveness.start()
-        await self.workflows.recover()
-        self.schedules.start_ticker()
+        if background:
+            await self.workflows.recover()
+            self.schedules.start_ticker()
+
+    def background_work(self) -> list[asyncio.Task[Any]]:
+        """Work this process carries on after answering the request that started it: runs started without
+        waiting, workflow runs, schedule runs. `close` stops it (recorded as cancelled, or left for the
+        next process to continue); a short-lived process waits for it first."""
+        return [
+            *self.runs._background,
+            *self.workflows._tasks.values(),
+            *self.schedules._tasks,
+        ]
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""

@@ -32,8 +32,10 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcServer:
-    """Serve every athena.v1 service and the health service; reflection unless the settings switch it off."""
+async def start_grpc_server(plane: ControlPlane, host: str, port: int, *, address: str | None = None) -> GrpcServer:
+    """Serve every athena.v1 service and the health service; reflection unless the settings switch it off.
+    `address` binds something other than `host:port`: `unix:/path/to/socket` for the CLI's in-process
+    plane (athena_server/local.py), which no other user can connect to."""
     server = grpc.aio.server(
         interceptors=[AthenaServerInterceptor(Gate(plane.settings, plane.store))],
         options=[
@@ -53,12 +55,13 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int) -> GrpcSe
         reflection.enable_server_reflection(
             [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
         )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    where = address or f"{host}:{port}"
+    bound = server.add_insecure_port(where)
     if bound == 0:
-        raise OSError(f"cannot bind gRPC to {host}:{port}")
+        raise OSError(f"cannot bind gRPC to {where}")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     for name in services:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gRPC listening on %s:%d", host, bound)
+    log.info("gRPC listening on %s", address or f"{host}:{bound}")
     return GrpcServer(server, bound, health_servicer)

@@ -21,4 +21,3 @@ print(loaded, heavy)
 def test_importing_the_sdk_and_the_cli_loads_neither_server_nor_gateway() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] []", out.stdout + out.stderr
-

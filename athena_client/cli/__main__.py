@@ -1,0 +1,5 @@
+"""`python -m athena_client.cli`: the `athena` command."""
+
+from athena_client.cli.root import main
+
+main()

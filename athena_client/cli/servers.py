@@ -1,0 +1,129 @@
+"""The process commands: `athena api serve`, `grpc serve`, `gateway serve` and `auth new-token`. They load
+the server lazily, so the client side of the stack never imports it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from athena_server.config import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Environment first, then the flags that were given."""
+    from athena_server.config import Settings
+
+    settings = Settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=values)
+
+
+def _server_settings(**overrides: Any) -> Settings:
+    """Settings of a process that serves gRPC, checked whole: a bad auth, rate-limit or proxy setting stops
+    start-up with one line that names it, not a traceback."""
+    from athena_server.access.gate import check_settings
+
+    settings = _settings(**overrides)
+    try:
+        check_settings(settings)
+    except ValueError as exc:
+        raise SystemExit(f"athena: {exc}") from None
+    return settings
+
+
+def _serve() -> Any:
+    from athena_server import serve
+
+    return serve
+
+
+def _run(coro: Any, settings: Settings) -> None:
+    from athena_server import serve
+
+    serve.configure_logging(settings.log_level)
+    asyncio.run(coro)
+
+
+db_option = click.option(
+    "--db", help="SQLite file path or database URL (default: .athena/athena.db; env ATHENA_DATABASE_URL)."
+)
+
+
+@click.group("api", no_args_is_help=True)
+def api_group() -> None:
+    """The API server (gRPC and REST in one process)."""
+
+
+@click.group("grpc", no_args_is_help=True)
+def grpc_group() -> None:
+    """The gRPC server alone."""
+
+
+@click.group("gateway", no_args_is_help=True)
+def gateway_group() -> None:
+    """The REST gateway alone, in front of a gRPC server."""
+
+
+@click.group("auth", no_args_is_help=True)
+def auth_group() -> None:
+    """Credentials for a server with auth on."""
+
+
+@api_group.command("serve")
+@click.option("--host", help="REST bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="REST port (default 8787).")
+@click.option("--grpc-host", help="gRPC bind address (default 127.0.0.1).")
+@click.option("--grpc-port", type=int, help="gRPC port (default 50051).")
+@db_option
+def api_serve(host: str | None, port: int | None, grpc_host: str | None, grpc_port: int | None, db: str | None) -> None:
+    """Serve gRPC and the REST gateway together."""
+    settings = _server_settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
+    _run(_serve().serve_api(settings), settings)
+
+
+@grpc_group.command("serve")
+@click.option("--host", help="gRPC bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="gRPC port (default 50051).")
+@db_option
+def grpc_serve(host: str | None, port: int | None, db: str | None) -> None:
+    """Serve gRPC only."""
+    settings = _server_settings(grpc_host=host, grpc_port=port, database_url=db)
+    _run(_serve().serve_grpc(settings), settings)
+
+
+@gateway_group.command("serve")
+@click.option("--upstream", required=True, help="The gRPC server, HOST:PORT.")
+@click.option("--host", help="REST bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="REST port (default 8787).")
+def gateway_serve(upstream: str, host: str | None, port: int | None) -> None:
+    """Serve the REST gateway in front of a running gRPC server."""
+    settings = _settings(host=host, port=port)
+    _run(_serve().serve_gateway(settings, upstream), settings)
+
+
+@auth_group.command("new-token")
+@click.option("--name", required=True, help="The token's name (shown in audit events as token:<name>).")
+@click.option("--identity", required=True, help="The identity it authenticates; '*' for a proxy token.")
+@click.option("--role", required=True, help="Viewer, Operator or Admin; '*' takes the role from the role map.")
+def auth_new_token(name: str, identity: str, role: str) -> None:
+    """Make a random API token. Prints the token (give it to the client; it is not stored anywhere) and the
+    `ATHENA_AUTH_API_TOKENS` entry that holds only its SHA-256 digest."""
+    import secrets
+
+    from athena_server.access.config import AuthConfigError, parse_api_tokens, token_digest
+
+    token = "athena_" + secrets.token_urlsafe(32)
+    entry = f"{name}:{identity}:{role}:{token_digest(token).hex()}"
+    try:
+        parse_api_tokens(entry, None)
+    except AuthConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    click.echo(f"token: {token}")
+    click.echo(f"ATHENA_AUTH_API_TOKENS entry: {entry}")
+
+
+# The process command groups, as the root command adds them.
+SERVER_GROUPS: tuple[click.Group, ...] = (api_group, grpc_group, gateway_group, auth_group)
