@@ -240,6 +240,20 @@ def enum_to_json(enum: EnumDescriptor, number: int) -> str:
 UNRECOGNIZED_ENUM = -1
 
 
+# Well-known types whose JSON is free-form objects: their keys, like a map field's, are sorted on the way
+# out. protobuf's C implementation iterates maps (a Struct is one) in an order that differs from process to
+# process, and a client comparing answers byte for byte (the CLI's `-o json` against REST) needs one order.
+_JSON_VALUE_TYPES = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
 def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
     """Translate enum values in `data` (a protobuf-JSON dict of `descriptor`) in place."""
     for field in descriptor.fields:
@@ -267,6 +281,8 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
         elif field.message_type is not None:
             sub = field.message_type
             if sub.full_name.startswith(_WELL_KNOWN_PREFIX):
+                if outgoing and sub.full_name in _JSON_VALUE_TYPES:
+                    data[key] = _sorted_keys(data[key])
                 continue
             if sub.GetOptions().map_entry:
                 if not isinstance(data[key], dict):
@@ -277,6 +293,8 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
                     for item in wrapper.values():
                         _walk(sub, item, outgoing)
                     data[key] = {k: item["value"] for k, item in wrapper.items()}
+                if outgoing:
+                    data[key] = dict(sorted(data[key].items()))
             elif field.is_repeated and isinstance(data[key], list):
                 for item in data[key]:
                     if isinstance(item, dict):
@@ -288,7 +306,7 @@ def _walk(descriptor: Any, data: dict[str, Any], outgoing: bool) -> None:
 def message_to_json(message: Message, *, defaults: bool = True) -> dict[str, Any]:
     """Protobuf JSON with the seeds' conventions: fields without presence always printed (unless `defaults`
     is False: then only fields that are set, which is what a client sends), `optional` and message fields
-    omitted when unset, enum values in their `json_value` spelling."""
+    omitted when unset, enum values in their `json_value` spelling, map and Struct keys sorted."""
     data = json_format.MessageToDict(message, always_print_fields_with_no_presence=defaults)
     _walk(message.DESCRIPTOR, data, outgoing=True)
     return data

@@ -144,7 +144,8 @@ def _timeout(timeout: float | None, streaming: bool) -> httpx.Timeout:
         # A quiet stream (no event, no heartbeat) past the timeout ends in a read timeout; a busy one at the
         # first line after its deadline (`_check_deadline`).
         return httpx.Timeout(connect=timeout or DEFAULT_CONNECT_SECONDS, read=timeout, write=timeout, pool=timeout)
-    return httpx.Timeout(timeout)
+    # Without a timeout the answer may take as long as the work does, but connecting never waits forever.
+    return httpx.Timeout(timeout, connect=timeout or DEFAULT_CONNECT_SECONDS)
 
 
 def _deadline(timeout: float | None) -> float | None:

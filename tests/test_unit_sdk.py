@@ -544,3 +544,18 @@ def test_credentials_come_from_arguments_else_the_environment(monkeypatch: pytes
     assert Credentials.resolve().headers() == []
     with athena_client.connect("grpc://127.0.0.1:1", identity="ann") as c:
         assert c.credentials.headers() == [("x-athena-identity", "ann")]
+
+
+def test_map_and_struct_keys_come_out_sorted_whatever_the_process_hash_order() -> None:
+    """protobuf's C maps iterate in a per-process order; `-o json` equals REST `data` only if both sort."""
+    from athena.v1 import events_pb2, runs_pb2
+    from athena_client.contract import message_to_json
+
+    keys = [f"k{n:02d}" for n in range(24, 0, -1)]
+    run = runs_pb2.Run(metadata={key: "v" for key in keys})
+    assert list(message_to_json(run)["metadata"]) == sorted(keys)
+    event = events_pb2.Event()
+    event.payload.update({key: {"inner": {k: 1 for k in keys}} for key in keys})
+    payload = message_to_json(event)["payload"]
+    assert list(payload) == sorted(keys)
+    assert all(list(value["inner"]) == sorted(keys) for value in payload.values())
