@@ -86,11 +86,7 @@ class ControlPlane:
         """Work this process carries on after answering the request that started it: runs started without
         waiting, workflow runs, schedule runs. `close` stops it (recorded as cancelled, or left for the
         next process to continue); a short-lived process waits for it first."""
-        return [
-            *self.runs._background,
-            *self.workflows._tasks.values(),
-            *self.schedules._tasks,
-        ]
+        return [*self.runs.in_flight(), *self.workflows.in_flight(), *self.schedules.in_flight()]
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""

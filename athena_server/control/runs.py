@@ -879,6 +879,10 @@ class RunService:
             if not isinstance(err, AthenaError):
                 log.error("background run task failed", exc_info=err)
 
+    def in_flight(self) -> list[asyncio.Task[Any]]:
+        """Runs this process executes for callers that did not wait (`wait: false`)."""
+        return list(self._background)
+
     async def close(self) -> None:
         """Stop runs this process still executes in the background; each is recorded as cancelled."""
         self._closing = True

@@ -471,6 +471,10 @@ class ScheduleService:
             entry = store_.add_log(conn, _log_row(row, "failed", since or at_ms, at_ms, slot=slot, error=lost))
             self._triggered(conn, row, entry, "reaper")
 
+    def in_flight(self) -> list[asyncio.Task[LogRow]]:
+        """Schedule runs this process fired and has not finished."""
+        return list(self._tasks)
+
     async def close(self) -> None:
         """Stop ticking and end the schedule runs in flight (recorded as cancelled)."""
         if self._ticker is not None:

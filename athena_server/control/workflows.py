@@ -526,6 +526,10 @@ class WorkflowService:
             log.info("continuing workflow run %s of workflow %s", run_id, wf.id)
             self._start(wf, run_id, trace)
 
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """Workflow runs this process is executing."""
+        return list(self._tasks.values())
+
     async def close(self) -> None:
         """Stop executing; the runs stay `running` without an owner for the next start to continue."""
         tasks = list(self._tasks.values())
