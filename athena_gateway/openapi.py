@@ -16,13 +16,9 @@ within those bounds (the one field it writes itself, `Policy.updatedAt`, is a sh
 
 from __future__ import annotations
 
-import functools
-import textwrap
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from athena.v1 import errors_pb2, options_pb2
@@ -37,10 +33,10 @@ from athena_client.contract import (
     rate_class_name,
     role_name,
 )
+from athena_client.proto_comments import proto_comments
 from athena_gateway.guard import STATE_CHANGING_METHODS
 from athena_gateway.routes import RouteSpec, build_routes
 
-CONTRACT_FILE = Path(errors_pb2.__file__).parent / "contract.binpb"
 _PREFIX = "athena.v1."
 _REF = "#/components/schemas/"
 _JSON = "application/json"
@@ -71,46 +67,6 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Duration": {"type": "string"},
     "google.protobuf.Empty": {"type": "object"},
 }
-
-
-@functools.cache
-def proto_comments() -> dict[str, str]:
-    """Leading comments by full name: `athena.v1.RunService.CreateRun`, `athena.v1.Event.id` (fields),
-    `athena.v1.RunStatus.RUN_STATUS_PENDING` (enum values)."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(CONTRACT_FILE.read_bytes())
-    out: dict[str, str] = {}
-    for file in fds.file:
-        at = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
-
-        def put(name: str, path: tuple[int, ...], at: dict[tuple[int, ...], str] = at) -> None:
-            text = textwrap.dedent(at.get(path, "")).strip()
-            if text:
-                out[name] = text
-
-        def enum(e: descriptor_pb2.EnumDescriptorProto, name: str, path: tuple[int, ...]) -> None:
-            put(name, path)
-            for i, value in enumerate(e.value):
-                put(f"{name}.{value.name}", (*path, 2, i))
-
-        def message(m: descriptor_pb2.DescriptorProto, name: str, path: tuple[int, ...]) -> None:
-            put(name, path)
-            for i, field in enumerate(m.field):
-                put(f"{name}.{field.name}", (*path, 2, i))
-            for i, nested in enumerate(m.nested_type):
-                message(nested, f"{name}.{nested.name}", (*path, 3, i))
-            for i, nested_enum in enumerate(m.enum_type):
-                enum(nested_enum, f"{name}.{nested_enum.name}", (*path, 4, i))
-
-        package = file.package
-        for i, m in enumerate(file.message_type):
-            message(m, f"{package}.{m.name}", (4, i))
-        for i, e in enumerate(file.enum_type):
-            enum(e, f"{package}.{e.name}", (5, i))
-        for i, service in enumerate(file.service):
-            put(f"{package}.{service.name}", (6, i))
-            for j, method in enumerate(service.method):
-                put(f"{package}.{service.name}.{method.name}", (6, i, 2, j))
-    return out
 
 
 def _summary(comment: str) -> str:
