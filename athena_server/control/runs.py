@@ -27,6 +27,7 @@ from athena_server import validation
 from athena_server.config import Settings
 from athena_server.control import admission
 from athena_server.control.admission import Workload
+from athena_server.control.memory import MemoryService
 from athena_server.control.run_specs import RunSpec, RunSpecs, TemplateInfo
 from athena_server.control.run_templates import clean_params, render
 from athena_server.engine.cancels import CancelWatcher
@@ -206,8 +207,10 @@ class RunService:
         providers: ProviderRegistry,
         watcher: CancelWatcher,
         owner_id: str,
+        memory: MemoryService | None = None,
     ) -> None:
         self.store = store
+        self.memory = memory
         self.settings = settings
         self.providers = providers
         self.specs = RunSpecs(settings, providers)
@@ -523,7 +526,12 @@ class RunService:
         spec = adm.spec
         assert adm.started_ms is not None
         try:
-            compiled = compile_context(list(adm.history), spec.input)
+            recalled = await self._recall(spec.input)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish_failed(adm, _stopped(self._closing), 0))
+            raise
+        try:
+            compiled = compile_context(list(adm.history), spec.input, recalled)
         except AthenaError as err:
             await self._finish_failed(adm, err, 0)
             raise
@@ -581,6 +589,12 @@ class RunService:
         await asyncio.shield(self.store.write(lambda conn: self._record_success(conn, adm, finished, compiled)))
         return self._success_result(adm, finished)
 
+    async def _recall(self, text: str) -> list[tuple[str, str]]:
+        """(citation, snippet) of the memory for the run's input, when `ATHENA_MEMORY_IN_CONTEXT` is on."""
+        if self.memory is None or not self.settings.memory_in_context:
+            return []
+        return await self.memory.recall(text, self.settings.memory_context_max_chars)
+
     @staticmethod
     async def _settle(task: asyncio.Task[Any]) -> None:
         with contextlib.suppress(BaseException):
@@ -625,6 +639,7 @@ class RunService:
             "contextStrategy": compiled.strategy,
             "contextChars": str(len(compiled.prompt)),
             "contextHistoryEntries": str(compiled.history_entries),
+            **({"memoryCitations": json.dumps(list(compiled.memory_citations))} if compiled.memory_citations else {}),
             "providerModel": result.model,
             "providerLatencyMs": str(fin.finished_ms - adm.started_ms),
             "providerAttempts": str(fin.attempts),
