@@ -6,6 +6,7 @@ import asyncio
 
 from athena_server.engine.providers.base import ProviderRequest, ProviderResult
 from athena_server.errors import AthenaError, ErrorCode
+from athena_server.personas import mock_review
 
 # Request metadata the mock honours, so tests can exercise cancellation, timeouts and retries through the
 # real API: `mock.delayMs` sleeps before answering; `mock.failAttempts` fails that many first attempts
@@ -39,7 +40,9 @@ class MockProvider:
                 f"mock provider failure on attempt {request.attempt} (metadata.{FAIL_ATTEMPTS}).",
                 retryable=True,
             )
-        output = f"Echo: {request.prompt}"
+        # A persona review input gets a deterministic, schema-valid review (athena_server/personas/mock_review.py).
+        review = mock_review.answer(request.input, request.metadata)
+        output = review if review is not None else f"Echo: {request.prompt}"
         return ProviderResult(
             output=output,
             model=request.model or "mock-model",

@@ -26,29 +26,37 @@ from athena.v1 import options_pb2 as athena_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/personas.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xfe\x01\n\x11RunPersonaRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12$\n\trepo_path\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08repoPath\x12\"\n\x08head_ref\x18\x03 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07headRef\x12\"\n\x08\x62\x61se_ref\x18\x04 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07\x62\x61seRef\x12\x16\n\x06stdout\x18\x05 \x01(\tR\x06stdout\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x07 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\"\xf4\x01\n\x0ePersonaFinding\x12\x1a\n\x08priority\x18\x01 \x01(\tR\x08priority\x12\x1e\n\nconfidence\x18\x02 \x01(\x01R\nconfidence\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12#\n\nsuggestion\x18\x05 \x01(\tH\x00R\nsuggestion\x88\x01\x01\x12\x17\n\x04\x66ile\x18\x06 \x01(\tH\x01R\x04\x66ile\x88\x01\x01\x12\x17\n\x04line\x18\x07 \x01(\x05H\x02R\x04line\x88\x01\x01\x42\r\n\x0b_suggestionB\x07\n\x05_fileB\x07\n\x05_line\"\x8e\x04\n\x10PersonaRunResult\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12!\n\x0cpersona_name\x18\x03 \x01(\tR\x0bpersonaName\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1d\n\nsession_id\x18\x05 \x01(\tR\tsessionId\x12\x1b\n\trepo_path\x18\x06 \x01(\tR\x08repoPath\x12\x19\n\x08head_ref\x18\x07 \x01(\tR\x07headRef\x12\x19\n\x08\x62\x61se_ref\x18\x08 \x01(\tR\x07\x62\x61seRef\x12\x1d\n\nstarted_at\x18\t \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\n \x01(\tR\nfinishedAt\x12\"\n\nmerge_gate\x18\x0b \x01(\tH\x00R\tmergeGate\x88\x01\x01\x12\x35\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x19.athena.v1.PersonaFindingR\x08\x66indings\x12,\n\x0freport_markdown\x18\r \x01(\tH\x01R\x0ereportMarkdown\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x0e \x01(\tH\x02R\x05\x65rror\x88\x01\x01\x42\r\n\x0b_merge_gateB\x12\n\x10_report_markdownB\x08\n\x06_error\"a\n\x12RunPersonaResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.athena.v1.PersonaRunResultR\x06result\x12\x16\n\x06stdout\x18\x02 \x01(\tR\x06stdout2\x84\x01\n\x0ePersonaService\x12r\n\nRunPersona\x12\x1c.athena.v1.RunPersonaRequest\x1a\x1d.athena.v1.RunPersonaResponse\"\'\x98\xb5\x18\x03\xa0\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/personas/run:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61thena/v1/personas.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\x94\x03\n\x11RunPersonaRequest\x12\x1a\n\x04name\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08\x18R\x04name\x12$\n\trepo_path\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08repoPath\x12\"\n\x08head_ref\x18\x03 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07headRef\x12\"\n\x08\x62\x61se_ref\x18\x04 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x02R\x07\x62\x61seRef\x12\x16\n\x06stdout\x18\x05 \x01(\tR\x06stdout\x12\x1d\n\nsession_id\x18\x06 \x01(\tR\tsessionId\x12\x1a\n\x08provider\x18\x07 \x01(\tR\x08provider\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\x12O\n\x08metadata\x18\t \x03(\x0b\x32*.athena.v1.RunPersonaRequest.MetadataEntryB\x07\x8a\xb5\x18\x03\x08\x80\x08R\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x97\x02\n\x0ePersonaFinding\x12\x1a\n\x08priority\x18\x01 \x01(\tR\x08priority\x12\x1e\n\nconfidence\x18\x02 \x01(\x01R\nconfidence\x12\x14\n\x05title\x18\x03 \x01(\tR\x05title\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12#\n\nsuggestion\x18\x05 \x01(\tH\x00R\nsuggestion\x88\x01\x01\x12\x17\n\x04\x66ile\x18\x06 \x01(\tH\x01R\x04\x66ile\x88\x01\x01\x12\x17\n\x04line\x18\x07 \x01(\x05H\x02R\x04line\x88\x01\x01\x12!\n\x0coutside_diff\x18\x08 \x01(\x08R\x0boutsideDiffB\r\n\x0b_suggestionB\x07\n\x05_fileB\x07\n\x05_line\"\xed\x06\n\x10PersonaRunResult\x12%\n\x0eschema_version\x18\x01 \x01(\x05R\rschemaVersion\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12!\n\x0cpersona_name\x18\x03 \x01(\tR\x0bpersonaName\x12\x15\n\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x1d\n\nsession_id\x18\x05 \x01(\tR\tsessionId\x12\x1b\n\trepo_path\x18\x06 \x01(\tR\x08repoPath\x12\x19\n\x08head_ref\x18\x07 \x01(\tR\x07headRef\x12\x19\n\x08\x62\x61se_ref\x18\x08 \x01(\tR\x07\x62\x61seRef\x12\x1d\n\nstarted_at\x18\t \x01(\tR\tstartedAt\x12\x1f\n\x0b\x66inished_at\x18\n \x01(\tR\nfinishedAt\x12\"\n\nmerge_gate\x18\x0b \x01(\tH\x00R\tmergeGate\x88\x01\x01\x12\x35\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x19.athena.v1.PersonaFindingR\x08\x66indings\x12,\n\x0freport_markdown\x18\r \x01(\tH\x01R\x0ereportMarkdown\x88\x01\x01\x12\x19\n\x05\x65rror\x18\x0e \x01(\tH\x02R\x05\x65rror\x88\x01\x01\x12\x33\n\x16\x62\x61se_ref_resolved_from\x18\x0f \x01(\tR\x13\x62\x61seRefResolvedFrom\x12\x1f\n\x0b\x62\x61se_commit\x18\x10 \x01(\tR\nbaseCommit\x12\x1f\n\x0bhead_commit\x18\x11 \x01(\tR\nheadCommit\x12#\n\rchanged_files\x18\x12 \x03(\tR\x0c\x63hangedFiles\x12%\n\x0e\x64iff_truncated\x18\x13 \x01(\x08R\rdiffTruncated\x12)\n\x10repair_attempted\x18\x14 \x01(\x08R\x0frepairAttempted\x12\'\n\rrepair_run_id\x18\x15 \x01(\tH\x03R\x0brepairRunId\x88\x01\x01\x12$\n\x0bparse_error\x18\x16 \x01(\tH\x04R\nparseError\x88\x01\x01\x42\r\n\x0b_merge_gateB\x12\n\x10_report_markdownB\x08\n\x06_errorB\x10\n\x0e_repair_run_idB\x0e\n\x0c_parse_error\"a\n\x12RunPersonaResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.athena.v1.PersonaRunResultR\x06result\x12\x16\n\x06stdout\x18\x02 \x01(\tR\x06stdout2\x88\x01\n\x0ePersonaService\x12v\n\nRunPersona\x12\x1c.athena.v1.RunPersonaRequest\x1a\x1d.athena.v1.RunPersonaResponse\"+\x98\xb5\x18\x03\xa0\xb5\x18\x03\xa8\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/personas/run:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.personas_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RUNPERSONAREQUEST_METADATAENTRY']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['name']._serialized_options = b'\212\265\030\002\010\030'
   _globals['_RUNPERSONAREQUEST'].fields_by_name['repo_path']._loaded_options = None
   _globals['_RUNPERSONAREQUEST'].fields_by_name['repo_path']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_RUNPERSONAREQUEST'].fields_by_name['head_ref']._loaded_options = None
   _globals['_RUNPERSONAREQUEST'].fields_by_name['head_ref']._serialized_options = b'\212\265\030\003\010\200\002'
   _globals['_RUNPERSONAREQUEST'].fields_by_name['base_ref']._loaded_options = None
   _globals['_RUNPERSONAREQUEST'].fields_by_name['base_ref']._serialized_options = b'\212\265\030\003\010\200\002'
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['metadata']._loaded_options = None
+  _globals['_RUNPERSONAREQUEST'].fields_by_name['metadata']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_PERSONASERVICE'].methods_by_name['RunPersona']._loaded_options = None
-  _globals['_PERSONASERVICE'].methods_by_name['RunPersona']._serialized_options = b'\230\265\030\003\240\265\030\003\202\323\344\223\002\031\"\024/api/v1/personas/run:\001*'
+  _globals['_PERSONASERVICE'].methods_by_name['RunPersona']._serialized_options = b'\230\265\030\003\240\265\030\003\250\265\030\001\202\323\344\223\002\031\"\024/api/v1/personas/run:\001*'
   _globals['_RUNPERSONAREQUEST']._serialized_start=95
-  _globals['_RUNPERSONAREQUEST']._serialized_end=349
-  _globals['_PERSONAFINDING']._serialized_start=352
-  _globals['_PERSONAFINDING']._serialized_end=596
-  _globals['_PERSONARUNRESULT']._serialized_start=599
-  _globals['_PERSONARUNRESULT']._serialized_end=1125
-  _globals['_RUNPERSONARESPONSE']._serialized_start=1127
-  _globals['_RUNPERSONARESPONSE']._serialized_end=1224
-  _globals['_PERSONASERVICE']._serialized_start=1227
-  _globals['_PERSONASERVICE']._serialized_end=1359
+  _globals['_RUNPERSONAREQUEST']._serialized_end=499
+  _globals['_RUNPERSONAREQUEST_METADATAENTRY']._serialized_start=440
+  _globals['_RUNPERSONAREQUEST_METADATAENTRY']._serialized_end=499
+  _globals['_PERSONAFINDING']._serialized_start=502
+  _globals['_PERSONAFINDING']._serialized_end=781
+  _globals['_PERSONARUNRESULT']._serialized_start=784
+  _globals['_PERSONARUNRESULT']._serialized_end=1661
+  _globals['_RUNPERSONARESPONSE']._serialized_start=1663
+  _globals['_RUNPERSONARESPONSE']._serialized_end=1760
+  _globals['_PERSONASERVICE']._serialized_start=1763
+  _globals['_PERSONASERVICE']._serialized_end=1899
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,26 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class RunPersonaRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     REPO_PATH_FIELD_NUMBER: _builtins.int
     HEAD_REF_FIELD_NUMBER: _builtins.int
@@ -30,17 +50,31 @@ class RunPersonaRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The persona: `code-review` (packaged) or a directory `personas/<name>/` of the server's workspace
+    (`persona.json` and `rubric.md`), which replaces a packaged one of the same name. At most 24 characters:
+    lowercase letters, digits and dashes (the name is part of the review's run and session ids).
+    """
     repo_path: _builtins.str
-    """A repository path on the server; at most 1,024 characters."""
+    """A repository path on the server; at most 1,024 characters. Relative paths start at the workspace; the
+    directory (symlinks resolved) and its repository's top level must lie under the workspace or
+    ATHENA_PERSONA_REPO_ROOTS.
+    """
     head_ref: _builtins.str
     """Git revisions (ref names or object ids); at most 256 characters each."""
     base_ref: _builtins.str
     stdout: _builtins.str
-    """"summary", "json", "md" or "none"."""
+    """"summary" (the default), "json", "md" (or "markdown") or "none"."""
     session_id: _builtins.str
     provider: _builtins.str
     model: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Labels recorded on the review's runs, as `CreateRunRequest.metadata` (at most 100 entries, values at
+        most 1,024 characters). The mock provider reads `mock.review` here (see README).
+        """
+
     def __init__(
         self,
         *,
@@ -52,10 +86,11 @@ class RunPersonaRequest(_message.Message):
         session_id: _builtins.str = ...,
         provider: _builtins.str = ...,
         model: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_ref", b"base_ref", "head_ref", b"head_ref", "model", b"model", "name", b"name", "provider", b"provider", "repo_path", b"repo_path", "session_id", b"session_id", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_ref", b"base_ref", "head_ref", b"head_ref", "metadata", b"metadata", "model", b"model", "name", b"name", "provider", b"provider", "repo_path", b"repo_path", "session_id", b"session_id", "stdout", b"stdout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -72,6 +107,7 @@ class PersonaFinding(_message.Message):
     SUGGESTION_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
     LINE_FIELD_NUMBER: _builtins.int
+    OUTSIDE_DIFF_FIELD_NUMBER: _builtins.int
     priority: _builtins.str
     """"P1", "P2" or "P3"."""
     confidence: _builtins.float
@@ -80,6 +116,10 @@ class PersonaFinding(_message.Message):
     suggestion: _builtins.str
     file: _builtins.str
     line: _builtins.int
+    outside_diff: _builtins.bool
+    """True when `file` is not among the changed files, or `line` is not in a hunk of the diff the model was
+    shown: the finding is reported but not trusted.
+    """
     def __init__(
         self,
         *,
@@ -90,10 +130,11 @@ class PersonaFinding(_message.Message):
         suggestion: _builtins.str | None = ...,
         file: _builtins.str | None = ...,
         line: _builtins.int | None = ...,
+        outside_diff: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_file", b"_file", "_line", b"_line", "_suggestion", b"_suggestion", "file", b"file", "line", b"line", "suggestion", b"suggestion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_file", b"_file", "_line", b"_line", "_suggestion", b"_suggestion", "confidence", b"confidence", "file", b"file", "line", b"line", "message", b"message", "priority", b"priority", "suggestion", b"suggestion", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_file", b"_file", "_line", b"_line", "_suggestion", b"_suggestion", "confidence", b"confidence", "file", b"file", "line", b"line", "message", b"message", "outside_diff", b"outside_diff", "priority", b"priority", "suggestion", b"suggestion", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__file: _TypeAlias = _typing.Literal["file"]  # noqa: Y015
     _WhichOneofArgType__file: _TypeAlias = _typing.Literal["_file", b"_file"]  # noqa: Y015
@@ -128,6 +169,14 @@ class PersonaRunResult(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     REPORT_MARKDOWN_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    BASE_REF_RESOLVED_FROM_FIELD_NUMBER: _builtins.int
+    BASE_COMMIT_FIELD_NUMBER: _builtins.int
+    HEAD_COMMIT_FIELD_NUMBER: _builtins.int
+    CHANGED_FILES_FIELD_NUMBER: _builtins.int
+    DIFF_TRUNCATED_FIELD_NUMBER: _builtins.int
+    REPAIR_ATTEMPTED_FIELD_NUMBER: _builtins.int
+    REPAIR_RUN_ID_FIELD_NUMBER: _builtins.int
+    PARSE_ERROR_FIELD_NUMBER: _builtins.int
     schema_version: _builtins.int
     status: _builtins.str
     """"ok" or "failed"."""
@@ -143,8 +192,25 @@ class PersonaRunResult(_message.Message):
     """"pass" or "fail"."""
     report_markdown: _builtins.str
     error: _builtins.str
+    base_ref_resolved_from: _builtins.str
+    """Where `base_ref` came from: "flag" (the request), "main" or "origin-head"."""
+    base_commit: _builtins.str
+    """The commits the refs resolved to when the review started."""
+    head_commit: _builtins.str
+    diff_truncated: _builtins.bool
+    """True when the diff exceeded the review's budget and the model saw only its beginning."""
+    repair_attempted: _builtins.bool
+    """True when the first answer did not match the persona's schema and a repair run was made."""
+    repair_run_id: _builtins.str
+    """The repair run, when one was made."""
+    parse_error: _builtins.str
+    """What was wrong with the first answer, when a repair was attempted."""
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonaFinding]: ...
+    @_builtins.property
+    def changed_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The files changed between base and head (at most 300)."""
+
     def __init__(
         self,
         *,
@@ -162,21 +228,37 @@ class PersonaRunResult(_message.Message):
         findings: _abc.Iterable[Global___PersonaFinding] | None = ...,
         report_markdown: _builtins.str | None = ...,
         error: _builtins.str | None = ...,
+        base_ref_resolved_from: _builtins.str = ...,
+        base_commit: _builtins.str = ...,
+        head_commit: _builtins.str = ...,
+        changed_files: _abc.Iterable[_builtins.str] | None = ...,
+        diff_truncated: _builtins.bool = ...,
+        repair_attempted: _builtins.bool = ...,
+        repair_run_id: _builtins.str | None = ...,
+        parse_error: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_merge_gate", b"_merge_gate", "_report_markdown", b"_report_markdown", "error", b"error", "merge_gate", b"merge_gate", "report_markdown", b"report_markdown"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_merge_gate", b"_merge_gate", "_parse_error", b"_parse_error", "_repair_run_id", b"_repair_run_id", "_report_markdown", b"_report_markdown", "error", b"error", "merge_gate", b"merge_gate", "parse_error", b"parse_error", "repair_run_id", b"repair_run_id", "report_markdown", b"report_markdown"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_merge_gate", b"_merge_gate", "_report_markdown", b"_report_markdown", "base_ref", b"base_ref", "error", b"error", "findings", b"findings", "finished_at", b"finished_at", "head_ref", b"head_ref", "merge_gate", b"merge_gate", "persona_name", b"persona_name", "repo_path", b"repo_path", "report_markdown", b"report_markdown", "run_id", b"run_id", "schema_version", b"schema_version", "session_id", b"session_id", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_merge_gate", b"_merge_gate", "_parse_error", b"_parse_error", "_repair_run_id", b"_repair_run_id", "_report_markdown", b"_report_markdown", "base_commit", b"base_commit", "base_ref", b"base_ref", "base_ref_resolved_from", b"base_ref_resolved_from", "changed_files", b"changed_files", "diff_truncated", b"diff_truncated", "error", b"error", "findings", b"findings", "finished_at", b"finished_at", "head_commit", b"head_commit", "head_ref", b"head_ref", "merge_gate", b"merge_gate", "parse_error", b"parse_error", "persona_name", b"persona_name", "repair_attempted", b"repair_attempted", "repair_run_id", b"repair_run_id", "repo_path", b"repo_path", "report_markdown", b"report_markdown", "run_id", b"run_id", "schema_version", b"schema_version", "session_id", b"session_id", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
     _WhichOneofReturnType__merge_gate: _TypeAlias = _typing.Literal["merge_gate"]  # noqa: Y015
     _WhichOneofArgType__merge_gate: _TypeAlias = _typing.Literal["_merge_gate", b"_merge_gate"]  # noqa: Y015
+    _WhichOneofReturnType__parse_error: _TypeAlias = _typing.Literal["parse_error"]  # noqa: Y015
+    _WhichOneofArgType__parse_error: _TypeAlias = _typing.Literal["_parse_error", b"_parse_error"]  # noqa: Y015
+    _WhichOneofReturnType__repair_run_id: _TypeAlias = _typing.Literal["repair_run_id"]  # noqa: Y015
+    _WhichOneofArgType__repair_run_id: _TypeAlias = _typing.Literal["_repair_run_id", b"_repair_run_id"]  # noqa: Y015
     _WhichOneofReturnType__report_markdown: _TypeAlias = _typing.Literal["report_markdown"]  # noqa: Y015
     _WhichOneofArgType__report_markdown: _TypeAlias = _typing.Literal["_report_markdown", b"_report_markdown"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__merge_gate) -> _WhichOneofReturnType__merge_gate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parse_error) -> _WhichOneofReturnType__parse_error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__repair_run_id) -> _WhichOneofReturnType__repair_run_id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__report_markdown) -> _WhichOneofReturnType__report_markdown | None: ...
 

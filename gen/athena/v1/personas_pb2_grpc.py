@@ -47,7 +47,13 @@ class PersonaServiceServicer:
     """
 
     def RunPersona(self, request, context):
-        """Runs a persona against a repository range and returns its result and rendered report.
+        """Runs a persona against a repository range and returns its result and rendered report. The review is an
+        ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+        cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+        an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+        changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+        or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+        header makes retries replay the answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

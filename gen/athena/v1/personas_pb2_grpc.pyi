@@ -34,7 +34,14 @@ class PersonaServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PersonaServiceAsyncStub: ...
     RunPersona: _grpc.UnaryUnaryMultiCallable[_personas_pb2.RunPersonaRequest, _personas_pb2.RunPersonaResponse]
-    """Runs a persona against a repository range and returns its result and rendered report."""
+    """Runs a persona against a repository range and returns its result and rendered report. The review is an
+    ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+    cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+    an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+    changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+    or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+    header makes retries replay the answer.
+    """
 
 @_typing.type_check_only
 class PersonaServiceAsyncStub(PersonaServiceStub):
@@ -42,7 +49,14 @@ class PersonaServiceAsyncStub(PersonaServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RunPersona: _aio.UnaryUnaryMultiCallable[_personas_pb2.RunPersonaRequest, _personas_pb2.RunPersonaResponse]  # type: ignore[assignment]
-    """Runs a persona against a repository range and returns its result and rendered report."""
+    """Runs a persona against a repository range and returns its result and rendered report. The review is an
+    ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+    cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+    an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+    changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+    or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+    header makes retries replay the answer.
+    """
 
 class PersonaServiceServicer(metaclass=_abc_1.ABCMeta):
     """Personas: packaged agent roles, such as code review of a git range."""
@@ -53,6 +67,13 @@ class PersonaServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _personas_pb2.RunPersonaRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_personas_pb2.RunPersonaResponse, _abc.Awaitable[_personas_pb2.RunPersonaResponse]]:
-        """Runs a persona against a repository range and returns its result and rendered report."""
+        """Runs a persona against a repository range and returns its result and rendered report. The review is an
+        ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+        cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+        an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+        changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+        or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+        header makes retries replay the answer.
+        """
 
 def add_PersonaServiceServicer_to_server(servicer: PersonaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
