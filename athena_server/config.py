@@ -131,6 +131,31 @@ class Settings(BaseSettings):
     schedule_parallelism: int = 4
     # Workflow steps running at once within one workflow run when the policy sets no `maxConcurrentRuns`.
     workflow_parallelism: int = 4
+    # Memory (athena_server/memory/): `MEMORY.md` and `memory/**/*.md` of the workspace (the working
+    # directory unless `workspace` names another), indexed in `<data_dir>/memory-index.db`. Search answers
+    # `memory_max_results` hits by default with snippets of at most `memory_max_snippet_chars`; files over
+    # `memory_max_file_bytes` are not indexed. The index checks the files before each search, or at most
+    # every `memory_refresh_seconds` when > 0. `memory_in_context` adds the best hits for a run's input to
+    # its context as `[Memory: <citation>]` blocks, at most `memory_context_max_chars` in all.
+    memory_enabled: bool = True
+    workspace: Path | None = None
+    memory_max_results: int = 6
+    memory_max_snippet_chars: int = 700
+    memory_max_file_bytes: int = 10 * 1024 * 1024
+    memory_refresh_seconds: float = 0.0
+    memory_in_context: bool = False
+    memory_context_max_chars: int = 4000
+    # The agent-to-agent bus. A message gets `a2a_max_attempts` delivery attempts (a message's `maxAttempts`
+    # overrides it) before it is dead-lettered, waiting `a2a_retry_delay_ms` x the attempts made before the
+    # next. The dispatcher looks for due messages every `a2a_poll_seconds` (0: this process delivers none)
+    # and delivers up to `a2a_parallelism` at once.
+    a2a_max_attempts: int = 3
+    a2a_retry_delay_ms: int = 1_000
+    a2a_poll_seconds: float = 0.5
+    a2a_parallelism: int = 4
+    # Personas (athena_server/personas/): a review's `repoPath` must lie under the workspace or one of these
+    # comma-separated directories (relative ones from the workspace), symlinks resolved.
+    persona_repo_roots: str = ""
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

@@ -6,11 +6,14 @@ import asyncio
 from typing import Any
 
 from athena_server.config import Settings
+from athena_server.control.a2a import A2aService
+from athena_server.control.a2a_dispatch import A2aDispatcher
 from athena_server.control.directives import DirectiveService
 from athena_server.control.events import EventService
 from athena_server.control.fleet import FleetService
 from athena_server.control.harness_profiles import HarnessProfileService
 from athena_server.control.idempotency import Idempotency
+from athena_server.control.memory import MemoryService
 from athena_server.control.policy import PolicyService
 from athena_server.control.run_control import RunControlService
 from athena_server.control.run_templates import RunTemplateService
@@ -26,6 +29,7 @@ from athena_server.engine.providers import ProviderRegistry
 from athena_server.engine.providers.command import CommandProvider
 from athena_server.engine.providers.registry import build_registry
 from athena_server.engine.providers.sandbox import CommandConfigError
+from athena_server.personas.service import PersonaService
 from athena_server.storage import work as work_store
 from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
@@ -40,7 +44,10 @@ class ControlPlane:
         self.system = SystemService(self.store, self.providers)
         self.liveness = Liveness(self.store, settings.heartbeat_seconds, settings.instance_stale_seconds)
         self.watcher = CancelWatcher(self.store, settings.cancel_poll_seconds)
-        self.runs = RunService(self.store, settings, self.providers, self.watcher, self.liveness.instance_id)
+        self.memory = MemoryService(settings)
+        self.runs = RunService(
+            self.store, settings, self.providers, self.watcher, self.liveness.instance_id, memory=self.memory
+        )
         self.run_control = RunControlService(self.store)
         self.idempotency = Idempotency(self.store, self.liveness.instance_id, settings.idempotency_ttl_hours)
         self.liveness.housekeeping.append(self.idempotency.expire)
@@ -59,6 +66,10 @@ class ControlPlane:
         self.liveness.on_reap.append(self.schedules.release_owned)
         self.workflows = WorkflowService(self.store, settings, self.runs, self.liveness.instance_id)
         self.liveness.on_reap.append(self.workflows.release_owned)
+        self.a2a_dispatcher = A2aDispatcher(self.store, settings, self.runs, self.liveness.instance_id)
+        self.liveness.on_reap.append(self.a2a_dispatcher.release_owned)
+        self.a2a = A2aService(self.store, settings, self.providers, self.a2a_dispatcher.wake)
+        self.personas = PersonaService(self.store, settings, self.runs)
 
     def _allowed_models(self, provider: str) -> list[str]:
         """Models a harness profile may name: the default model (the original's only one) and every model
@@ -81,6 +92,7 @@ class ControlPlane:
         if background:
             await self.workflows.recover()
             self.schedules.start_ticker()
+            self.a2a_dispatcher.start()
 
     def background_work(self) -> list[asyncio.Task[Any]]:
         """Work this process carries on after answering the request that started it: runs started without
@@ -90,12 +102,14 @@ class ControlPlane:
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""
+        await self.a2a_dispatcher.close()
         await self.schedules.close()
         await self.workflows.close()
         await self.runs.close()
         await self.watcher.close()
         await self.liveness.close()
         await self.providers.aclose()
+        await self.memory.close()
         await self.store.close()
 
 

@@ -63,4 +63,11 @@ EXTRA_ROUTES = [
     ("GET", "/api/v1/schedules/:id"),
 ]
 
-ALL_ROUTES = SEED_001_ROUTES + ISSUE_2_ROUTES + EXTRA_ROUTES
+# The agent-to-agent bus whose dead letters seed 002 lists (issue 11).
+A2A_ROUTES = [
+    ("POST", "/api/v1/a2a/messages"),
+    ("GET", "/api/v1/a2a/messages/:id"),
+    ("GET", "/api/v1/a2a/messages"),
+]
+
+ALL_ROUTES = SEED_001_ROUTES + ISSUE_2_ROUTES + EXTRA_ROUTES + A2A_ROUTES

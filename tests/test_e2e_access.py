@@ -155,6 +155,7 @@ def sample(name: str, refs: Refs) -> dict[str, Any]:
         "ScheduleService.TickSchedules": {"at": "2100-01-01T00:00:00.000Z"},
         "A2aDlqService.RequeueA2aDlqItem": {"id": "dlq-1"},
         "A2aDlqService.DiscardA2aDlqItem": {"id": "dlq-1"},
+        "A2aService.GetA2aMessage": {"id": "a2a-1"},
         "MemoryService.SearchMemory": {"query": "notes"},
         "MemoryService.GetMemory": {"path": "MEMORY.md"},
     }

@@ -311,7 +311,7 @@ def test_every_rpc_has_bounded_fields_or_none_to_bound() -> None:
     assert "CreateWorkflow.definition.steps[0].execution.metadata:value" in ids
     assert "CreateHarnessProfile.config.command:item" in ids
     assert "CreateWorkflow.definition.dependencies[0].mappings:items" in ids
-    assert sum(1 for c in CASES if c.json_path == "cursor") == 11
+    assert sum(1 for c in CASES if c.json_path == "cursor") == 12
 
 
 # ---- the reproductions --------------------------------------------------------------------

@@ -75,11 +75,14 @@ def test_caller_trace_id_is_used(channel: grpc.Channel) -> None:
     assert dict(call.trailing_metadata())["x-trace-id"] == "t-123"
 
 
-def test_unimplemented_rpc_is_not_implemented(channel: grpc.Channel) -> None:
+def test_dead_letter_queue_is_served(channel: grpc.Channel) -> None:
+    """The DLQ answers (issue 11); a bad status is CONFIG_ERROR, as over REST."""
+    stub = a2a_dlq_pb2_grpc.A2aDlqServiceStub(channel)
+    assert isinstance(stub.ListA2aDlqItems(a2a_dlq_pb2.ListA2aDlqItemsRequest()), a2a_dlq_pb2.ListA2aDlqItemsResponse)
     with pytest.raises(grpc.RpcError) as exc:
-        a2a_dlq_pb2_grpc.A2aDlqServiceStub(channel).ListA2aDlqItems(a2a_dlq_pb2.ListA2aDlqItemsRequest())
-    assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert _error_info(exc.value).reason == "NOT_IMPLEMENTED"
+        stub.ListA2aDlqItems(a2a_dlq_pb2.ListA2aDlqItemsRequest(status=-1))  # type: ignore[arg-type]
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _error_info(exc.value).reason == "CONFIG_ERROR"
 
 
 def grpcurl(api, *args: str) -> str:
@@ -110,6 +113,7 @@ def test_grpcurl_calls_get_capabilities(api) -> None:
     assert json.loads(out) == {
         "executionBackend": "local",
         "stateStore": "sqlite",
+        "supportsA2ABus": True,
         "providers": ["command", "mock", "openai"],
     }
 

@@ -25,7 +25,7 @@ def test_capabilities_seed_shape(rest: httpx.Client) -> None:
         "stateStore": "sqlite",
         "supportsPods": False,
         "supportsCpuMemMetrics": False,
-        "supportsA2ABus": False,
+        "supportsA2ABus": True,
         "providers": ["command", "mock", "openai"],
         "supportsSandbox": False,
     }
@@ -187,22 +187,6 @@ def test_work_queue_empty_state(rest: httpx.Client) -> None:
     assert set(data) == {"schemaVersion", "sessionId", "items", "draining", "updatedAt"}
     assert (data["schemaVersion"], data["sessionId"], data["items"], data["draining"]) == (1, "s1", [], False)
     assert_iso(data["updatedAt"])
-
-
-# -- later capabilities answer 501, never a fake success -----------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "body"),
-    [
-        ("GET", "/api/v1/memory/search", None),
-        ("POST", "/api/v1/personas/run", {"name": "code-review"}),
-        ("GET", "/api/v1/a2a/dlq", None),
-    ],
-)
-def test_later_capabilities_are_not_implemented(rest: httpx.Client, method: str, path: str, body: dict | None) -> None:
-    err = error_of(rest.request(method, path, json=body), 501, "NOT_IMPLEMENTED")
-    assert "not implemented" in err["message"]
 
 
 # -- bad input that never reaches an RPC -----------------------------------------------------------------

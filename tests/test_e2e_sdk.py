@@ -429,30 +429,10 @@ def test_sessions_events_and_their_streams(client: Client) -> None:
     assert [m.event for m in streamed_events] == events[1:]
 
 
-NOT_IMPLEMENTED: list[tuple[str, Callable[[Client], object]]] = [
-    ("SearchMemory", lambda c: c.memory_service.search_memory(query="deploy")),
-    ("GetMemory", lambda c: c.memory_service.get_memory(path="MEMORY.md")),
-    ("RunPersona", lambda c: c.persona_service.run_persona(name="reviewer", repo_path=".")),
-    ("ListA2aDlqItems", lambda c: c.a2a_dlq_service.list_a2a_dlq_items(status="pending")),
-    ("RequeueA2aDlqItem", lambda c: c.a2a_dlq_service.requeue_a2a_dlq_item(id="d1")),
-    ("DiscardA2aDlqItem", lambda c: c.a2a_dlq_service.discard_a2a_dlq_item(id="d1", audit_note="no")),
-]
-
-
-@pytest.mark.parametrize(("method", "call"), NOT_IMPLEMENTED, ids=[m for m, _ in NOT_IMPLEMENTED])
-def test_services_not_built_yet_answer_not_implemented(
-    both: dict[str, Client], method: str, call: Callable[[Client], object]
-) -> None:
-    errors = {k: error_of(lambda c=c: call(c)) for k, c in both.items()}
-    assert errors["grpc"] == errors["rest"]
-    for error in errors.values():
-        assert type(error) is AthenaError
-        assert (error.code, error.http_status, error.retryable, error.message) == (
-            "NOT_IMPLEMENTED",
-            501,
-            False,
-            f"{method} is not implemented by this server yet.",
-        )
+def test_memory_over_both_transports(both: dict[str, Client]) -> None:
+    """These servers' workspaces hold no memory files: a search finds nothing on either transport."""
+    for c in both.values():
+        assert list(c.memory_service.search_memory(query="deploy", max_results=3).results) == []
 
 
 # --------------------------------------------------------------------------- one answer, two transports
@@ -508,9 +488,14 @@ SAME_ERRORS: list[tuple[str, Callable[[Client], object], tuple[str, int, str]]] 
         ("CONFIG_ERROR", 400, "events.stream.after 'evt_999999999' is beyond the newest event"),
     ),
     (
-        "not-implemented",
-        lambda c: c.memory_service.search_memory(query="x"),
-        ("NOT_IMPLEMENTED", 501, "SearchMemory is not implemented by this server yet."),
+        "persona-unknown",
+        lambda c: c.persona_service.run_persona(name="reviewer", repo_path=".", head_ref="main"),
+        ("CONFIG_ERROR", 400, "personas.run.name must name a packaged persona (code-review) or a directory"),
+    ),
+    (
+        "memory-file-missing",
+        lambda c: c.memory_service.get_memory(path="MEMORY.md"),
+        ("NOT_FOUND", 404, "memory file not found: MEMORY.md"),
     ),
 ]
 

@@ -170,7 +170,12 @@ def test_parameters_and_bodies(doc: dict[str, Any]) -> None:
         for verb, op in item.items()
         if any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
     }
-    assert keyed == {("/api/v1/runs", "post"), ("/api/v1/templates/{id}/run", "post")}
+    assert keyed == {
+        ("/api/v1/runs", "post"),
+        ("/api/v1/templates/{id}/run", "post"),
+        ("/api/v1/a2a/messages", "post"),
+        ("/api/v1/personas/run", "post"),
+    }
 
 
 def test_sse_routes_document_an_event_stream(doc: dict[str, Any]) -> None:
@@ -208,6 +213,7 @@ def test_accepted_responses_are_declared_by_the_contract(doc: dict[str, Any]) ->
         ("POST", "/api/v1/runs"),
         ("POST", "/api/v1/templates/{id}/run"),
         ("POST", "/api/v1/workflows/run/{id}/resume"),
+        ("POST", "/api/v1/a2a/messages"),
     }
     accepted = doc["paths"]["/api/v1/runs"]["post"]["responses"]["202"]
     assert accepted["description"].startswith("Accepted. With `wait: false`")

@@ -90,6 +90,9 @@ def test_issue_command_names() -> None:
         ("dlq", "list"),
         ("dlq", "requeue"),
         ("dlq", "discard"),
+        ("a2a", "send"),
+        ("a2a", "get"),
+        ("a2a", "list"),
         ("fleet",),
         ("template", "run"),
     ]

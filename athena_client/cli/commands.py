@@ -198,6 +198,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("A2aDlqService.ListA2aDlqItems", ("dlq", "list"), example="--status pending"),
     CommandSpec("A2aDlqService.RequeueA2aDlqItem", ("dlq", "requeue"), example="--id ITEM_ID"),
     CommandSpec("A2aDlqService.DiscardA2aDlqItem", ("dlq", "discard"), example="--id ITEM_ID --audit-note 'obsolete'"),
+    CommandSpec(
+        "A2aService.SendA2aMessage",
+        ("a2a", "send"),
+        example="--from-session-id planner --to-session-id reviewer --input 'Review the plan' --max-attempts 3",
+    ),
+    CommandSpec("A2aService.GetA2aMessage", ("a2a", "get"), example="--id MESSAGE_ID"),
+    CommandSpec(
+        "A2aService.ListA2aMessages",
+        ("a2a", "list"),
+        example="--status dead-lettered --to-session-id s2",
+        columns=("id", "fromSessionId", "toSessionId", "status", "attempts", "maxAttempts", "updatedAt"),
+    ),
     CommandSpec("FleetService.GetFleetSummary", ("fleet",)),
     CommandSpec("SystemService.GetCapabilities", ("system", "capabilities")),
     CommandSpec("SystemService.GetHealth", ("system", "health")),
@@ -220,6 +232,7 @@ GROUPS: dict[str, str] = {
     "memory": "Search and read memory files.",
     "persona": "Run a persona (e.g. code-review).",
     "dlq": "Dead letters of agent-to-agent messages.",
+    "a2a": "Agent-to-agent messages: send one to another agent's session, follow its delivery.",
     "system": "Capabilities, health and readiness of the control plane.",
 }
 

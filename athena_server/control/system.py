@@ -20,13 +20,14 @@ class SystemService:
 
     def capabilities(self) -> system_pb2.GetCapabilitiesResponse:
         # Runs execute in this process (and, later, its children): "local". No pods, no per-run CPU or
-        # memory metrics, no agent-to-agent bus are connected.
+        # memory metrics. The agent-to-agent bus is served by every process on the store (server
+        # processes deliver its messages).
         return system_pb2.GetCapabilitiesResponse(
             execution_backend="local",
             state_store=self.store.dialect,
             supports_pods=False,
             supports_cpu_mem_metrics=False,
-            supports_a2a_bus=False,
+            supports_a2a_bus=True,
             providers=self.providers.names(),
             supports_sandbox=False,
         )

@@ -16,10 +16,13 @@ import grpc
 
 import athena.v1
 from athena_server.plane import ControlPlane
+from athena_server.servicers.a2a import A2aDlqServicer, A2aServicer
 from athena_server.servicers.directives import DirectiveServicer
 from athena_server.servicers.events import EventServicer
 from athena_server.servicers.fleet import FleetServicer
 from athena_server.servicers.harness_profiles import HarnessProfileServicer
+from athena_server.servicers.memory import MemoryServicer
+from athena_server.servicers.personas import PersonaServicer
 from athena_server.servicers.policy import PolicyServicer
 from athena_server.servicers.run_templates import RunTemplateServicer
 from athena_server.servicers.runs import RunServicer
@@ -42,6 +45,10 @@ IMPLEMENTED: dict[str, Callable[[ControlPlane], Any]] = {
     "athena.v1.RunTemplateService": RunTemplateServicer,
     "athena.v1.WorkflowService": WorkflowServicer,
     "athena.v1.ScheduleService": ScheduleServicer,
+    "athena.v1.A2aService": A2aServicer,
+    "athena.v1.A2aDlqService": A2aDlqServicer,
+    "athena.v1.MemoryService": MemoryServicer,
+    "athena.v1.PersonaService": PersonaServicer,
 }
 
 

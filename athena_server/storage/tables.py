@@ -344,3 +344,52 @@ events = Table(
     Index("ix_events_trace", "trace_id"),
     sqlite_autoincrement=True,
 )
+
+# Agent-to-agent messages (athena_server/storage/a2a.py): each attempt is claimed by a conditional write
+# (`pending` with the attempts read → `delivering`, owned), so exactly one process delivers it.
+a2a_messages = Table(
+    "a2a_messages",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("from_session_id", String(200), nullable=False),
+    Column("to_session_id", String(200), nullable=False),
+    Column("input", Text, nullable=False),
+    Column("metadata", JSON, nullable=True),
+    Column("provider", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    # pending | delivering | delivered | dead-lettered | discarded (A2aMessageStatus's JSON spelling).
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("requeues", Integer, nullable=False),
+    Column("next_attempt_at_ms", BigInteger, nullable=True),
+    # The process delivering the current attempt, and that attempt's run.
+    Column("owner_id", String(64), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("last_error_code", String(64), nullable=True),
+    Column("last_error_message", Text, nullable=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("delivered_at_ms", BigInteger, nullable=True),
+    Index("ix_a2a_messages_due", "status", "next_attempt_at_ms"),
+    Index("ix_a2a_messages_owner", "owner_id"),
+    sqlite_autoincrement=True,
+)
+
+# Dead letters: one per dead-lettered message (same id), pending | requeued | discarded.
+a2a_dlq = Table(
+    "a2a_dlq",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("audit_note", Text, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_a2a_dlq_status", "status", "seq"),
+    sqlite_autoincrement=True,
+)

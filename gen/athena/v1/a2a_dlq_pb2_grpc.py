@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class A2aDlqServiceStub:
-    """The dead-letter queue of undeliverable agent-to-agent messages.
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
     """
 
     def __init__(self, channel):
@@ -53,25 +56,35 @@ class A2aDlqServiceStub:
 
 
 class A2aDlqServiceServicer:
-    """The dead-letter queue of undeliverable agent-to-agent messages.
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
     """
 
     def ListA2aDlqItems(self, request, context):
-        """Dead letters, optionally by status (cursor page).
+        """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+        `a2a.dlq.status must be pending|requeued|discarded.` for another status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RequeueA2aDlqItem(self, request, context):
-        """Marks a dead letter requeued.
+        """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+        `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+        item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+        NOT_FOUND for an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DiscardA2aDlqItem(self, request, context):
-        """Marks a dead letter discarded.
+        """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+        note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+        (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+        an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,7 +117,10 @@ def add_A2aDlqServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class A2aDlqService:
-    """The dead-letter queue of undeliverable agent-to-agent messages.
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
     """
 
     @staticmethod

@@ -27,33 +27,65 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class A2aDlqServiceStub:
-    """The dead-letter queue of undeliverable agent-to-agent messages."""
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> A2aDlqServiceAsyncStub: ...
     ListA2aDlqItems: _grpc.UnaryUnaryMultiCallable[_a2a_dlq_pb2.ListA2aDlqItemsRequest, _a2a_dlq_pb2.ListA2aDlqItemsResponse]
-    """Dead letters, optionally by status (cursor page)."""
+    """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+    `a2a.dlq.status must be pending|requeued|discarded.` for another status.
+    """
     RequeueA2aDlqItem: _grpc.UnaryUnaryMultiCallable[_a2a_dlq_pb2.RequeueA2aDlqItemRequest, _a2a_dlq_pb2.RequeueA2aDlqItemResponse]
-    """Marks a dead letter requeued."""
+    """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+    `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+    item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+    NOT_FOUND for an unknown id.
+    """
     DiscardA2aDlqItem: _grpc.UnaryUnaryMultiCallable[_a2a_dlq_pb2.DiscardA2aDlqItemRequest, _a2a_dlq_pb2.DiscardA2aDlqItemResponse]
-    """Marks a dead letter discarded."""
+    """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+    note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+    (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+    an unknown id.
+    """
 
 @_typing.type_check_only
 class A2aDlqServiceAsyncStub(A2aDlqServiceStub):
-    """The dead-letter queue of undeliverable agent-to-agent messages."""
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListA2aDlqItems: _aio.UnaryUnaryMultiCallable[_a2a_dlq_pb2.ListA2aDlqItemsRequest, _a2a_dlq_pb2.ListA2aDlqItemsResponse]  # type: ignore[assignment]
-    """Dead letters, optionally by status (cursor page)."""
+    """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+    `a2a.dlq.status must be pending|requeued|discarded.` for another status.
+    """
     RequeueA2aDlqItem: _aio.UnaryUnaryMultiCallable[_a2a_dlq_pb2.RequeueA2aDlqItemRequest, _a2a_dlq_pb2.RequeueA2aDlqItemResponse]  # type: ignore[assignment]
-    """Marks a dead letter requeued."""
+    """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+    `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+    item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+    NOT_FOUND for an unknown id.
+    """
     DiscardA2aDlqItem: _aio.UnaryUnaryMultiCallable[_a2a_dlq_pb2.DiscardA2aDlqItemRequest, _a2a_dlq_pb2.DiscardA2aDlqItemResponse]  # type: ignore[assignment]
-    """Marks a dead letter discarded."""
+    """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+    note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+    (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+    an unknown id.
+    """
 
 class A2aDlqServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The dead-letter queue of undeliverable agent-to-agent messages."""
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
+    """
 
     @_abc_1.abstractmethod
     def ListA2aDlqItems(
@@ -61,7 +93,9 @@ class A2aDlqServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _a2a_dlq_pb2.ListA2aDlqItemsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_a2a_dlq_pb2.ListA2aDlqItemsResponse, _abc.Awaitable[_a2a_dlq_pb2.ListA2aDlqItemsResponse]]:
-        """Dead letters, optionally by status (cursor page)."""
+        """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+        `a2a.dlq.status must be pending|requeued|discarded.` for another status.
+        """
 
     @_abc_1.abstractmethod
     def RequeueA2aDlqItem(
@@ -69,7 +103,11 @@ class A2aDlqServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _a2a_dlq_pb2.RequeueA2aDlqItemRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_a2a_dlq_pb2.RequeueA2aDlqItemResponse, _abc.Awaitable[_a2a_dlq_pb2.RequeueA2aDlqItemResponse]]:
-        """Marks a dead letter requeued."""
+        """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+        `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+        item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+        NOT_FOUND for an unknown id.
+        """
 
     @_abc_1.abstractmethod
     def DiscardA2aDlqItem(
@@ -77,6 +115,10 @@ class A2aDlqServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _a2a_dlq_pb2.DiscardA2aDlqItemRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_a2a_dlq_pb2.DiscardA2aDlqItemResponse, _abc.Awaitable[_a2a_dlq_pb2.DiscardA2aDlqItemResponse]]:
-        """Marks a dead letter discarded."""
+        """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+        note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+        (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+        an unknown id.
+        """
 
 def add_A2aDlqServiceServicer_to_server(servicer: A2aDlqServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mappin
 from typing import TYPE_CHECKING, Any, cast
 
 from athena.v1 import a2a_dlq_pb2
+from athena.v1 import a2a_pb2
 from athena.v1 import directives_pb2
 from athena.v1 import events_pb2
 from athena.v1 import fleet_pb2
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 
 class A2aDlqServiceClient:
-    """The dead-letter queue of undeliverable agent-to-agent messages.
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
 
     Reached as `Client.a2a_dlq_service`.
     """
@@ -51,7 +55,8 @@ class A2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.ListA2aDlqItemsResponse:
-        """Dead letters, optionally by status (cursor page).
+        """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+        `a2a.dlq.status must be pending|requeued|discarded.` for another status.
 
         REST: `GET /api/v1/a2a/dlq`. Needs role Viewer when auth is on.
         """
@@ -84,7 +89,10 @@ class A2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.RequeueA2aDlqItemResponse:
-        """Marks a dead letter requeued.
+        """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+        `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+        item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+        NOT_FOUND for an unknown id.
 
         REST: `POST /api/v1/a2a/dlq/{id}/requeue`. Needs role Operator when auth is on.
         """
@@ -102,12 +110,115 @@ class A2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.DiscardA2aDlqItemResponse:
-        """Marks a dead letter discarded.
+        """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+        note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+        (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+        an unknown id.
 
         REST: `POST /api/v1/a2a/dlq/{id}/discard`. Needs role Operator when auth is on.
         """
         message = build(a2a_dlq_pb2.DiscardA2aDlqItemRequest, request, {"id": id, "audit_note": audit_note})
         return cast(a2a_dlq_pb2.DiscardA2aDlqItemResponse, self._client.call("athena.v1.A2aDlqService.DiscardA2aDlqItem", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+
+class A2aServiceClient:
+    """The agent-to-agent bus: a message from one agent's session to another's is stored, then delivered by the
+    server as a run in the target session (the target agent's next turn, with the message as its input).
+    A delivery whose run fails is tried again, up to the message's `maxAttempts`; then the message goes to
+    the dead-letter queue (`A2aDlqService`), from which an operator requeues or discards it.
+
+    Reached as `Client.a2a_service`.
+    """
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def send_a2a_message(
+        self,
+        request: a2a_pb2.SendA2aMessageRequest | None = None,
+        /,
+        *,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        input: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_attempts: int | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> a2a_pb2.SendA2aMessageResponse:
+        """Puts a message on the bus and answers at once (REST 202) with the message `pending`: a server delivers
+        it in the background. CONFIG_ERROR for an empty input, a bad session id or `maxAttempts` outside 1..20,
+        PROVIDER_NOT_FOUND for an unknown provider. An `Idempotency-Key` header makes retries replay the answer
+        instead of sending a second message.
+
+        REST: `POST /api/v1/a2a/messages`. Needs role Operator when auth is on.
+        Retries reuse one `Idempotency-Key` (`idempotency_key`, else a fresh one per call).
+        """
+        message = build(a2a_pb2.SendA2aMessageRequest, request, {"from_session_id": from_session_id, "to_session_id": to_session_id, "input": input, "metadata": metadata, "provider": provider, "model": model, "max_attempts": max_attempts})
+        return cast(a2a_pb2.SendA2aMessageResponse, self._client.call("athena.v1.A2aService.SendA2aMessage", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata, idempotency_key=idempotency_key))
+
+    def get_a2a_message(
+        self,
+        request: a2a_pb2.GetA2aMessageRequest | None = None,
+        /,
+        *,
+        id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> a2a_pb2.GetA2aMessageResponse:
+        """One message with its delivery state (status, attempts, the run of the latest attempt, the last error).
+        NOT_FOUND for an unknown id.
+
+        REST: `GET /api/v1/a2a/messages/{id}`. Needs role Viewer when auth is on.
+        """
+        message = build(a2a_pb2.GetA2aMessageRequest, request, {"id": id})
+        return cast(a2a_pb2.GetA2aMessageResponse, self._client.call("athena.v1.A2aService.GetA2aMessage", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+    def list_a2a_messages(
+        self,
+        request: a2a_pb2.ListA2aMessagesRequest | None = None,
+        /,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status: a2a_pb2.A2aMessageStatus.ValueType | str | None = None,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> a2a_pb2.ListA2aMessagesResponse:
+        """Messages, newest first (cursor page), optionally by status, source or target session.
+
+        REST: `GET /api/v1/a2a/messages`. Needs role Viewer when auth is on.
+        """
+        message = build(a2a_pb2.ListA2aMessagesRequest, request, {"cursor": cursor, "limit": limit, "status": status, "from_session_id": from_session_id, "to_session_id": to_session_id})
+        return cast(a2a_pb2.ListA2aMessagesResponse, self._client.call("athena.v1.A2aService.ListA2aMessages", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+    def iter_list_a2a_messages(
+        self,
+        request: a2a_pb2.ListA2aMessagesRequest | None = None,
+        /,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status: a2a_pb2.A2aMessageStatus.ValueType | str | None = None,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> Iterator[a2a_pb2.A2aMessage]:
+        """Every item of `list_a2a_messages`, page after page (each once)."""
+        message = build(a2a_pb2.ListA2aMessagesRequest, request, {"cursor": cursor, "limit": limit, "status": status, "from_session_id": from_session_id, "to_session_id": to_session_id})
+        return cast(Iterator[a2a_pb2.A2aMessage], self._client.items("athena.v1.A2aService.ListA2aMessages", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
 
 
 class DirectiveServiceClient:
@@ -426,16 +537,25 @@ class PersonaServiceClient:
         session_id: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        metadata: Mapping[str, str] | None = None,
         rpc_timeout: float | None = None,
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> personas_pb2.RunPersonaResponse:
-        """Runs a persona against a repository range and returns its result and rendered report.
+        """Runs a persona against a repository range and returns its result and rendered report. The review is an
+        ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+        cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+        an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+        changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+        or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+        header makes retries replay the answer.
 
         REST: `POST /api/v1/personas/run`. Needs role Operator when auth is on.
+        Retries reuse one `Idempotency-Key` (`idempotency_key`, else a fresh one per call).
         """
-        message = build(personas_pb2.RunPersonaRequest, request, {"name": name, "repo_path": repo_path, "head_ref": head_ref, "base_ref": base_ref, "stdout": stdout, "session_id": session_id, "provider": provider, "model": model})
-        return cast(personas_pb2.RunPersonaResponse, self._client.call("athena.v1.PersonaService.RunPersona", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+        message = build(personas_pb2.RunPersonaRequest, request, {"name": name, "repo_path": repo_path, "head_ref": head_ref, "base_ref": base_ref, "stdout": stdout, "session_id": session_id, "provider": provider, "model": model, "metadata": metadata})
+        return cast(personas_pb2.RunPersonaResponse, self._client.call("athena.v1.PersonaService.RunPersona", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata, idempotency_key=idempotency_key))
 
 
 class PolicyServiceClient:
@@ -1372,6 +1492,7 @@ class ServiceClients:
     """One attribute per athena.v1 service, each a `<Service>Client`."""
 
     a2a_dlq_service: A2aDlqServiceClient
+    a2a_service: A2aServiceClient
     directive_service: DirectiveServiceClient
     event_service: EventServiceClient
     fleet_service: FleetServiceClient
@@ -1390,6 +1511,7 @@ class ServiceClients:
     def _init_services(self) -> None:
         client = cast("Client", self)
         self.a2a_dlq_service = A2aDlqServiceClient(client)
+        self.a2a_service = A2aServiceClient(client)
         self.directive_service = DirectiveServiceClient(client)
         self.event_service = EventServiceClient(client)
         self.fleet_service = FleetServiceClient(client)
@@ -1407,7 +1529,10 @@ class ServiceClients:
 
 
 class AsyncA2aDlqServiceClient:
-    """The dead-letter queue of undeliverable agent-to-agent messages.
+    """The dead-letter queue of undeliverable agent-to-agent messages (see `A2aService`). An item's id is its
+    message's id; its `payload` holds the message (`messageId`, `fromSessionId`, `toSessionId`, `input`,
+    `metadata`, `provider`, `model`), the delivery record (`attempts`, `maxAttempts`, `runId`,
+    `lastError{code,message}`) and `traceId`; `reason` says why it was dead-lettered.
 
     Reached as `AsyncClient.a2a_dlq_service`.
     """
@@ -1429,7 +1554,8 @@ class AsyncA2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.ListA2aDlqItemsResponse:
-        """Dead letters, optionally by status (cursor page).
+        """Dead letters, oldest first, optionally by status (cursor page). CONFIG_ERROR
+        `a2a.dlq.status must be pending|requeued|discarded.` for another status.
 
         REST: `GET /api/v1/a2a/dlq`. Needs role Viewer when auth is on.
         """
@@ -1462,7 +1588,10 @@ class AsyncA2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.RequeueA2aDlqItemResponse:
-        """Marks a dead letter requeued.
+        """Puts a `pending` dead letter's message back on the bus (attempts start again from 0) and marks the item
+        `requeued`, in one transaction; if the redelivery fails too, the item is `pending` again. Requeueing an
+        item that is already `requeued` changes nothing (`updated: false`); a `discarded` one is CONFIG_ERROR.
+        NOT_FOUND for an unknown id.
 
         REST: `POST /api/v1/a2a/dlq/{id}/requeue`. Needs role Operator when auth is on.
         """
@@ -1480,12 +1609,115 @@ class AsyncA2aDlqServiceClient:
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
     ) -> a2a_dlq_pb2.DiscardA2aDlqItemResponse:
-        """Marks a dead letter discarded.
+        """Discards a `pending` dead letter for good (its message becomes `discarded`), with an optional audit
+        note recorded in the `a2a.dlq.discarded` event. Discarding a `discarded` item changes nothing
+        (`updated: false`); a `requeued` one (its message is on the bus again) is CONFIG_ERROR. NOT_FOUND for
+        an unknown id.
 
         REST: `POST /api/v1/a2a/dlq/{id}/discard`. Needs role Operator when auth is on.
         """
         message = build(a2a_dlq_pb2.DiscardA2aDlqItemRequest, request, {"id": id, "audit_note": audit_note})
         return cast(a2a_dlq_pb2.DiscardA2aDlqItemResponse, await self._client.call("athena.v1.A2aDlqService.DiscardA2aDlqItem", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+
+class AsyncA2aServiceClient:
+    """The agent-to-agent bus: a message from one agent's session to another's is stored, then delivered by the
+    server as a run in the target session (the target agent's next turn, with the message as its input).
+    A delivery whose run fails is tried again, up to the message's `maxAttempts`; then the message goes to
+    the dead-letter queue (`A2aDlqService`), from which an operator requeues or discards it.
+
+    Reached as `AsyncClient.a2a_service`.
+    """
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def send_a2a_message(
+        self,
+        request: a2a_pb2.SendA2aMessageRequest | None = None,
+        /,
+        *,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        input: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_attempts: int | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> a2a_pb2.SendA2aMessageResponse:
+        """Puts a message on the bus and answers at once (REST 202) with the message `pending`: a server delivers
+        it in the background. CONFIG_ERROR for an empty input, a bad session id or `maxAttempts` outside 1..20,
+        PROVIDER_NOT_FOUND for an unknown provider. An `Idempotency-Key` header makes retries replay the answer
+        instead of sending a second message.
+
+        REST: `POST /api/v1/a2a/messages`. Needs role Operator when auth is on.
+        Retries reuse one `Idempotency-Key` (`idempotency_key`, else a fresh one per call).
+        """
+        message = build(a2a_pb2.SendA2aMessageRequest, request, {"from_session_id": from_session_id, "to_session_id": to_session_id, "input": input, "metadata": metadata, "provider": provider, "model": model, "max_attempts": max_attempts})
+        return cast(a2a_pb2.SendA2aMessageResponse, await self._client.call("athena.v1.A2aService.SendA2aMessage", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata, idempotency_key=idempotency_key))
+
+    async def get_a2a_message(
+        self,
+        request: a2a_pb2.GetA2aMessageRequest | None = None,
+        /,
+        *,
+        id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> a2a_pb2.GetA2aMessageResponse:
+        """One message with its delivery state (status, attempts, the run of the latest attempt, the last error).
+        NOT_FOUND for an unknown id.
+
+        REST: `GET /api/v1/a2a/messages/{id}`. Needs role Viewer when auth is on.
+        """
+        message = build(a2a_pb2.GetA2aMessageRequest, request, {"id": id})
+        return cast(a2a_pb2.GetA2aMessageResponse, await self._client.call("athena.v1.A2aService.GetA2aMessage", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+    async def list_a2a_messages(
+        self,
+        request: a2a_pb2.ListA2aMessagesRequest | None = None,
+        /,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status: a2a_pb2.A2aMessageStatus.ValueType | str | None = None,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> a2a_pb2.ListA2aMessagesResponse:
+        """Messages, newest first (cursor page), optionally by status, source or target session.
+
+        REST: `GET /api/v1/a2a/messages`. Needs role Viewer when auth is on.
+        """
+        message = build(a2a_pb2.ListA2aMessagesRequest, request, {"cursor": cursor, "limit": limit, "status": status, "from_session_id": from_session_id, "to_session_id": to_session_id})
+        return cast(a2a_pb2.ListA2aMessagesResponse, await self._client.call("athena.v1.A2aService.ListA2aMessages", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+
+    def iter_list_a2a_messages(
+        self,
+        request: a2a_pb2.ListA2aMessagesRequest | None = None,
+        /,
+        *,
+        cursor: str | None = None,
+        limit: int | None = None,
+        status: a2a_pb2.A2aMessageStatus.ValueType | str | None = None,
+        from_session_id: str | None = None,
+        to_session_id: str | None = None,
+        rpc_timeout: float | None = None,
+        rpc_retry: bool | None = None,
+        rpc_metadata: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[a2a_pb2.A2aMessage]:
+        """Every item of `list_a2a_messages`, page after page (each once)."""
+        message = build(a2a_pb2.ListA2aMessagesRequest, request, {"cursor": cursor, "limit": limit, "status": status, "from_session_id": from_session_id, "to_session_id": to_session_id})
+        return cast(AsyncIterator[a2a_pb2.A2aMessage], self._client.items("athena.v1.A2aService.ListA2aMessages", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
 
 
 class AsyncDirectiveServiceClient:
@@ -1804,16 +2036,25 @@ class AsyncPersonaServiceClient:
         session_id: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        metadata: Mapping[str, str] | None = None,
         rpc_timeout: float | None = None,
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> personas_pb2.RunPersonaResponse:
-        """Runs a persona against a repository range and returns its result and rendered report.
+        """Runs a persona against a repository range and returns its result and rendered report. The review is an
+        ordinary run (two when the first answer needs a repair), so policy admission, the session's turn,
+        cancellation and timeouts apply, and `GET /runs/{runId}` shows it. Errors: CONFIG_ERROR for a bad request,
+        an unknown persona, a repository outside the allowed roots, not a git work tree, with uncommitted
+        changes, or a revision that does not resolve; the run's admission errors as CreateRun. A run that fails
+        or an answer that misses the schema twice gives `status: "failed"` with `error`. An `Idempotency-Key`
+        header makes retries replay the answer.
 
         REST: `POST /api/v1/personas/run`. Needs role Operator when auth is on.
+        Retries reuse one `Idempotency-Key` (`idempotency_key`, else a fresh one per call).
         """
-        message = build(personas_pb2.RunPersonaRequest, request, {"name": name, "repo_path": repo_path, "head_ref": head_ref, "base_ref": base_ref, "stdout": stdout, "session_id": session_id, "provider": provider, "model": model})
-        return cast(personas_pb2.RunPersonaResponse, await self._client.call("athena.v1.PersonaService.RunPersona", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
+        message = build(personas_pb2.RunPersonaRequest, request, {"name": name, "repo_path": repo_path, "head_ref": head_ref, "base_ref": base_ref, "stdout": stdout, "session_id": session_id, "provider": provider, "model": model, "metadata": metadata})
+        return cast(personas_pb2.RunPersonaResponse, await self._client.call("athena.v1.PersonaService.RunPersona", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata, idempotency_key=idempotency_key))
 
 
 class AsyncPolicyServiceClient:
@@ -2750,6 +2991,7 @@ class AsyncServiceClients:
     """One attribute per athena.v1 service, each a `Async<Service>Client`."""
 
     a2a_dlq_service: AsyncA2aDlqServiceClient
+    a2a_service: AsyncA2aServiceClient
     directive_service: AsyncDirectiveServiceClient
     event_service: AsyncEventServiceClient
     fleet_service: AsyncFleetServiceClient
@@ -2768,6 +3010,7 @@ class AsyncServiceClients:
     def _init_services(self) -> None:
         client = cast("AsyncClient", self)
         self.a2a_dlq_service = AsyncA2aDlqServiceClient(client)
+        self.a2a_service = AsyncA2aServiceClient(client)
         self.directive_service = AsyncDirectiveServiceClient(client)
         self.event_service = AsyncEventServiceClient(client)
         self.fleet_service = AsyncFleetServiceClient(client)
