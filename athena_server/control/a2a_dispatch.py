@@ -33,6 +33,7 @@ from athena_server.control.a2a import (
     MESSAGE_ID_KEY,
     dead_letter_payload,
 )
+from athena_server.control.background import stop_background
 from athena_server.control.runs import RunOptions, RunService
 from athena_server.errors import AthenaError
 from athena_server.storage import a2a, events
@@ -249,16 +250,7 @@ class A2aDispatcher:
 
     async def close(self) -> None:
         """Stop dispatching; attempts in flight are put back (see `_put_back`)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await stop_background(self._loop, self._tasks)
         # A claim that committed as the loop was cancelled has no task: hand it back too, since this
         # process's instance row is about to go and the reaper would never find it.
         await self.store.write(self._put_back_all)

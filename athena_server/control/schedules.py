@@ -13,7 +13,6 @@ manual run does not stop its runs, and a process dying mid-run has its runs logg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from athena_client.contract import enum_by_json
 from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control import pages
+from athena_server.control.background import stop_background
 from athena_server.control.run_specs import clean_metadata
 from athena_server.control.runs import RunOptions, RunService
 from athena_server.control.schedule_slots import Cadence, parse_cron
@@ -477,13 +477,4 @@ class ScheduleService:
 
     async def close(self) -> None:
         """Stop ticking and end the schedule runs in flight (recorded as cancelled)."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await stop_background(self._ticker, self._tasks)

@@ -28,6 +28,7 @@ from athena_client.contract import enum_by_json, json_to_message
 from athena_server import validation
 from athena_server.config import Settings
 from athena_server.control import catalog_pages, pages
+from athena_server.control.background import stop_background
 from athena_server.control.runs import RunOptions, RunService
 from athena_server.control.workflow_graph import Definition, Step, parse, render_input
 from athena_server.errors import AthenaError, ErrorCode, config_error, not_found
@@ -532,9 +533,4 @@ class WorkflowService:
 
     async def close(self) -> None:
         """Stop executing; the runs stay `running` without an owner for the next start to continue."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await stop_background(None, self._tasks.values())
