@@ -30,6 +30,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from athena.v1 import events_pb2, runs_pb2, sessions_pb2
 from athena_client.contract import ERROR_CODES, field_bounds, message_to_json
+from athena_client.rpcs import rpcs
 from athena_gateway.routes import RouteSpec, build_routes
 from tests.postgres import servers_on_one_database
 from tests.servers import AthenaProcess, start_api
@@ -311,7 +312,8 @@ def test_every_rpc_has_bounded_fields_or_none_to_bound() -> None:
     assert "CreateWorkflow.definition.steps[0].execution.metadata:value" in ids
     assert "CreateHarnessProfile.config.command:item" in ids
     assert "CreateWorkflow.definition.dependencies[0].mappings:items" in ids
-    assert sum(1 for c in CASES if c.json_path == "cursor") == 12
+    paged = [r for r in rpcs().values() if "cursor" in r.method.input_type.fields_by_name]
+    assert sum(1 for c in CASES if c.json_path == "cursor") == len(paged) > 0
 
 
 # ---- the reproductions --------------------------------------------------------------------
