@@ -33,6 +33,8 @@ class Rpc:
     idempotency_key: bool
     # Safe to retry without the caller asking: reads, probes, and RPCs deduplicated by the key.
     retry_safe: bool
+    # `(athena.v1.rate_class)`: an `athena.v1.RateClass` value (the CLI gives run starts no deadline).
+    rate_class: int
 
     @property
     def full_name(self) -> str:
@@ -78,6 +80,7 @@ def _rpc(method: MethodDescriptor, route: HttpRoute) -> Rpc:
         items_field=_items_field(method),
         idempotency_key=keyed,
         retry_safe=reads or keyed,
+        rate_class=access.rate_class,
     )
 
 

@@ -28,7 +28,6 @@ import httpx
 from athena.v1 import options_pb2
 from athena_client.cli.exits import USAGE, CommandFailure
 from athena_client.client import Client
-from athena_client.contract import method_access
 from athena_client.grpc_transport import GrpcTransport
 from athena_client.options import Credentials
 from athena_client.rest_transport import RestTransport
@@ -145,7 +144,7 @@ def resolve(outer: Mapping[str, Any], inner: Mapping[str, Any], env: Mapping[str
 def starts_work(rpc: Rpc) -> bool:
     """RPCs that start runs (rate class `run-start`) answer when the work is done, which may take far longer
     than an ordinary call: the API timeout does not bound them (each run has its own timeout)."""
-    return method_access(rpc.method).rate_class == options_pb2.RATE_CLASS_RUN_START
+    return rpc.rate_class == options_pb2.RATE_CLASS_RUN_START
 
 
 def api_listens(base_url: str, api_timeout: float) -> bool:
