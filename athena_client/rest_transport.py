@@ -82,6 +82,18 @@ def _headers(headers: Headers, request: HttpRequest, accept: str) -> list[tuple[
     return out
 
 
+def _send_args(http: HttpRequest, headers: Headers, timeout: float | None, *, streaming: bool) -> dict[str, Any]:
+    """The keyword arguments of `httpx` `request` / `stream` for one call, alike for both clients."""
+    return {
+        "method": http.method,
+        "url": http.path,
+        "params": http.params,
+        "content": http.body,
+        "headers": _headers(headers, http, EVENT_STREAM if streaming else JSON),
+        "timeout": _timeout(timeout, streaming),
+    }
+
+
 def decode(rpc: Rpc, status: int, body: bytes, headers: Mapping[str, str]) -> Message:
     """The response message of an envelope, or the AthenaError it carries."""
     try:
@@ -171,14 +183,7 @@ class RestTransport:
             raise ClientClosedError()
         http = encode(rpc.route, request)
         try:
-            answer = self._http.request(
-                http.method,
-                http.path,
-                params=http.params,
-                content=http.body,
-                headers=_headers(headers, http, JSON),
-                timeout=_timeout(timeout, False),
-            )
+            answer = self._http.request(**_send_args(http, headers, timeout, streaming=False))
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
         return decode(rpc, answer.status_code, answer.content, answer.headers)
@@ -189,14 +194,7 @@ class RestTransport:
         deadline = _deadline(timeout)
         http = encode(rpc.route, request)
         try:
-            with self._http.stream(
-                http.method,
-                http.path,
-                params=http.params,
-                content=http.body,
-                headers=_headers(headers, http, EVENT_STREAM),
-                timeout=_timeout(timeout, True),
-            ) as answer:
+            with self._http.stream(**_send_args(http, headers, timeout, streaming=True)) as answer:
                 if answer.status_code != 200 or not answer.headers.get("content-type", "").startswith(EVENT_STREAM):
                     raise from_envelope(answer.status_code, answer.read(), answer.headers)
                 parser = SseParser()
@@ -228,14 +226,7 @@ class AsyncRestTransport:
             raise ClientClosedError()
         http = encode(rpc.route, request)
         try:
-            answer = await self._http.request(
-                http.method,
-                http.path,
-                params=http.params,
-                content=http.body,
-                headers=_headers(headers, http, JSON),
-                timeout=_timeout(timeout, False),
-            )
+            answer = await self._http.request(**_send_args(http, headers, timeout, streaming=False))
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
         return decode(rpc, answer.status_code, answer.content, answer.headers)
@@ -248,14 +239,7 @@ class AsyncRestTransport:
         deadline = _deadline(timeout)
         http = encode(rpc.route, request)
         try:
-            async with self._http.stream(
-                http.method,
-                http.path,
-                params=http.params,
-                content=http.body,
-                headers=_headers(headers, http, EVENT_STREAM),
-                timeout=_timeout(timeout, True),
-            ) as answer:
+            async with self._http.stream(**_send_args(http, headers, timeout, streaming=True)) as answer:
                 if answer.status_code != 200 or not answer.headers.get("content-type", "").startswith(EVENT_STREAM):
                     raise from_envelope(answer.status_code, await answer.aread(), answer.headers)
                 parser = SseParser()
