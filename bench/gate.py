@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from athena_server.access.config import token_digest  # noqa: E402
-from tests.servers import free_port, start_api  # noqa: E402
+from tests.support.processes import free_port, start_api  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 # A new session per run (runs in one session are serial); the -H headers are merged in, since wrk.format

@@ -39,7 +39,7 @@ from athena.v1 import (  # noqa: E402
 )
 from athena_server.timefmt import iso, now_ms  # noqa: E402
 from bench.run import bare_sqlite_inserts, spawn  # noqa: E402
-from tests.servers import free_port, start_api  # noqa: E402
+from tests.support.processes import free_port, start_api  # noqa: E402
 
 MINUTE_MS = 60_000
 

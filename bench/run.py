@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from athena.v1 import runs_pb2, runs_pb2_grpc, system_pb2, system_pb2_grpc  # noqa: E402
-from tests.servers import free_port, start_api  # noqa: E402
+from tests.support.processes import free_port, start_api  # noqa: E402
 
 
 @dataclass

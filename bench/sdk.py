@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import athena_client  # noqa: E402
 from athena.v1 import runs_pb2, runs_pb2_grpc, system_pb2, system_pb2_grpc  # noqa: E402
-from tests.servers import start_api  # noqa: E402
+from tests.support.processes import start_api  # noqa: E402
 
 
 @dataclass(frozen=True)

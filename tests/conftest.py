@@ -1,3 +1,10 @@
+"""Fixtures every test module may use; helpers live in `tests/support/`.
+
+`api`, `rest` and `channel` are one shared server per test process (per xdist worker): tests on it create
+what they read under unique ids, so they pass in any order and beside each other. A test that needs a
+pristine store or other settings starts its own with `tests.support.processes.serving` / `running_api`.
+`postgres_cluster` is the session's own throwaway PostgreSQL (see `tests/support/postgres.py`)."""
+
 from __future__ import annotations
 
 import sys
@@ -8,13 +15,13 @@ import grpc
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, start_api
+from tests.support.postgres import throwaway_cluster
+from tests.support.processes import AthenaProcess, start_api
 
 
 @pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
-    """One `athena api serve` for the session. Tests that need a pristine store use their own sessions
-    ids or start their own server. The short heartbeat lets SSE tests observe it."""
+    """One `athena api serve` for the session. The short heartbeat lets SSE tests observe it."""
     p = start_api(
         tmp_path_factory.mktemp("api"),
         env={"ATHENA_SSE_HEARTBEAT_SECONDS": "1", "ATHENA_COMMAND_ALLOW": sys.executable},
@@ -25,7 +32,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
 
 @pytest.fixture(scope="session")
 def rest(api: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.rest_url, timeout=30) as client:
+    with httpx.Client(base_url=api.rest_url, timeout=60) as client:
         yield client
 
 
@@ -33,6 +40,13 @@ def rest(api: AthenaProcess) -> Iterator[httpx.Client]:
 def channel(api: AthenaProcess) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(api.grpc_target) as ch:
         yield ch
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[str]:
+    """Base URL of this test process's own PostgreSQL cluster (started on first use)."""
+    with throwaway_cluster() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Assertions on seed JSON shapes."""
+"""Assertions on the seed JSON shapes (the `{ok, data}` and `{ok, error}` envelopes) and unique ids."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import re
 import uuid
 from typing import Any
 
+from athena_server.timefmt import parse_iso
+
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def assert_iso(value: Any) -> None:
     assert isinstance(value, str) and ISO_MS.match(value), value
+
+
+def ms(value: str) -> int:
+    """Milliseconds since the epoch of an ISO timestamp the API returned (which must parse)."""
+    parsed = parse_iso(value)
+    assert parsed is not None, value
+    return parsed
 
 
 def ok_data(resp: Any, status: int = 200) -> Any:
@@ -36,5 +45,10 @@ def error_of(resp: Any, status: int, code: str) -> dict[str, Any]:
     return err
 
 
+def unique(prefix: str) -> str:
+    """An id no other test uses, so a test reads only what it created, whatever ran before it."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
 def new_session() -> str:
-    return f"s-{uuid.uuid4().hex[:12]}"
+    return unique("s")

@@ -17,10 +17,10 @@ import httpx
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 
 from athena_client.contract import json_to_message, message_to_json, services
 from athena_gateway.routes import RouteSpec, build_routes
+from tests.support.grpc_errors import reason, retry_delay_seconds
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def call_grpc(
             with contextlib.suppress(grpc.RpcError):
                 call.cancel()
             if call.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.OK, None):
-                raise call  # type: ignore[misc]
+                raise call
             return Outcome(None)
         unary = channel.unary_unary(
             path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString
@@ -136,16 +136,4 @@ def call_grpc(
 
 def grpc_outcome(err: grpc.RpcError) -> Outcome:
     """The Athena error code of a failed call (from its ErrorInfo) and its RetryInfo delay, if any."""
-    code, delay = None, None
-    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
-        if key != "grpc-status-details-bin":
-            continue
-        for detail in status_pb2.Status.FromString(value).details:
-            info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
-            if detail.Unpack(info):
-                code = info.reason
-            elif detail.Unpack(retry):
-                delay = retry.retry_delay.seconds
-    if code is None:
-        code = f"grpc:{err.code().name}"  # type: ignore[attr-defined]
-    return Outcome(code, err.details() or "", retry_delay_seconds=delay)  # type: ignore[attr-defined]
+    return Outcome(reason(err), err.details() or "", retry_delay_seconds=retry_delay_seconds(err))
