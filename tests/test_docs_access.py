@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from athena_client.contract import method_access, rate_class_name, role_name, services
 from athena_gateway.routes import build_routes
-from tests.servers import ROOT
+from tests.support.processes import ROOT
 
 
 def role_table() -> str:

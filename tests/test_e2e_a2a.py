@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,12 @@ import pytest
 
 from athena.v1 import a2a_dlq_pb2, a2a_dlq_pb2_grpc, a2a_pb2, a2a_pb2_grpc
 from athena_client.contract import message_to_json
-from tests.postgres import servers_on_one_database
-from tests.rpc_calls import call_grpc, call_rest, method_named, request_of
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.events import events_of
+from tests.support.postgres import servers_on_one_database
+from tests.support.processes import AthenaProcess, running_api, serving
+from tests.support.rpc_calls import call_grpc, call_rest, method_named, request_of
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -102,8 +103,7 @@ class Bus:
                 return items
 
     def events(self, session_id: str, *types: str) -> list[dict[str, Any]]:
-        params = {"sessionId": session_id, "limit": 500, "types": ",".join(types)}
-        return list(ok_data(self.rest.get("/api/v1/events", params=params))["events"])
+        return events_of(self.rest, session_id, *types)
 
     def runs_in(self, session_id: str) -> list[str]:
         """The runs created in a session, in order (from `run.created`)."""
@@ -112,26 +112,8 @@ class Bus:
 
 @pytest.fixture(scope="module")
 def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bus]:
-    process = start_api(tmp_path_factory.mktemp("a2a"), env=BUS_ENV)
-    try:
-        with (
-            httpx.Client(base_url=process.rest_url, timeout=60) as client,
-            grpc.insecure_channel(process.grpc_target) as channel,
-        ):
-            yield Bus(process, client, channel)
-    finally:
-        process.stop()
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    """Poll until `check` returns something truthy (a generous deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    with serving(tmp_path_factory.mktemp("a2a"), env=BUS_ENV) as s:
+        yield Bus(s.process, s.rest, s.channel)
 
 
 def settled(bus: Bus, message_id: str, status: str) -> dict[str, Any]:
@@ -141,7 +123,7 @@ def settled(bus: Bus, message_id: str, status: str) -> dict[str, Any]:
         message = bus.get(message_id)
         return message if message["status"] == status else None
 
-    return eventually(check, f"{message_id} {status}")
+    return wait_until(check, f"{message_id} {status}")
 
 
 def dead_letter(bus: Bus, transport: str = "rest", **fields: Any) -> dict[str, Any]:
@@ -425,7 +407,7 @@ def test_requeue_redelivers_once_the_target_accepts_again(bus: Bus, transport: s
 def test_a_requeued_message_that_fails_again_is_pending_in_the_dlq_again(bus: Bus) -> None:
     dead = dead_letter(bus, metadata=FAIL, maxAttempts=1)
     assert bus.requeue("rest", dead["id"])["updated"] is True
-    eventually(
+    wait_until(
         lambda: bus.get(dead["id"])["status"] == "dead-lettered" and bus.get(dead["id"])["requeues"] == 1,
         "the second dead-lettering",
     )
@@ -462,8 +444,8 @@ def test_capabilities_report_the_bus(bus: Bus) -> None:
 # ---- two replicas on one PostgreSQL ------------------------------------------------------------------
 
 
-def test_two_replicas_deliver_each_message_once_and_requeue_it_once(tmp_path: Path) -> None:
-    with servers_on_one_database(tmp_path, env=BUS_ENV) as (a, b):
+def test_two_replicas_deliver_each_message_once_and_requeue_it_once(postgres_cluster: str, tmp_path: Path) -> None:
+    with servers_on_one_database(postgres_cluster, tmp_path, env=BUS_ENV) as (a, b):
         with httpx.Client(base_url=a.rest_url, timeout=60) as ca, httpx.Client(base_url=b.rest_url, timeout=60) as cb:
             assert ok_data(ca.get("/api/v1/capabilities"))["stateStore"] == "postgresql"
             replicas = [
@@ -529,28 +511,28 @@ def test_a_delivery_interrupted_by_its_server_is_delivered_by_the_next(
 ) -> None:
     """A stopping server hands its attempt back uncounted; a crashed one's attempt is counted as failed by the
     reaper of the next start. Either way the message is delivered afterwards, by one run that succeeds."""
-    first = start_api(tmp_path, env=BUS_ENV)
-    try:
-        with httpx.Client(base_url=first.rest_url, timeout=60) as client:
-            bus = Bus(first, client, grpc.insecure_channel(first.grpc_target))
+    # The delivery's run lasts long enough that the server certainly stops while it runs.
+    slow = {"mock.delayMs": "5000"}
+    with running_api(tmp_path, env=BUS_ENV) as first:
+        with (
+            httpx.Client(base_url=first.rest_url, timeout=60) as client,
+            grpc.insecure_channel(first.grpc_target) as channel,
+        ):
+            bus = Bus(first, client, channel)
             target = new_session()
-            slow = {"mock.delayMs": "1500"}
             sent = bus.send("rest", fromSessionId=new_session(), toSessionId=target, input="slow", metadata=slow)
             settled(bus, sent["id"], "delivering")
-            eventually(lambda: bus.runs_in(target), "the delivery run")
-            bus.channel.close()
-    finally:
+            wait_until(lambda: bus.runs_in(target), "the delivery run")
         first.stop(sig)
-    second = start_api(tmp_path, env=BUS_ENV)
-    try:
-        with httpx.Client(base_url=second.rest_url, timeout=60) as client:
-            bus = Bus(second, client, grpc.insecure_channel(second.grpc_target))
-            delivered = settled(bus, sent["id"], "delivered")
-            assert delivered["attempts"] == attempts
-            runs = bus.runs_in(target)
-            assert len(runs) == 2 and delivered["runId"] == runs[-1]
-            statuses = [ok_data(client.get(f"/api/v1/runs/{r}"))["status"] for r in runs]
-            assert statuses == ["cancelled" if sig == signal.SIGTERM else "failed", "succeeded"]
-            bus.channel.close()
-    finally:
-        second.stop()
+    with (
+        running_api(tmp_path, env=BUS_ENV) as second,
+        httpx.Client(base_url=second.rest_url, timeout=60) as client,
+        grpc.insecure_channel(second.grpc_target) as channel,
+    ):
+        bus = Bus(second, client, channel)
+        delivered = settled(bus, sent["id"], "delivered")
+        assert delivered["attempts"] == attempts
+        runs = bus.runs_in(target)
+        assert len(runs) == 2 and delivered["runId"] == runs[-1]
+        statuses = [ok_data(client.get(f"/api/v1/runs/{r}"))["status"] for r in runs]
+        assert statuses == ["cancelled" if sig == signal.SIGTERM else "failed", "succeeded"]

@@ -24,9 +24,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from athena.v1 import options_pb2
 from athena_client.contract import method_access, role_name
 from athena_server.access.config import token_digest
-from tests.rpc_calls import Outcome, call_grpc, call_rest, method_named, methods, request_of
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import ok_data
+from tests.support.events import events_of
+from tests.support.pages import every_item
+from tests.support.processes import AthenaProcess, running_api, serving
+from tests.support.rpc_calls import Outcome, call_grpc, call_rest, method_named, methods, request_of
+from tests.support.shapes import new_session, ok_data
 
 Role = options_pb2.Role
 AUTH_CODES = {"AUTH_IDENTITY_MISSING", "AUTH_TOKEN_MISSING", "AUTH_TOKEN_INVALID", "AUTHZ_DENIED"}
@@ -180,15 +182,8 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def denials(client: httpx.Client) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params = {"types": "authz.denied", "limit": 500, **({"cursor": cursor} if cursor else {})}
-        page = ok_data(client.get("/api/v1/events", params=params, headers=ADMIN))
-        events += page["events"]
-        cursor = page.get("nextCursor")
-        if not cursor:
-            return events
+    """Every refusal the server recorded (the refusing server's log; it receives nothing else)."""
+    return every_item(client, "/api/v1/events", {"types": "authz.denied"}, headers=ADMIN, key="events")
 
 
 @dataclass
@@ -210,15 +205,8 @@ class Server:
 
 
 def _server(tmp: Path, env: dict[str, str], setup: dict[str, str] = ADMIN) -> Iterator[Server]:
-    process = start_api(tmp, env=env)
-    try:
-        with (
-            httpx.Client(base_url=process.rest_url, timeout=60) as client,
-            grpc.insecure_channel(process.grpc_target) as channel,
-        ):
-            yield Server(process, client, channel, make_refs(client, setup))
-    finally:
-        process.stop()
+    with serving(tmp, env=env) as served:
+        yield Server(served.process, served.rest, served.channel, make_refs(served.rest, setup))
 
 
 @pytest.fixture(scope="module")
@@ -299,10 +287,12 @@ def test_accepted_writes_record_their_actor(allowing: Server) -> None:
     ok_data(resp)
     method = method_named("RunService.CreateRun")
     token = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
-    assert call_grpc(channel, method, request_of(method, sessionId="acc-actor", input="hi"), token).code is None
+    session = new_session()
+    assert call_grpc(channel, method, request_of(method, sessionId=session, input="hi"), token).code is None
     events = ok_data(client.get("/api/v1/events", params={"traceId": trace}, headers=ADMIN))["events"]
     assert [(e["type"], e.get("actor")) for e in events] == [("directive.created", "operator")]
-    runs = ok_data(client.get("/api/v1/events", params={"sessionId": "acc-actor"}, headers=ADMIN))["events"]
+    with httpx.Client(base_url=allowing.process.rest_url, headers=ADMIN, timeout=60) as admin:
+        runs = events_of(admin, session)
     assert [(e["type"], e.get("actor")) for e in runs] == [
         ("run.created", "ci-bot"),
         ("run.started", "ci-bot"),
@@ -344,11 +334,10 @@ def reflected_services(channel: grpc.Channel) -> list[str]:
 
 def test_reflection_can_be_switched_off(allowing: Server, tmp_path: Path) -> None:
     assert "athena.v1.RunService" in reflected_services(allowing.channel)
-    p = start_api(tmp_path, env={"ATHENA_GRPC_REFLECTION": "false"})
-    try:
-        with grpc.insecure_channel(p.grpc_target) as channel:
-            with pytest.raises(grpc.RpcError) as err:
-                reflected_services(channel)
-            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
-    finally:
-        p.stop()
+    with (
+        running_api(tmp_path, env={"ATHENA_GRPC_REFLECTION": "false"}) as p,
+        grpc.insecure_channel(p.grpc_target) as ch,
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            reflected_services(ch)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,15 +26,17 @@ import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 
 from athena.v1 import events_pb2, runs_pb2, sessions_pb2
 from athena_client.contract import ERROR_CODES, field_bounds, message_to_json
 from athena_client.rpcs import rpcs
 from athena_gateway.routes import RouteSpec, build_routes
-from tests.postgres import servers_on_one_database
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import error_of, new_session, ok_data
+from tests.support.events import events_of
+from tests.support.grpc_errors import reason
+from tests.support.pages import every_item
+from tests.support.postgres import servers_on_one_database
+from tests.support.processes import Served, serving
+from tests.support.shapes import error_of, new_session, ok_data, unique
 
 REQUEST_BYTES = 1_000_000
 TOO_LARGE = "request.body exceeds 1000000 bytes."
@@ -45,22 +47,20 @@ SIZE_WORDS = ("must be at most", "must have at most", "keys must be at most")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
-    p = start_api(tmp_path_factory.mktemp("bounds"))
-    yield p
-    p.stop()
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server of the module's own: the oversize pass fills its store with at-bound records."""
+    with serving(tmp_path_factory.mktemp("bounds")) as s:
+        yield s
 
 
-@pytest.fixture(scope="module")
-def client(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=60) as c:
-        yield c
+@pytest.fixture
+def client(served: Served) -> httpx.Client:
+    return served.rest
 
 
-@pytest.fixture(scope="module")
-def channel(server: AthenaProcess) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(server.grpc_target) as ch:
-        yield ch
+@pytest.fixture
+def grpc_channel(served: Served) -> grpc.Channel:
+    return served.channel
 
 
 # ---- the generated cases --------------------------------------------------------------------------
@@ -197,16 +197,6 @@ class Outcome:
     message: str = ""
 
 
-def _reason(err: grpc.RpcError) -> str:
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            for detail in status_pb2.Status.FromString(value).details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    return info.reason
-    return f"grpc:{err.code().name}"
-
-
 def call_grpc(
     channel: grpc.Channel, spec: RouteSpec, request: Message, metadata: tuple[tuple[str, str], ...] = ()
 ) -> Outcome:
@@ -223,7 +213,7 @@ def call_grpc(
                 return Outcome(None)
             next(call)
         except grpc.RpcError as err:
-            return Outcome(_reason(err), err.details() or "")
+            return Outcome(reason(err), err.details() or "")
         except StopIteration:
             return Outcome(None)
         finally:
@@ -235,7 +225,7 @@ def call_grpc(
     try:
         unary(request, timeout=60, metadata=metadata)
     except grpc.RpcError as err:
-        return Outcome(_reason(err), err.details() or "")
+        return Outcome(reason(err), err.details() or "")
     return Outcome(None)
 
 
@@ -292,16 +282,16 @@ def _oversize(case: Case, client: httpx.Client, channel: grpc.Channel) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_just_over_the_bound_is_refused_naming_the_field(
-    case: Case, client: httpx.Client, channel: grpc.Channel
+    case: Case, client: httpx.Client, grpc_channel: grpc.Channel
 ) -> None:
-    _oversize(case, client, channel)
+    _oversize(case, client, grpc_channel)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_at_the_bound_is_not_refused_for_its_size(case: Case, client: httpx.Client, channel: grpc.Channel) -> None:
+def test_at_the_bound_is_not_refused_for_its_size(case: Case, client: httpx.Client, grpc_channel: grpc.Channel) -> None:
     request = case.request(over=False)
     assert request.ByteSize() <= REQUEST_BYTES
-    for outcome in (call_grpc(channel, case.spec, request), call_rest(client, case.spec, request)):
+    for outcome in (call_grpc(grpc_channel, case.spec, request), call_rest(client, case.spec, request)):
         assert outcome.code not in ("PAYLOAD_TOO_LARGE", "INTERNAL_ERROR"), outcome
         assert not any(words in outcome.message for words in SIZE_WORDS), outcome
 
@@ -319,10 +309,6 @@ def test_every_rpc_has_bounded_fields_or_none_to_bound() -> None:
 # ---- the issue's reproductions --------------------------------------------------------------------
 
 
-def _events_of(client: httpx.Client, session: str) -> list[dict[str, Any]]:
-    return ok_data(client.get("/api/v1/events", params={"sessionId": session, "limit": 500}))["events"]
-
-
 def _profile(client: httpx.Client) -> str:
     body = {
         "displayName": "Bounds",
@@ -334,38 +320,36 @@ def _profile(client: httpx.Client) -> str:
 
 
 def test_refused_inputs_leave_nothing_and_the_transcript_stays_readable(
-    client: httpx.Client, channel: grpc.Channel
+    client: httpx.Client, grpc_channel: grpc.Channel
 ) -> None:
     session = new_session()
-    directives_before = len(ok_data(client.get("/api/v1/directives", params={"limit": 500}))["items"])
+    refused = "x" * 900_000
     for _ in range(5):
-        resp = client.post("/api/v1/runs", json={"sessionId": session, "input": "x" * 900_000})
+        resp = client.post("/api/v1/runs", json={"sessionId": session, "input": refused})
         err = error_of(resp, 413, "CONTEXT_OVERFLOW")
         assert err["message"] == "Context of 900006 chars exceeds the limit of 30000 chars."
-    stub = channel.unary_unary(
+    stub = grpc_channel.unary_unary(
         "/athena.v1.RunService/CreateRun",
         request_serializer=runs_pb2.CreateRunRequest.SerializeToString,
         response_deserializer=runs_pb2.CreateRunResponse.FromString,
     )
     with pytest.raises(grpc.RpcError) as exc:
-        stub(runs_pb2.CreateRunRequest(session_id=session, input="x" * 900_000), timeout=30)
+        stub(runs_pb2.CreateRunRequest(session_id=session, input=refused), timeout=30)
     assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert ok_data(client.get(f"/api/v1/sessions/{session}/transcript")) == {"items": []}
-    assert _events_of(client, session) == []
-    assert len(ok_data(client.get("/api/v1/directives", params={"limit": 500}))["items"]) == directives_before
-    sessions = ok_data(client.get("/api/v1/sessions", params={"limit": 500}))["items"]
-    assert session not in {s["id"] for s in sessions}
+    assert events_of(client, session) == []
+    # No directive holds the refused input, and the session was not created.
+    assert [d["id"] for d in every_item(client, "/api/v1/directives") if d["input"] == refused] == []
+    assert session not in {s["id"] for s in every_item(client, "/api/v1/sessions")}
 
 
 def test_refused_inputs_leave_nothing_on_every_path_to_a_run(client: httpx.Client) -> None:
     big = "y" * 30_000
     # A schedule or a queued item whose every run would be refused is not stored.
-    error_of(
-        client.post("/api/v1/schedules", json={"id": "big-input", "sessionId": "s1", "input": big, "everyMinutes": 5}),
-        413,
-        "CONTEXT_OVERFLOW",
-    )
-    error_of(client.get("/api/v1/schedules/big-input"), 404, "NOT_FOUND")
+    schedule = unique("big-input")
+    body = {"id": schedule, "sessionId": new_session(), "input": big, "everyMinutes": 5}
+    error_of(client.post("/api/v1/schedules", json=body), 413, "CONTEXT_OVERFLOW")
+    error_of(client.get(f"/api/v1/schedules/{schedule}"), 404, "NOT_FOUND")
     session = new_session()
     error_of(
         client.post("/api/v1/work/enqueue", json={"sessionId": session, "payload": big, "mode": "followup"}),
@@ -378,7 +362,7 @@ def test_refused_inputs_leave_nothing_on_every_path_to_a_run(client: httpx.Clien
         ok_data(client.post("/api/v1/work/enqueue", json={"sessionId": session, "payload": text, "mode": "collect"}))
     error_of(client.post(f"/api/v1/work/{session}/drain", json={}), 413, "CONTEXT_OVERFLOW")
     assert len(ok_data(client.get(f"/api/v1/sessions/{session}/work-queue"))["items"]) == 2
-    assert [e["type"] for e in _events_of(client, session)] == ["work.enqueued", "work.enqueued", "work.drained"]
+    assert [e["type"] for e in events_of(client, session)] == ["work.enqueued", "work.enqueued", "work.drained"]
     assert ok_data(client.get(f"/api/v1/sessions/{session}/transcript")) == {"items": []}
     # A template whose rendered text does not fit.
     template = ok_data(
@@ -394,7 +378,7 @@ def test_refused_inputs_leave_nothing_on_every_path_to_a_run(client: httpx.Clien
     session = new_session()
     resp = client.post(f"/api/v1/templates/{template['id']}/run", json={"sessionId": session, "params": {"text": big}})
     error_of(resp, 413, "CONTEXT_OVERFLOW")
-    assert _events_of(client, session) == []
+    assert events_of(client, session) == []
 
 
 def _json_size(items: list[dict[str, Any]]) -> int:
@@ -426,7 +410,7 @@ def test_pages_cut_by_bytes_deliver_every_item_exactly_once(client: httpx.Client
     assert mine == created[::-1]  # newest first, each once
 
 
-def test_transcript_windows_fit_the_transport(client: httpx.Client, channel: grpc.Channel) -> None:
+def test_transcript_windows_fit_the_transport(client: httpx.Client, grpc_channel: grpc.Channel) -> None:
     session = new_session()
     ok_data(client.post("/api/v1/runs", json={"sessionId": session, "input": "start"}))
     start = ok_data(client.get(f"/api/v1/sessions/{session}/transcript"))["items"][0]
@@ -451,7 +435,7 @@ def test_transcript_windows_fit_the_transport(client: httpx.Client, channel: grp
         after = items[-1]["id"]
     assert len(seen) == total and len(set(seen)) == total
     assert seen[-len(tail) :] == [e["id"] for e in tail]
-    stub = channel.unary_unary(
+    stub = grpc_channel.unary_unary(
         "/athena.v1.SessionService/ListTranscriptEntries",
         request_serializer=sessions_pb2.ListTranscriptEntriesRequest.SerializeToString,
         response_deserializer=sessions_pb2.ListTranscriptEntriesResponse.FromString,
@@ -495,8 +479,8 @@ def test_the_largest_cursor_reads_an_empty_page(client: httpx.Client, path: str,
     assert [v for k, v in data.items() if k in ("items", "events")] == [[]] and "nextCursor" not in data
 
 
-def test_huge_cursor_over_grpc(channel: grpc.Channel) -> None:
-    stub = channel.unary_unary(
+def test_huge_cursor_over_grpc(grpc_channel: grpc.Channel) -> None:
+    stub = grpc_channel.unary_unary(
         "/athena.v1.EventService/ListEvents",
         request_serializer=events_pb2.ListEventsRequest.SerializeToString,
         response_deserializer=events_pb2.ListEventsResponse.FromString,
@@ -508,11 +492,11 @@ def test_huge_cursor_over_grpc(channel: grpc.Channel) -> None:
 
 
 def test_resume_points_that_name_nothing(client: httpx.Client) -> None:
-    ok_data(
-        client.post("/api/v1/schedules", json={"id": "resume-logs", "sessionId": "s1", "input": "x", "everyMinutes": 5})
-    )
-    err = error_of(client.get("/api/v1/schedules/resume-logs/logs", params={"after": HUGE}), 400, "CONFIG_ERROR")
-    assert err["message"] == f"schedules.logs.after must be a log id of schedule 'resume-logs'. Received: {HUGE}."
+    schedule = unique("resume-logs")
+    body = {"id": schedule, "sessionId": new_session(), "input": "x", "everyMinutes": 5}
+    ok_data(client.post("/api/v1/schedules", json=body))
+    err = error_of(client.get(f"/api/v1/schedules/{schedule}/logs", params={"after": HUGE}), 400, "CONFIG_ERROR")
+    assert err["message"] == f"schedules.logs.after must be a log id of schedule '{schedule}'. Received: {HUGE}."
     session = new_session()
     ok_data(client.post("/api/v1/runs", json={"sessionId": session, "input": "x"}))
     resp = client.get(f"/api/v1/sessions/{session}/transcript/stream", headers={"Last-Event-ID": "nope"})
@@ -523,50 +507,50 @@ def test_resume_points_that_name_nothing(client: httpx.Client) -> None:
     )
 
 
-def _beyond(newest: int) -> str:
-    return (
-        f"events.stream.after 'evt_999999' is beyond the newest event (the newest event is evt_{newest}); "
-        "list GET /api/v1/events to resume from an event that exists."
-    )
+BEYOND = re.compile(
+    r"events\.stream\.after 'evt_999999' is beyond the newest event \(the newest event is evt_(\d+)\); "
+    r"list GET /api/v1/events to resume from an event that exists\."
+)
 
 
 def _newest(client: httpx.Client) -> int:
+    """The id number of the newest event in the log, after appending one."""
     ok_data(client.post("/api/v1/runs", json={"sessionId": new_session(), "input": "x"}))
-    newest = 0
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        data = ok_data(client.get("/api/v1/events", params=params))
-        if data["events"]:
-            newest = int(data["events"][-1]["id"].removeprefix("evt_"))
-        cursor = data.get("nextCursor")
-        if not cursor:
-            return newest
+    return int(every_item(client, "/api/v1/events", key="events")[-1]["id"].removeprefix("evt_"))
 
 
-def test_last_event_id_never_issued_is_refused_over_sse(server: AthenaProcess, client: httpx.Client) -> None:
+def _assert_beyond(message: str, client: httpx.Client, newest_before: int) -> None:
+    """The refusal names the newest event when it was made: one at least as new as the newest before the
+    request and no newer than the newest after it (other writers may append meanwhile)."""
+    named = BEYOND.fullmatch(message)
+    assert named is not None, message
+    assert newest_before <= int(named.group(1)) <= _newest(client), message
+
+
+def test_last_event_id_never_issued_is_refused_over_sse(served: Served, client: httpx.Client) -> None:
+    rest_url = served.process.rest_url
     newest = _newest(client)
-    resp = httpx.get(f"{server.rest_url}/api/v1/events/stream", headers={"Last-Event-ID": "evt_999999"}, timeout=10)
-    assert error_of(resp, 400, "CONFIG_ERROR")["message"] == _beyond(newest)
+    resp = httpx.get(f"{rest_url}/api/v1/events/stream", headers={"Last-Event-ID": "evt_999999"}, timeout=60)
+    _assert_beyond(error_of(resp, 400, "CONFIG_ERROR")["message"], client, newest)
     # The newest event itself is a resume point: the stream opens.
     with httpx.stream(
-        "GET", f"{server.rest_url}/api/v1/events/stream", headers={"Last-Event-ID": f"evt_{newest}"}, timeout=10
+        "GET", f"{rest_url}/api/v1/events/stream", headers={"Last-Event-ID": f"evt_{newest}"}, timeout=60
     ) as stream:
         assert stream.status_code == 200
 
 
-def test_after_never_issued_is_refused_over_grpc(client: httpx.Client, channel: grpc.Channel) -> None:
+def test_after_never_issued_is_refused_over_grpc(client: httpx.Client, grpc_channel: grpc.Channel) -> None:
     newest = _newest(client)
-    stub = channel.unary_stream(
+    stub = grpc_channel.unary_stream(
         "/athena.v1.EventService/StreamEvents",
         request_serializer=events_pb2.StreamEventsRequest.SerializeToString,
         response_deserializer=events_pb2.StreamEventsResponse.FromString,
     )
-    call = stub(events_pb2.StreamEventsRequest(after="evt_999999"), timeout=10)
+    call = stub(events_pb2.StreamEventsRequest(after="evt_999999"), timeout=60)
     with pytest.raises(grpc.RpcError) as exc:
         next(call)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert exc.value.details() == _beyond(newest)
+    _assert_beyond(exc.value.details(), client, newest)
 
 
 def _create_run(channel: grpc.Channel) -> Any:
@@ -577,17 +561,21 @@ def _create_run(channel: grpc.Channel) -> Any:
     )
 
 
-def test_grpc_requests_over_the_size_bound(channel: grpc.Channel) -> None:
+def test_grpc_requests_over_the_size_bound(grpc_channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as exc:
-        _create_run(channel)(runs_pb2.CreateRunRequest(session_id="s1", input="x" * 1_500_000), timeout=30)
-    assert (_reason(exc.value), exc.value.details()) == ("PAYLOAD_TOO_LARGE", TOO_LARGE)
+        _create_run(grpc_channel)(
+            runs_pb2.CreateRunRequest(session_id=new_session(), input="x" * 1_500_000), timeout=30
+        )
+    assert (reason(exc.value), exc.value.details()) == ("PAYLOAD_TOO_LARGE", TOO_LARGE)
     # Beyond the server's receive limit (4 MiB) gRPC itself refuses the message, before any handler.
     with pytest.raises(grpc.RpcError) as exc:
-        _create_run(channel)(runs_pb2.CreateRunRequest(session_id="s1", input="x" * (5 << 20)), timeout=30)
+        _create_run(grpc_channel)(
+            runs_pb2.CreateRunRequest(session_id=new_session(), input="x" * (5 << 20)), timeout=30
+        )
     assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_request_headers_are_bounded(channel: grpc.Channel) -> None:
+def test_request_headers_are_bounded(grpc_channel: grpc.Channel) -> None:
     request = runs_pb2.CreateRunRequest(session_id=new_session(), input="x")
     cases = [
         (("x-trace-id", "t" * 65), "header 'x-trace-id' must be at most 64 characters."),
@@ -596,23 +584,24 @@ def test_request_headers_are_bounded(channel: grpc.Channel) -> None:
     ]
     for header, message in cases:
         with pytest.raises(grpc.RpcError) as exc:
-            _create_run(channel)(request, timeout=30, metadata=(header,))
-        assert (_reason(exc.value), exc.value.details()) == ("CONFIG_ERROR", message)
+            _create_run(grpc_channel)(request, timeout=30, metadata=(header,))
+        assert (reason(exc.value), exc.value.details()) == ("CONFIG_ERROR", message)
     trace = uuid.uuid4().hex
-    response, call = _create_run(channel).with_call(request, timeout=30, metadata=(("x-trace-id", trace),))
+    response, call = _create_run(grpc_channel).with_call(request, timeout=30, metadata=(("x-trace-id", trace),))
     assert response.result.trace_id == trace
     assert ("x-trace-id", trace) in call.trailing_metadata()
 
 
 def test_schedule_inputs_at_the_edges_of_the_calendar(client: httpx.Client) -> None:
     """A cron expression that never matches, and a tick at the last instant the API writes, used to be 500s."""
-    body = {"id": "never", "sessionId": "s1", "input": "x", "cron": "0 0 30 2 *"}
+    body = {"id": unique("never"), "sessionId": new_session(), "input": "x", "cron": "0 0 30 2 *"}
     err = error_of(client.post("/api/v1/schedules", json=body), 400, "CONFIG_ERROR")
     assert err["message"] == "schedules.create.cron never matches a date. Received: 0 0 30 2 *."
-    for sid, cadence in (("edge-cron", {"cron": "* * * * *"}), ("edge-every", {"everyMinutes": 2**31 - 1})):
+    edges = {unique("edge-cron"): {"cron": "* * * * *"}, unique("edge-every"): {"everyMinutes": 2**31 - 1}}
+    for sid, cadence in edges.items():
         ok_data(client.post("/api/v1/schedules", json={"id": sid, "sessionId": new_session(), "input": "x", **cadence}))
     ok_data(client.post("/api/v1/schedules/tick", json={"at": "9999-12-31T23:59:59.000Z"}))
-    for sid in ("edge-cron", "edge-every"):
+    for sid in edges:
         assert ok_data(client.get(f"/api/v1/schedules/{sid}"))["nextRunAt"] == "9999-12-31T23:59:59.999Z"
     err = error_of(client.post("/api/v1/schedules/tick", json={"at": "9999-12-31T23:59:59-01:00"}), 400, "CONFIG_ERROR")
     assert err["message"] == "schedules.tick.at must be a valid ISO datetime."
@@ -622,54 +611,55 @@ def test_schedule_inputs_at_the_edges_of_the_calendar(client: httpx.Client) -> N
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
-    with servers_on_one_database(Path(tmp_path_factory.mktemp("pg-bounds")), count=1) as servers:
-        yield servers[0]
-
-
-def test_postgres_oversize_pass_answers_no_500(postgres: AthenaProcess) -> None:
+def postgres(tmp_path_factory: pytest.TempPathFactory, postgres_cluster: str) -> Iterator[Served]:
+    """A server on a new database of the session's own PostgreSQL cluster."""
     with (
-        httpx.Client(base_url=postgres.rest_url, timeout=60) as client,
-        grpc.insecure_channel(postgres.grpc_target) as channel,
+        servers_on_one_database(postgres_cluster, tmp_path_factory.mktemp("pg-bounds"), count=1) as [server],
+        httpx.Client(base_url=server.rest_url, timeout=60) as rest,
+        grpc.insecure_channel(server.grpc_target) as channel,
     ):
-        for case in CASES:
-            _oversize(case, client, channel)
+        yield Served(server, rest, channel)
 
 
-def test_postgres_refuses_what_it_cannot_store(postgres: AthenaProcess) -> None:
+def test_postgres_oversize_pass_answers_no_500(postgres: Served) -> None:
+    for case in CASES:
+        _oversize(case, postgres.rest, postgres.channel)
+
+
+def test_postgres_refuses_what_it_cannot_store(postgres: Served) -> None:
     """The issue's StringDataRightTruncationError (a 500) and NUL, which PostgreSQL text cannot hold."""
     long = "s" * 100_000
-    with httpx.Client(base_url=postgres.rest_url, timeout=60) as client:
-        cases = [
-            ("/api/v1/runs", {"sessionId": long, "input": "x"}, "createRun.sessionId must be at most 128 characters."),
-            (
-                "/api/v1/runs",
-                {"sessionId": "s1", "input": "x", "model": long},
-                "createRun.model must be at most 128 characters.",
-            ),
-            (
-                "/api/v1/schedules",
-                {"id": long, "sessionId": "s1", "input": "x", "everyMinutes": 5},
-                "createSchedule.id must be at most 128 characters.",
-            ),
-            (
-                "/api/v1/runs",
-                {"sessionId": "s1", "input": "a\u0000b"},
-                "createRun.input must not contain NUL characters (U+0000).",
-            ),
-            (
-                "/api/v1/run-control/by-run/" + "r" * 65 + "/cancel",
-                {},
-                "cancelRunByRunId.runId must be at most 64 characters.",
-            ),
-        ]
-        for path, body, message in cases:
-            assert error_of(client.post(path, json=body), 400, "CONFIG_ERROR")["message"] == message
-        for path, context in LISTS:
-            err = error_of(client.get(path, params={"cursor": HUGE}), 400, "CONFIG_ERROR")
-            assert err["message"] == f"{context}.cursor is invalid."
-            if path != "/api/v1/schedules":  # schedules never had offset cursors
-                ok_data(client.get(path, params={"cursor": LARGEST}))
-        # What fits is stored: a 128-character session id and model run on PostgreSQL.
-        data = ok_data(client.post("/api/v1/runs", json={"sessionId": "s" * 128, "input": "x", "model": "m" * 128}))
-        assert data["model"] == "m" * 128
+    client = postgres.rest
+    cases = [
+        ("/api/v1/runs", {"sessionId": long, "input": "x"}, "createRun.sessionId must be at most 128 characters."),
+        (
+            "/api/v1/runs",
+            {"sessionId": new_session(), "input": "x", "model": long},
+            "createRun.model must be at most 128 characters.",
+        ),
+        (
+            "/api/v1/schedules",
+            {"id": long, "sessionId": new_session(), "input": "x", "everyMinutes": 5},
+            "createSchedule.id must be at most 128 characters.",
+        ),
+        (
+            "/api/v1/runs",
+            {"sessionId": new_session(), "input": "a\u0000b"},
+            "createRun.input must not contain NUL characters (U+0000).",
+        ),
+        (
+            "/api/v1/run-control/by-run/" + "r" * 65 + "/cancel",
+            {},
+            "cancelRunByRunId.runId must be at most 64 characters.",
+        ),
+    ]
+    for path, body, message in cases:
+        assert error_of(client.post(path, json=body), 400, "CONFIG_ERROR")["message"] == message
+    for path, context in LISTS:
+        err = error_of(client.get(path, params={"cursor": HUGE}), 400, "CONFIG_ERROR")
+        assert err["message"] == f"{context}.cursor is invalid."
+        if path != "/api/v1/schedules":  # schedules never had offset cursors
+            ok_data(client.get(path, params={"cursor": LARGEST}))
+    # What fits is stored: a 128-character session id and model run on PostgreSQL.
+    data = ok_data(client.post("/api/v1/runs", json={"sessionId": "s" * 128, "input": "x", "model": "m" * 128}))
+    assert data["model"] == "m" * 128

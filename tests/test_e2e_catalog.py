@@ -10,14 +10,11 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from athena.v1 import (
     directives_pb2,
@@ -28,8 +25,10 @@ from athena.v1 import (
     run_templates_pb2_grpc,
 )
 from athena_client.contract import message_to_json
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.grpc_errors import error_info
+from tests.support.pages import every_item
+from tests.support.processes import serving
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
 
 Json = dict[str, Any]
 
@@ -75,15 +74,27 @@ def create_template(client: httpx.Client, profile_id: str, template: str = "Fix 
     return data
 
 
-def events_of(client: httpx.Client, event_type: str, trace: str) -> list[Json]:
-    events: list[Json] = ok_data(client.get("/api/v1/events", params={"types": event_type, "traceId": trace}))["events"]
-    return events
+def events_of_trace(client: httpx.Client, event_type: str, trace: str) -> list[Json]:
+    """The `event_type` events of one request (its trace id), every page."""
+    return every_item(client, "/api/v1/events", {"types": event_type, "traceId": trace}, key="events")
+
+
+def grpc_every_item(list_rpc: Callable[[Any], Any], request_type: Callable[..., Any]) -> list[Any]:
+    """Every item of a list RPC over gRPC, following `next_cursor` page by page."""
+    items: list[Any] = []
+    cursor = ""
+    while True:
+        page = list_rpc(request_type(limit=500, cursor=cursor))
+        items += page.items
+        if not page.HasField("next_cursor"):
+            return items
+        cursor = page.next_cursor
 
 
 def assert_event(client: httpx.Client, resp: httpx.Response, event_type: str, payload: Json) -> None:
     """`resp` appended exactly one `event_type` event, under its trace id, with this payload."""
     trace = resp.headers["x-trace-id"]
-    [event] = events_of(client, event_type, trace)
+    [event] = events_of_trace(client, event_type, trace)
     assert set(event) == {"id", "traceId", "type", "createdAt", "payload"}, event
     assert (event["type"], event["traceId"], event["payload"]) == (event_type, trace, payload)
     assert_iso(event["createdAt"])
@@ -154,13 +165,13 @@ def test_directive_without_refs_or_metadata(rest: httpx.Client) -> None:
 def test_directive_validation(rest: httpx.Client, body: Json, message: str | None) -> None:
     resp = rest.post("/api/v1/directives", json=body)
     config_error(resp, message)
-    assert events_of(rest, "directive.created", resp.headers["x-trace-id"]) == []
+    assert events_of_trace(rest, "directive.created", resp.headers["x-trace-id"]) == []
 
 
 def test_directive_listed_newest_first(rest: httpx.Client) -> None:
     first = create_directive(rest, "older")
     second = create_directive(rest, "newer")
-    items = ok_data(rest.get("/api/v1/directives", params={"limit": 500}))["items"]
+    items = every_item(rest, "/api/v1/directives")
     ids = [d["id"] for d in items]
     assert ids.index(second["id"]) < ids.index(first["id"])
     assert items[ids.index(first["id"])] == first
@@ -172,10 +183,10 @@ def test_directive_over_grpc(channel: grpc.Channel, rest: httpx.Client) -> None:
         directives_pb2.CreateDirectiveRequest(input=" via grpc ", context_refs=["r"], metadata={"k": "v"})
     ).directive
     assert (made.input, list(made.context_refs), dict(made.metadata)) == ("via grpc", ["r"], {"k": "v"})
-    listed = stub.ListDirectives(directives_pb2.ListDirectivesRequest(limit=500)).items
+    listed = grpc_every_item(stub.ListDirectives, directives_pb2.ListDirectivesRequest)
     assert made in listed
     # The same resource over REST.
-    rest_items = ok_data(rest.get("/api/v1/directives", params={"limit": 500}))["items"]
+    rest_items = every_item(rest, "/api/v1/directives")
     assert message_to_json(made) in rest_items
 
 
@@ -229,7 +240,7 @@ def test_profile_create_exact_shape(rest: httpx.Client) -> None:
         "harness-profile.created",
         {"harnessProfileId": data["id"], "version": "v1", "provider": "mock", "model": "default"},
     )
-    listed = ok_data(rest.get("/api/v1/harness-profiles", params={"limit": 500}))["items"]
+    listed = every_item(rest, "/api/v1/harness-profiles")
     assert data in listed
 
 
@@ -360,7 +371,7 @@ EGRESS_HOST = "must be a valid domain, wildcard domain, or IPv4 address."
 def test_profile_validation(rest: httpx.Client, changes: Json, message: str | None) -> None:
     resp = rest.post("/api/v1/harness-profiles", json=profile_body(**changes))
     config_error(resp, message)
-    assert events_of(rest, "harness-profile.created", resp.headers["x-trace-id"]) == []
+    assert events_of_trace(rest, "harness-profile.created", resp.headers["x-trace-id"]) == []
 
 
 def test_profile_over_grpc(channel: grpc.Channel) -> None:
@@ -374,17 +385,14 @@ def test_profile_over_grpc(channel: grpc.Channel) -> None:
     )
     made = stub.CreateHarnessProfile(req).harness_profile
     assert (made.display_name, list(made.config.tools), made.allowed_egress[0].host) == ("grpc", ["t"], "example.com")
-    assert made in stub.ListHarnessProfiles(harness_profiles_pb2.ListHarnessProfilesRequest(limit=500)).items
+    assert made in grpc_every_item(stub.ListHarnessProfiles, harness_profiles_pb2.ListHarnessProfilesRequest)
 
     req.version = "v0"
     with pytest.raises(grpc.RpcError) as exc:
         stub.CreateHarnessProfile(req)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert exc.value.details() == "harnessProfiles.create.version must be 'v1' or 'v2'."
-    status = rpc_status.from_call(exc.value)  # type: ignore[arg-type]
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
+    info = error_info(exc.value)
     assert (info.reason, info.metadata["retryable"]) == ("CONFIG_ERROR", "false")
 
 
@@ -416,7 +424,7 @@ def test_template_create_shape(rest: httpx.Client, profile_id: str) -> None:
         "createdAt": data["createdAt"],
     }
     assert_event(rest, resp, "run-template.created", {"runTemplateId": data["id"], "harnessProfileId": profile_id})
-    assert data in ok_data(rest.get("/api/v1/run-templates", params={"limit": 500}))["items"]
+    assert data in every_item(rest, "/api/v1/run-templates")
 
 
 def test_template_without_placeholders_may_have_no_defaults(rest: httpx.Client, profile_id: str) -> None:
@@ -469,7 +477,7 @@ def test_template_validation(rest: httpx.Client, profile_id: str, body: Json, me
         body = {**body, "harnessProfileId": profile_id}
     resp = rest.post("/api/v1/run-templates", json=body)
     config_error(resp, message)
-    assert events_of(rest, "run-template.created", resp.headers["x-trace-id"]) == []
+    assert events_of_trace(rest, "run-template.created", resp.headers["x-trace-id"]) == []
 
 
 def test_template_over_grpc(channel: grpc.Channel, profile_id: str) -> None:
@@ -484,7 +492,7 @@ def test_template_over_grpc(channel: grpc.Channel, profile_id: str) -> None:
         "Hi {{ who }}",
         {"who": "you"},
     )
-    assert made in stub.ListRunTemplates(run_templates_pb2.ListRunTemplatesRequest(limit=500)).items
+    assert made in grpc_every_item(stub.ListRunTemplates, run_templates_pb2.ListRunTemplatesRequest)
     with pytest.raises(grpc.RpcError) as exc:
         stub.CreateRunTemplate(
             run_templates_pb2.CreateRunTemplateRequest(harness_profile_id=profile_id, directive_template="{{ a }}")
@@ -498,10 +506,8 @@ def test_template_over_grpc(channel: grpc.Channel, profile_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    p: AthenaProcess = start_api(Path(tmp_path_factory.mktemp("catalog")))
-    with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-        yield client
-    p.stop()
+    with serving(tmp_path_factory.mktemp("catalog")) as served:
+        yield served.rest
 
 
 Maker = Callable[[httpx.Client, int], Json]
@@ -536,7 +542,7 @@ def _page(client: httpx.Client, path: str, **params: Any) -> Json:
 
 @pytest.mark.parametrize(("path", "context", "make"), KINDS, ids=[k[1] for k in KINDS])
 def test_keyset_pages_have_no_duplicates_or_gaps(fresh: httpx.Client, path: str, context: str, make: Maker) -> None:
-    before = _page(fresh, path, limit=500)["items"]
+    before = every_item(fresh, path)
     made = [make(fresh, i) for i in range(12)]
     newest_first = [m["id"] for m in reversed(made)]
 
@@ -588,7 +594,7 @@ def test_cursor_is_the_keyset_form(fresh: httpx.Client) -> None:
 
 
 def test_limits_default_and_clamp(fresh: httpx.Client) -> None:
-    total = len(_page(fresh, "/api/v1/directives", limit=500)["items"])
+    total = len(every_item(fresh, "/api/v1/directives"))
     for i in range(max(0, 55 - total)):
         create_directive(fresh, f"bulk {i}")
     total = max(total, 55)

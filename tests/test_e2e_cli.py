@@ -17,7 +17,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, free_port, start, start_api, wait_rest_ready
+from tests.support.processes import AthenaProcess, free_port, running_api, start, wait_rest_ready
+from tests.support.shapes import new_session
+from tests.support.waiting import wait_until
 
 ENVELOPE = re.compile(r'^\{"ok":true,"data":(.*)\}$', re.S)
 
@@ -75,15 +77,6 @@ def spawn(*args: str, cwd: Path, env: dict[str, str], out: Path) -> subprocess.P
         )
 
 
-def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working directory of client commands against the shared server: nothing may land here."""
@@ -101,15 +94,16 @@ def api_env(api: AthenaProcess) -> dict[str, str]:
 def test_run_over_the_api_prints_output_then_json_equal_to_rest(
     api: AthenaProcess, api_env: dict[str, str], cwd: Path
 ) -> None:
-    people = athena("run", "hello", "--session-id", "cli-api-1", cwd=cwd, env=api_env)
+    sid = new_session()
+    people = athena("run", "hello", "--session-id", sid, cwd=cwd, env=api_env)
     assert people.code == 0, people.err
     assert people.out == "Echo: user: hello\n"
     assert re.search(r"run \S+ succeeded · mock/default · 1 attempt", people.err)
 
-    machine = athena("run", "again", "--session-id", "cli-api-1", "-o", "json", cwd=cwd, env=api_env)
+    machine = athena("run", "again", "--session-id", sid, "-o", "json", cwd=cwd, env=api_env)
     assert machine.code == 0, machine.err
     run = machine.json()
-    assert run["status"] == "succeeded" and run["sessionId"] == "cli-api-1"
+    assert run["status"] == "succeeded" and run["sessionId"] == sid
 
     got = athena("runs", "get", run["runId"], "-o", "json", cwd=cwd, env=api_env)
     assert got.code == 0, got.err
@@ -119,13 +113,15 @@ def test_run_over_the_api_prints_output_then_json_equal_to_rest(
 
 
 def test_schedule_add_and_read_back_as_rest(api: AthenaProcess, api_env: dict[str, str], cwd: Path) -> None:
+    # Short unique ids: the table wraps longer ones across lines.
+    job, sid = "j" + uuid.uuid4().hex[:6], "s" + uuid.uuid4().hex[:6]
     added = athena(
         "schedule",
         "add",
         "--id",
-        "cli-job",
+        job,
         "--session-id",
-        "cli-sched",
+        sid,
         "--input",
         "tick",
         "--cron",
@@ -140,11 +136,11 @@ def test_schedule_add_and_read_back_as_rest(api: AthenaProcess, api_env: dict[st
     assert added.code == 0, added.err
     assert added.json()["cron"] == "0 9 * * 1-5" and added.json()["metadata"] == {"team": "infra"}
     # Options before the command work as well as after it.
-    got = athena("-o", "json", "schedule", "get", "--id", "cli-job", cwd=cwd, env=api_env)
+    got = athena("-o", "json", "schedule", "get", "--id", job, cwd=cwd, env=api_env)
     assert got.code == 0, got.err
-    assert got.out[:-1] == rest_data(httpx.get(f"{api.rest_url}/api/v1/schedules/cli-job"))
+    assert got.out[:-1] == rest_data(httpx.get(f"{api.rest_url}/api/v1/schedules/{job}"))
     table = athena("schedule", "list", cwd=cwd, env=api_env)
-    assert table.code == 0 and "cli-job" in table.out and "cli-sched" in table.out
+    assert table.code == 0 and job in table.out and sid in table.out
 
 
 def test_errors_exit_by_class_with_code_and_trace_id(api: AthenaProcess, api_env: dict[str, str], cwd: Path) -> None:
@@ -181,7 +177,14 @@ def test_version_and_help(cwd: Path) -> None:
 
 def test_auto_uses_a_server_that_answers(api: AthenaProcess, cwd: Path) -> None:
     result = athena(
-        "run", "via auto", "--session-id", "cli-auto", "-o", "json", cwd=cwd, env={"ATHENA_API_BASE_URL": api.rest_url}
+        "run",
+        "via auto",
+        "--session-id",
+        new_session(),
+        "-o",
+        "json",
+        cwd=cwd,
+        env={"ATHENA_API_BASE_URL": api.rest_url},
     )
     assert result.code == 0, result.err
     run_id = result.json()["runId"]
@@ -192,11 +195,12 @@ def test_auto_uses_a_server_that_answers(api: AthenaProcess, cwd: Path) -> None:
 def test_cancelled_run_exits_refused(api: AthenaProcess, api_env: dict[str, str], cwd: Path, tmp_path: Path) -> None:
     """A waiting `athena run` whose run is cancelled by `runs cancel-session` reports RUN_CANCELLED (409):
     exit 4."""
+    sid = new_session()
     waiting = spawn(
         "run",
         "slow",
         "--session-id",
-        "cli-cancel",
+        sid,
         "--metadata",
         "mock.delayMs=30000",
         cwd=cwd,
@@ -206,11 +210,11 @@ def test_cancelled_run_exits_refused(api: AthenaProcess, api_env: dict[str, str]
     try:
 
         def active() -> bool:
-            items = httpx.get(f"{api.rest_url}/api/v1/runs/active", params={"sessionId": "cli-cancel"}).json()["data"]
+            items = httpx.get(f"{api.rest_url}/api/v1/runs/active", params={"sessionId": sid}).json()["data"]
             return bool(items["items"])
 
-        wait_for(active, what="the run to start")
-        cancel = athena("runs", "cancel-session", "cli-cancel", "--reason", "test", "-o", "json", cwd=cwd, env=api_env)
+        wait_until(active, "the run to start")
+        cancel = athena("runs", "cancel-session", sid, "--reason", "test", "-o", "json", cwd=cwd, env=api_env)
         assert cancel.code == 0, cancel.err
         assert cancel.json()["status"] == "cancelled"
         assert waiting.wait(30) == 4
@@ -271,9 +275,8 @@ GUARDED_ENV = {"ATHENA_AUTH_ENABLED": "true", "ATHENA_AUTH_IDENTITY_ROLE_MAP": "
 @pytest.fixture(scope="module")
 def guarded(local_dir: Path, no_wait_run: dict[str, Any]) -> Iterator[AthenaProcess]:
     """A server with auth on (trusted identity header), on the store the local commands wrote."""
-    server = start_api(local_dir, env=GUARDED_ENV)
-    yield server
-    server.stop()
+    with running_api(local_dir, env=GUARDED_ENV) as server:
+        yield server
 
 
 ALICE = {"x-athena-identity": "alice"}
@@ -342,13 +345,14 @@ def test_events_tail_follows_and_resumes_after_a_restart(
     guarded: AthenaProcess, local_dir: Path, tmp_path: Path
 ) -> None:
     url = guarded.rest_url
+    sid = new_session()
 
     def run(session: str) -> None:
         answer = httpx.post(f"{url}/api/v1/runs", json={"sessionId": session, "input": "x"}, headers=ALICE, timeout=30)
         assert answer.status_code == 200, answer.text
 
-    run("cli-tail")
-    events = httpx.get(f"{url}/api/v1/events", params={"sessionId": "cli-tail"}, headers=ALICE).json()["data"]["events"]
+    run(sid)
+    events = httpx.get(f"{url}/api/v1/events", params={"sessionId": sid}, headers=ALICE).json()["data"]["events"]
     after = events[-1]["id"]
     out = tmp_path / "tail.out"
     env = {"ATHENA_API_BASE_URL": url, "ATHENA_CLI_TRANSPORT": "api", "ATHENA_IDENTITY": "alice"}
@@ -356,7 +360,7 @@ def test_events_tail_follows_and_resumes_after_a_restart(
         "events",
         "tail",
         "--session-id",
-        "cli-tail",
+        sid,
         "--after",
         after,
         "--count",
@@ -368,8 +372,8 @@ def test_events_tail_follows_and_resumes_after_a_restart(
         out=out,
     )
     try:
-        run("cli-tail")
-        wait_for(lambda: out.read_text().count("\n") >= 3, what="the first run's events")
+        run(sid)
+        wait_until(lambda: out.read_text().count("\n") >= 3, "the first run's events")
         guarded.stop(signal.SIGKILL)  # the connection drops mid-stream
         restarted = start(
             ["api", "serve", "--port", str(guarded.rest_port), "--grpc-port", str(guarded.grpc_port)],
@@ -380,7 +384,7 @@ def test_events_tail_follows_and_resumes_after_a_restart(
         restarted.rest_port, restarted.grpc_port = guarded.rest_port, guarded.grpc_port
         guarded.proc, guarded.log_path = restarted.proc, restarted.log_path
         wait_rest_ready(guarded)
-        run("cli-tail")
+        run(sid)
         assert tail.wait(60) == 0, out.read_text()
     finally:
         tail.kill()
@@ -393,13 +397,14 @@ def test_events_tail_follows_and_resumes_after_a_restart(
 
 def test_transcript_follow(guarded: AthenaProcess, local_dir: Path, tmp_path: Path) -> None:
     url = guarded.rest_url
+    sid = new_session()
     env = {"ATHENA_API_BASE_URL": url, "ATHENA_IDENTITY": "alice"}
-    assert athena("run", "first", "--session-id", "cli-follow", cwd=local_dir, env=env).code == 0
+    assert athena("run", "first", "--session-id", sid, cwd=local_dir, env=env).code == 0
     out = tmp_path / "follow.out"
     follow = spawn(
         "sessions",
         "transcript",
-        "cli-follow",
+        sid,
         "--follow",
         "--count",
         "2",
@@ -410,8 +415,8 @@ def test_transcript_follow(guarded: AthenaProcess, local_dir: Path, tmp_path: Pa
         out=out,
     )
     try:
-        wait_for(lambda: out.read_text().count("\n") >= 2, what="the listed entries")
-        answer = httpx.post(f"{url}/api/v1/runs", json={"sessionId": "cli-follow", "input": "second"}, headers=ALICE)
+        wait_until(lambda: out.read_text().count("\n") >= 2, "the listed entries")
+        answer = httpx.post(f"{url}/api/v1/runs", json={"sessionId": sid, "input": "second"}, headers=ALICE)
         assert answer.status_code == 200
         assert follow.wait(30) == 0, out.read_text()
     finally:

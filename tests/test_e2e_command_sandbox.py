@@ -14,7 +14,6 @@ import signal
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, free_port, start, start_api
-from tests.shapes import error_of, new_session, ok_data
+from tests.support.agents import agent_line, wait_dead
+from tests.support.events import events_of
+from tests.support.processes import Served, free_port, serving, start
+from tests.support.runs import wait_status
+from tests.support.shapes import error_of, new_session, ok_data
+from tests.support.waiting import wait_until
 
 PY = sys.executable
 RUN_VARS = {"ATHENA_RUN_ID", "ATHENA_SESSION_ID", "ATHENA_MODEL", "ATHENA_ATTEMPT"}
@@ -90,65 +93,26 @@ def pwned_argv() -> tuple[list[str], Path]:
     return ["/bin/sh", "-c", f"id > {target}"], target
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_line(path: Path, timeout: float = 10) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text() if path.exists() else ""
-        if text.endswith("\n"):
-            return text.split()
-        time.sleep(0.02)
-    raise AssertionError("agent did not start")
-
-
-def wait_dead(pid: int, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not alive(pid), f"agent {pid} still alive"
-
-
-def wait_status(client: httpx.Client, run_id: str, status: str, timeout: float = 10) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    data: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        data = ok_data(client.get(f"/api/v1/runs/{run_id}"))
-        if data["status"] == status:
-            return data
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} is {data.get('status')}, not {status}")
-
-
 # ---------------------------------------------------------------------------------------------- no allow-list
 
 
 def test_default_server_has_no_command_provider(workdir: Path) -> None:
-    p = start_api(workdir)
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-            assert ok_data(client.get("/api/v1/capabilities"))["providers"] == ["mock", "openai"]
-            argv, target = pwned_argv()
-            err = error_of(client.post("/api/v1/harness-profiles", json=profile_body(argv)), 400, "CONFIG_ERROR")
-            assert err["message"] == (
-                "harnessProfiles.create.config.provider must reference a configured provider. Received: command."
-            )
-            err = error_of(
-                client.post("/api/v1/runs", json={"sessionId": new_session(), "input": "x", "provider": "command"}),
-                404,
-                "PROVIDER_NOT_FOUND",
-            )
-            assert err["message"] == "No usable provider found in order: command"
-            assert ok_data(client.get("/api/v1/harness-profiles"))["items"] == []
-            assert not target.exists()
-    finally:
-        p.stop()
+    with serving(workdir) as served:
+        client = served.rest
+        assert ok_data(client.get("/api/v1/capabilities"))["providers"] == ["mock", "openai"]
+        argv, target = pwned_argv()
+        err = error_of(client.post("/api/v1/harness-profiles", json=profile_body(argv)), 400, "CONFIG_ERROR")
+        assert err["message"] == (
+            "harnessProfiles.create.config.provider must reference a configured provider. Received: command."
+        )
+        err = error_of(
+            client.post("/api/v1/runs", json={"sessionId": new_session(), "input": "x", "provider": "command"}),
+            404,
+            "PROVIDER_NOT_FOUND",
+        )
+        assert err["message"] == "No usable provider found in order: command"
+        assert ok_data(client.get("/api/v1/harness-profiles"))["items"] == []  # the server's own, pristine store
+        assert not target.exists()
 
 
 def test_allow_list_entry_that_is_not_an_executable_stops_start_up(workdir: Path) -> None:
@@ -166,7 +130,7 @@ def test_allow_list_entry_that_is_not_an_executable_stops_start_up(workdir: Path
             env={"ATHENA_COMMAND_ALLOW": f"{PY}, {entry}"},
         )
         try:
-            assert p.proc.wait(30) == 1
+            assert p.proc.wait(60) == 1
         finally:
             p.stop(signal.SIGKILL)
         log = p.log()
@@ -178,7 +142,7 @@ def test_allow_list_entry_that_is_not_an_executable_stops_start_up(workdir: Path
 
 
 @pytest.fixture(scope="module")
-def sandboxed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
+def sandboxed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server allowing only this interpreter, with limits, an output bound and secrets in its own
     environment that no agent may see."""
     workdir = tmp_path_factory.mktemp("sandboxed")
@@ -196,26 +160,25 @@ def sandboxed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProces
         "ATHENA_OPENAI_API_KEY": "sekrit-xyz",
         "ATHENA_DATABASE_URL": str(workdir / "sekrit-store.db"),
     }
-    p = start_api(workdir, env=env)
-    yield p
-    p.stop()
+    with serving(workdir, env=env) as served:
+        yield served
 
 
-@pytest.fixture(scope="module")
-def client(sandboxed: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandboxed.rest_url, timeout=60) as c:
-        yield c
+def agent(sandboxed: Served, *args: str) -> list[str]:
+    return [PY, str(sandboxed.process.workdir / "agent.py"), *args]
 
 
-def agent(sandboxed: AthenaProcess, *args: str) -> list[str]:
-    return [PY, str(sandboxed.workdir / "agent.py"), *args]
+def agent_root(sandboxed: Served) -> Path:
+    return (sandboxed.process.workdir / "agent-root").resolve()
 
 
-def agent_root(sandboxed: AthenaProcess) -> Path:
-    return (sandboxed.workdir / "agent-root").resolve()
+def directories_of(sandboxed: Served, run_id: str) -> list[str]:
+    """The working directories of a run's attempts (`<runId>.<attempt>`) still in the agent root."""
+    return [name for name in os.listdir(agent_root(sandboxed)) if name.startswith(f"{run_id}.")]
 
 
-def test_programs_not_on_the_list_are_refused_at_creation(client: httpx.Client) -> None:
+def test_programs_not_on_the_list_are_refused_at_creation(sandboxed: Served) -> None:
+    client = sandboxed.rest
     assert "command" in ok_data(client.get("/api/v1/capabilities"))["providers"]
     argv, target = pwned_argv()
     for program, rest in ((argv[0], argv[1:]), ("sh", argv[1:]), ("/usr/bin/env", ["python3"])):
@@ -227,9 +190,8 @@ def test_programs_not_on_the_list_are_refused_at_creation(client: httpx.Client) 
     assert not target.exists()
 
 
-def test_allowed_agent_runs_with_a_minimal_environment_its_own_directory_and_limits(
-    sandboxed: AthenaProcess, client: httpx.Client
-) -> None:
+def test_allowed_agent_runs_with_a_minimal_environment_its_own_directory_and_limits(sandboxed: Served) -> None:
+    client = sandboxed.rest
     data = ok_data(run(client, make_profile(client, agent(sandboxed, "inspect"))))
     seen = json.loads(data["output"])
     workdir = agent_root(sandboxed) / f"{data['runId']}.1"
@@ -246,56 +208,66 @@ def test_allowed_agent_runs_with_a_minimal_environment_its_own_directory_and_lim
     assert seen["limits"] == {"RLIMIT_CPU": [77, 77], "RLIMIT_AS": [mib512, mib512], "RLIMIT_NOFILE": [64, 64]}
     # The directory went with the run.
     assert not workdir.exists()
-    assert os.listdir(agent_root(sandboxed)) == []
+    assert directories_of(sandboxed, data["runId"]) == []
 
 
-def test_agent_over_the_memory_limit_fails_the_run(sandboxed: AthenaProcess, client: httpx.Client) -> None:
-    err = error_of(run(client, make_profile(client, agent(sandboxed, "hog"))), 502, "PROVIDER_ERROR")
+def test_agent_over_the_memory_limit_fails_the_run(sandboxed: Served) -> None:
+    client = sandboxed.rest
+    session = new_session()
+    err = error_of(run(client, make_profile(client, agent(sandboxed, "hog")), sessionId=session), 502, "PROVIDER_ERROR")
     assert err["message"].startswith("command exited with code 1: Traceback")
     assert err["message"].endswith("MemoryError\n")
     assert err["retryable"] is False
-    assert os.listdir(agent_root(sandboxed)) == []
+    [failed] = events_of(client, session, "run.failed")
+    assert directories_of(sandboxed, failed["runId"]) == []
 
 
-def test_agent_output_over_the_bound_fails_the_run_and_stops_the_agent(
-    sandboxed: AthenaProcess, client: httpx.Client
-) -> None:
-    started = sandboxed.workdir / f"flood-{uuid.uuid4().hex}"
-    err = error_of(run(client, make_profile(client, agent(sandboxed, "flood", str(started)))), 502, "PROVIDER_ERROR")
+def test_agent_output_over_the_bound_fails_the_run_and_stops_the_agent(sandboxed: Served) -> None:
+    client = sandboxed.rest
+    started = sandboxed.process.workdir / f"flood-{uuid.uuid4().hex}"
+    session = new_session()
+    flood = make_profile(client, agent(sandboxed, "flood", str(started)))
+    err = error_of(run(client, flood, sessionId=session), 502, "PROVIDER_ERROR")
     assert err["message"] == (
         "command output exceeded 100000 bytes (ATHENA_COMMAND_OUTPUT_MAX_BYTES); the agent was stopped."
     )
-    pid, workdir = wait_line(started)
+    pid, workdir = agent_line(started)
     wait_dead(int(pid))
     assert not Path(workdir).exists()
-    assert os.listdir(agent_root(sandboxed)) == []
+    [failed] = events_of(client, session, "run.failed")
+    assert directories_of(sandboxed, failed["runId"]) == []
 
 
-def test_working_directory_is_removed_after_cancel_and_timeout(sandboxed: AthenaProcess, client: httpx.Client) -> None:
-    started = sandboxed.workdir / f"sleep-{uuid.uuid4().hex}"
+def test_working_directory_is_removed_after_cancel_and_timeout(sandboxed: Served) -> None:
+    client = sandboxed.rest
+    started = sandboxed.process.workdir / f"sleep-{uuid.uuid4().hex}"
     sleeper = make_profile(client, agent(sandboxed, "sleep", str(started)))
     accepted = ok_data(run(client, sleeper, wait=False), 202)
-    pid, workdir = wait_line(started)
+    pid, workdir = agent_line(started)
     assert workdir == str(agent_root(sandboxed) / f"{accepted['runId']}.1") and Path(workdir).is_dir()
     ok_data(client.post(f"/api/v1/run-control/by-run/{accepted['runId']}/cancel", json={"reason": "stop"}))
     wait_status(client, accepted["runId"], "cancelled")
     wait_dead(int(pid))
     assert not Path(workdir).exists()
+    assert directories_of(sandboxed, accepted["runId"]) == []
 
+    # A run timing out: the agent may not even have started when the (short) timeout ends its attempt, so
+    # the attempt's directory is named from the run id, not read from the agent.
     started.unlink()
+    session = new_session()
     ok_data(client.put("/api/v1/policy", json={"schemaVersion": 1, "defaultRunTimeoutMs": 1000}))
     try:
         out: list[httpx.Response] = []
-        waiting = threading.Thread(target=lambda: out.append(run(client, sleeper)))
+        waiting = threading.Thread(target=lambda: out.append(run(client, sleeper, sessionId=session)))
         waiting.start()
-        pid, workdir = wait_line(started)
-        waiting.join(30)
-        error_of(out[0], 408, "RUN_TIMEOUT")
-        wait_dead(int(pid))
-        assert not Path(workdir).exists()
+        wait_until(lambda: not waiting.is_alive(), "the run that times out to be answered")
     finally:
         ok_data(client.put("/api/v1/policy", json={"schemaVersion": 1}))
-    assert os.listdir(agent_root(sandboxed)) == []
+    error_of(out[0], 408, "RUN_TIMEOUT")
+    [created] = events_of(client, session, "run.created")
+    assert directories_of(sandboxed, created["runId"]) == []
+    if started.exists():  # the agent had started: it was stopped with its attempt
+        wait_dead(int(agent_line(started)[0]))
 
 
 # ---------------------------------------------------------------------------------------------- restarts
@@ -306,31 +278,23 @@ def test_profile_is_refused_at_run_start_when_the_list_changed(workdir: Path) ->
     marker = workdir / "marker"
     true = shutil.which("true")
     assert true is not None
-    p = start_api(workdir, env={"ATHENA_COMMAND_ALLOW": PY})
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=60) as client:
-            profile = make_profile(client, [PY, str(workdir / "agent.py"), "mark", str(marker)])
-            assert ok_data(run(client, profile))["output"] == "marked"
-            marker.unlink()
-        p.stop()
+    with serving(workdir, env={"ATHENA_COMMAND_ALLOW": PY}) as served:
+        profile = make_profile(served.rest, [PY, str(workdir / "agent.py"), "mark", str(marker)])
+        assert ok_data(run(served.rest, profile))["output"] == "marked"
+    marker.unlink()
 
-        # Another list: the stored profile's program is no longer allowed, and nothing runs.
-        p = start_api(workdir, env={"ATHENA_COMMAND_ALLOW": true})
-        with httpx.Client(base_url=p.rest_url, timeout=60) as client:
-            err = error_of(run(client, profile), 400, "CONFIG_ERROR")
-            assert err["message"] == (
-                "The harness profile's config.command[0] is not a program on the server's allow-list "
-                f"(ATHENA_COMMAND_ALLOW), so nothing was run. Received: {PY}."
-            )
-            assert err["retryable"] is False
-            assert not marker.exists()
-        p.stop()
+    # Another list: the stored profile's program is no longer allowed, and nothing runs.
+    with serving(workdir, env={"ATHENA_COMMAND_ALLOW": true}) as served:
+        err = error_of(run(served.rest, profile), 400, "CONFIG_ERROR")
+        assert err["message"] == (
+            "The harness profile's config.command[0] is not a program on the server's allow-list "
+            f"(ATHENA_COMMAND_ALLOW), so nothing was run. Received: {PY}."
+        )
+        assert err["retryable"] is False
+        assert not marker.exists()
 
-        # No list at all: the provider does not exist.
-        p = start_api(workdir)
-        with httpx.Client(base_url=p.rest_url, timeout=60) as client:
-            err = error_of(run(client, profile), 404, "PROVIDER_NOT_FOUND")
-            assert err["message"] == "No usable provider found in order: command"
-            assert not marker.exists()
-    finally:
-        p.stop()
+    # No list at all: the provider does not exist.
+    with serving(workdir) as served:
+        err = error_of(run(served.rest, profile), 404, "PROVIDER_NOT_FOUND")
+        assert err["message"] == "No usable provider found in order: command"
+        assert not marker.exists()

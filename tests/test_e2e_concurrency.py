@@ -10,16 +10,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import start_api
-from tests.shapes import ok_data
-from tests.test_e2e_streams import read_sse
+from tests.support.processes import running_api
+from tests.support.runs import all_events
+from tests.support.shapes import ok_data
+from tests.support.sse_lines import read_sse
 
 RUNS = 30
 
 
 def test_concurrent_runs_and_a_live_stream_see_every_event_once_in_order(workdir: Path) -> None:
-    p = start_api(workdir)
-    try:
+    with running_api(workdir) as p:
         frames: list[dict] = []
         # Resume after evt_0: the stream must deliver the whole log, live, as the runs commit.
         reader = threading.Thread(
@@ -29,7 +29,6 @@ def test_concurrent_runs_and_a_live_stream_see_every_event_once_in_order(workdir
                     {},
                     headers={"Last-Event-ID": "evt_0"},
                     frames=3 * RUNS,
-                    seconds=60,
                 )[0]
             )
         )
@@ -42,7 +41,7 @@ def test_concurrent_runs_and_a_live_stream_see_every_event_once_in_order(workdir
                 return ok_data(client.post("/api/v1/runs", json=body))
 
             results = list(pool.map(one, range(RUNS)))
-        reader.join(90)
+        reader.join(120)
         assert not reader.is_alive()
 
         assert [f["id"] for f in frames] == [f"evt_{i}" for i in range(1, 3 * RUNS + 1)]
@@ -51,8 +50,7 @@ def test_concurrent_runs_and_a_live_stream_see_every_event_once_in_order(workdir
             by_run[f["data"]["data"]["runId"]].append(f["event"])
         assert set(by_run) == {r["runId"] for r in results}
         assert all(types == ["run.created", "run.started", "run.completed"] for types in by_run.values())
-        listed = ok_data(httpx.get(f"{p.rest_url}/api/v1/events", params={"limit": 500}))["events"]
+        with httpx.Client(base_url=p.rest_url, timeout=60) as client:
+            listed = all_events(client)
         assert [e["id"] for e in listed] == [f["id"] for f in frames]
         assert listed == [f["data"]["data"] for f in frames]
-    finally:
-        p.stop()

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from athena.v1 import (
     a2a_dlq_pb2,
@@ -23,7 +21,8 @@ from athena.v1 import (
     system_pb2,
     system_pb2_grpc,
 )
-from tests.shapes import new_session
+from tests.support.grpc_errors import error_info
+from tests.support.shapes import new_session
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 
@@ -40,30 +39,22 @@ def test_create_and_get_run(channel: grpc.Channel) -> None:
     assert [e.role for e in entries] == [sessions_pb2.TRANSCRIPT_ROLE_USER, sessions_pb2.TRANSCRIPT_ROLE_ASSISTANT]
 
 
-def _error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    return info
-
-
 @pytest.mark.parametrize(
     ("request_", "code", "reason"),
     [
         (runs_pb2.CreateRunRequest(session_id="bad id", input="x"), grpc.StatusCode.INVALID_ARGUMENT, "CONFIG_ERROR"),
         (
-            runs_pb2.CreateRunRequest(session_id="s1", input="x", provider="zz"),
+            runs_pb2.CreateRunRequest(session_id=new_session(), input="x", provider="zz"),
             grpc.StatusCode.NOT_FOUND,
             "PROVIDER_NOT_FOUND",
         ),
     ],
 )
-def test_errors_carry_error_info(channel: grpc.Channel, request_, code, reason) -> None:
+def test_errors_carryerror_info(channel: grpc.Channel, request_, code, reason) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         runs_pb2_grpc.RunServiceStub(channel).CreateRun(request_)
     assert exc.value.code() == code
-    info = _error_info(exc.value)
+    info = error_info(exc.value)
     assert (info.reason, info.domain, info.metadata["retryable"]) == (reason, "athena.dev", "false")
     trailing = dict(exc.value.trailing_metadata())
     assert info.metadata["traceId"] == trailing["x-trace-id"]
@@ -82,7 +73,7 @@ def test_dead_letter_queue_is_served(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         stub.ListA2aDlqItems(a2a_dlq_pb2.ListA2aDlqItemsRequest(status=-1))  # type: ignore[arg-type]
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _error_info(exc.value).reason == "CONFIG_ERROR"
+    assert error_info(exc.value).reason == "CONFIG_ERROR"
 
 
 def grpcurl(api, *args: str) -> str:

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import error_of, new_session, ok_data
+from tests.support.pages import every_item
+from tests.support.processes import Served, serving
+from tests.support.shapes import error_of, new_session, ok_data, unique
 
 PROFILE: dict[str, Any] = {
     "displayName": "Reviewer",
@@ -25,21 +26,25 @@ FOREIGN = "Origin {!r} may not change state here: only this server's own origin 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A server with the default settings: loopback hosts, no CORS."""
-    p = start_api(tmp_path_factory.mktemp("guard"))
-    yield p
-    p.stop()
+    with serving(tmp_path_factory.mktemp("guard")) as served:
+        yield served
 
 
-@pytest.fixture(scope="module")
-def client(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=30) as c:
-        yield c
+@pytest.fixture
+def client(guarded: Served) -> httpx.Client:
+    return guarded.rest
+
+
+@pytest.fixture
+def port(guarded: Served) -> int:
+    assert guarded.process.rest_port is not None
+    return guarded.process.rest_port
 
 
 def _profiles(client: httpx.Client) -> list[dict[str, Any]]:
-    return ok_data(client.get("/api/v1/harness-profiles", params={"limit": 500}))["items"]  # type: ignore[no-any-return]
+    return every_item(client, "/api/v1/harness-profiles")
 
 
 def _error(resp: httpx.Response, status: int, code: str, message: str) -> None:
@@ -49,38 +54,39 @@ def _error(resp: httpx.Response, status: int, code: str, message: str) -> None:
 # -- a foreign page ---------------------------------------------------------------------------------------
 
 
-def test_the_issues_csrf_reproduction_is_refused(client: httpx.Client, server: AthenaProcess) -> None:
-    before = _profiles(client)
-    port = server.rest_port
+def test_the_issues_csrf_reproduction_is_refused(client: httpx.Client, port: int) -> None:
+    profile = {**PROFILE, "displayName": unique("csrf")}  # the page's profile, told apart from any other
+
+    def named() -> list[str]:
+        return [p["id"] for p in _profiles(client) if p["displayName"] == profile["displayName"]]
+
     page = {"content-type": "text/plain", "origin": "http://evil.example", "host": f"evil.example:{port}"}
-    resp = client.post("/api/v1/harness-profiles", content=json.dumps(PROFILE), headers=page)
+    resp = client.post("/api/v1/harness-profiles", content=json.dumps(profile), headers=page)
     _error(resp, 400, "HOST_NOT_ALLOWED", f"Host 'evil.example:{port}' is not allowed (ATHENA_ALLOWED_HOSTS).")
 
     # Each guard also stops the page on its own.
     local = {**page, "host": f"127.0.0.1:{port}"}  # the page reached the real host name
-    resp = client.post("/api/v1/harness-profiles", content=json.dumps(PROFILE), headers=local)
+    resp = client.post("/api/v1/harness-profiles", content=json.dumps(profile), headers=local)
     _error(resp, 403, "ORIGIN_NOT_ALLOWED", FOREIGN.format("http://evil.example"))
     no_origin = {"content-type": "text/plain"}
-    resp = client.post("/api/v1/harness-profiles", content=json.dumps(PROFILE), headers=no_origin)
+    resp = client.post("/api/v1/harness-profiles", content=json.dumps(profile), headers=no_origin)
     _error(resp, 415, "UNSUPPORTED_MEDIA_TYPE", "request.body must be application/json (Content-Type: 'text/plain').")
     # A bodiless `fetch(url, {method: "POST", mode: "no-cors"})` is not stopped by the media type.
     resp = client.post("/api/v1/schedules/tick", headers={"origin": "http://evil.example"})
     _error(resp, 403, "ORIGIN_NOT_ALLOWED", FOREIGN.format("http://evil.example"))
-    resp = client.post("/api/v1/harness-profiles", json=PROFILE, headers={"origin": "null"})
+    resp = client.post("/api/v1/harness-profiles", json=profile, headers={"origin": "null"})
     _error(resp, 403, "ORIGIN_NOT_ALLOWED", FOREIGN.format("null"))
 
-    assert _profiles(client) == before  # nothing was created
+    assert named() == []  # nothing was created
 
     # The server's own page (same scheme, host and port) may.
     own = {"origin": f"http://127.0.0.1:{port}"}
-    created = ok_data(client.post("/api/v1/harness-profiles", json=PROFILE, headers=own))
-    after = _profiles(client)
-    assert len(after) == len(before) + 1 and created["id"] in [p["id"] for p in after]
+    created = ok_data(client.post("/api/v1/harness-profiles", json=profile, headers=own))
+    assert named() == [created["id"]]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/capabilities", "/openapi.json", "/docs"])
-def test_hosts_are_the_loopback_names_by_default(client: httpx.Client, server: AthenaProcess, path: str) -> None:
-    port = server.rest_port
+def test_hosts_are_the_loopback_names_by_default(client: httpx.Client, port: int, path: str) -> None:
     for host in [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST"]:
         assert client.get(path, headers={"host": host}).status_code == 200, host
     for host in [f"evil.example:{port}", f"localhost.evil.example:{port}", f"127.0.0.1.nip.io:{port}"]:
@@ -194,10 +200,8 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clien
         "ATHENA_ALLOWED_HOSTS": "api.example.com, *.corp.example, 127.0.0.1",
         "ATHENA_CORS_ORIGINS": "https://app.example",
     }
-    p = start_api(Path(tmp_path_factory.mktemp("guard-configured")), env=env)
-    with httpx.Client(base_url=p.rest_url, timeout=30) as c:
-        yield c
-    p.stop()
+    with serving(tmp_path_factory.mktemp("guard-configured"), env=env) as served:
+        yield served.rest
 
 
 def test_configured_hosts_replace_the_loopback_names(configured: httpx.Client) -> None:
@@ -233,16 +237,11 @@ def test_the_configured_identity_header_is_forwarded_under_its_name(tmp_path: Pa
         "ATHENA_AUTH_IDENTITY_HEADER": "X-User",
         "ATHENA_AUTH_IDENTITY_ROLE_MAP": "alice:Viewer",
     }
-    p = start_api(tmp_path, env=env)
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as c:
-            assert ok_data(c.get("/api/v1/capabilities", headers={"x-user": "alice"}))["providers"]
-            error_of(
-                c.get("/api/v1/capabilities", headers={"x-athena-identity": "alice"}), 401, "AUTH_IDENTITY_MISSING"
-            )
-            resp = c.get("/api/v1/capabilities", headers={"x-user": "a" * 257})
-            _error(resp, 400, "CONFIG_ERROR", "header 'x-user' must be at most 256 characters.")
-            schemes = c.get("/openapi.json").json()["components"]["securitySchemes"]
-            assert schemes["identityHeader"]["name"] == "x-user"
-    finally:
-        p.stop()
+    with serving(tmp_path, env=env) as served:
+        c = served.rest
+        assert ok_data(c.get("/api/v1/capabilities", headers={"x-user": "alice"}))["providers"]
+        error_of(c.get("/api/v1/capabilities", headers={"x-athena-identity": "alice"}), 401, "AUTH_IDENTITY_MISSING")
+        resp = c.get("/api/v1/capabilities", headers={"x-user": "a" * 257})
+        _error(resp, 400, "CONFIG_ERROR", "header 'x-user' must be at most 256 characters.")
+        schemes = c.get("/openapi.json").json()["components"]["securitySchemes"]
+        assert schemes["identityHeader"]["name"] == "x-user"

@@ -21,8 +21,8 @@ import pytest
 import athena_client
 from athena.v1 import memory_pb2
 from athena_client import AthenaError, Client
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import error_of, new_session, ok_data
+from tests.support.processes import Served, running_api, serving
+from tests.support.shapes import error_of, new_session, ok_data
 
 QUIET = {"ATHENA_SCHEDULE_TICK_SECONDS": "0", "ATHENA_LOG_LEVEL": "WARNING"}
 OLD = 1_600_000_000  # 2020-09-13: long before any refresh
@@ -61,7 +61,7 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Iterator[AthenaProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Iterator[Served]:
     workspace = tmp_path_factory.mktemp("memory-ws")
     write_files(workspace, CORPUS)
     (workspace / "memory" / "out.md").symlink_to(outside / "secret.md")
@@ -69,20 +69,20 @@ def server(tmp_path_factory: pytest.TempPathFactory, outside: Path) -> Iterator[
     (workspace / "memory" / "alias.md").symlink_to(workspace / "memory" / "notes.md")
     (workspace / "memory" / "linked").symlink_to(outside / "dir")
     (workspace / "memory" / "folder.md").mkdir()
-    p = start_api(workspace, env=QUIET)
-    yield p
-    p.stop()
+    with serving(workspace, env=QUIET) as served:
+        yield served
+
+
+@pytest.fixture
+def client(server: Served) -> httpx.Client:
+    """REST to the module's server (whose workspace holds the corpus)."""
+    return server.rest
 
 
 @pytest.fixture(scope="module")
-def rest(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def clients(server: AthenaProcess) -> Iterator[dict[str, Client]]:
-    with athena_client.connect(f"grpc://{server.grpc_target}") as g, athena_client.connect(server.rest_url) as r:
+def clients(server: Served) -> Iterator[dict[str, Client]]:
+    p = server.process
+    with athena_client.connect(f"grpc://{p.grpc_target}") as g, athena_client.connect(p.rest_url) as r:
         yield {"grpc": g, "rest": r}
 
 
@@ -111,9 +111,9 @@ def both_fail(clients: dict[str, Client], call: Callable[[Client], Any]) -> tupl
 # -------------------------------------------------------------------------------------------- seed shapes
 
 
-def test_search_answers_the_seed_shape(rest: httpx.Client) -> None:
+def test_search_answers_the_seed_shape(client: httpx.Client) -> None:
     params = {"query": "athena context", "maxResults": "6", "minScore": "0.5"}
-    data = ok_data(rest.get("/api/v1/memory/search", params=params))
+    data = ok_data(client.get("/api/v1/memory/search", params=params))
     assert data == [
         {
             "id": "MEMORY.md:1",
@@ -127,13 +127,13 @@ def test_search_answers_the_seed_shape(rest: httpx.Client) -> None:
     ]
 
 
-def test_get_answers_the_seed_shape(rest: httpx.Client) -> None:
-    data = ok_data(rest.post("/api/v1/memory/get", json={"path": "memory/notes.md", "from": 1, "lines": 20}))
+def test_get_answers_the_seed_shape(client: httpx.Client) -> None:
+    data = ok_data(client.post("/api/v1/memory/get", json={"path": "memory/notes.md", "from": 1, "lines": 20}))
     assert data == {"path": "memory/notes.md", "text": "line 1\nline 2", "lineStart": 1, "lineEnd": 2}
 
 
-def test_multi_line_hits_cite_a_range(rest: httpx.Client) -> None:
-    hits = ok_data(rest.get("/api/v1/memory/search", params={"query": "line"}))
+def test_multi_line_hits_cite_a_range(client: httpx.Client) -> None:
+    hits = ok_data(client.get("/api/v1/memory/search", params={"query": "line"}))
     (hit,) = [h for h in hits if h["sourcePath"] == "memory/notes.md"]
     assert (hit["id"], hit["lineStart"], hit["lineEnd"], hit["citation"]) == (
         "memory/notes.md:1",
@@ -210,9 +210,9 @@ def test_bad_search_input_is_config_error(clients: dict[str, Client], kw: dict[s
     assert both_fail(clients, lambda c: c.memory_service.search_memory(**kw)) == ("CONFIG_ERROR", 400, message)
 
 
-def test_bad_query_parameters_are_config_error(rest: httpx.Client) -> None:
+def test_bad_query_parameters_are_config_error(client: httpx.Client) -> None:
     for params in ({"query": "x", "maxResults": "abc"}, {"query": "x", "minScore": "nan"}, {"query": "q" * 1025}):
-        error_of(rest.get("/api/v1/memory/search", params=params), 400, "CONFIG_ERROR")
+        error_of(client.get("/api/v1/memory/search", params=params), 400, "CONFIG_ERROR")
 
 
 # -------------------------------------------------------------------------------------------- get
@@ -311,10 +311,10 @@ def test_bad_windows_are_config_error(clients: dict[str, Client], kw: dict[str, 
     assert both_fail(clients, call) == ("CONFIG_ERROR", 400, message)
 
 
-def test_get_body_errors_over_rest(rest: httpx.Client) -> None:
-    error_of(rest.post("/api/v1/memory/get", json={"path": "memory/notes.md", "from": "x"}), 400, "CONFIG_ERROR")
-    error_of(rest.post("/api/v1/memory/get", json={"path": "m" * 1025}), 400, "CONFIG_ERROR")
-    error_of(rest.post("/api/v1/memory/get", json={"path": "memory/nope.md"}), 404, "NOT_FOUND")
+def test_get_body_errors_over_rest(client: httpx.Client) -> None:
+    error_of(client.post("/api/v1/memory/get", json={"path": "memory/notes.md", "from": "x"}), 400, "CONFIG_ERROR")
+    error_of(client.post("/api/v1/memory/get", json={"path": "m" * 1025}), 400, "CONFIG_ERROR")
+    error_of(client.post("/api/v1/memory/get", json={"path": "memory/nope.md"}), 404, "NOT_FOUND")
 
 
 # ------------------------------------------------------------------------------ the index follows the files
@@ -328,39 +328,39 @@ def manifest(workspace: Path) -> dict[str, int]:
 
 def test_the_index_follows_edits_new_and_deleted_files_without_rereading_the_rest(tmp_path: Path) -> None:
     write_files(tmp_path, {"MEMORY.md": "alpha\n", "memory/one.md": "bravo\n", "memory/two.md": "charlie\n"})
-    p = start_api(tmp_path, env=QUIET)
-    try:
-        with athena_client.connect(f"grpc://{p.grpc_target}") as g, athena_client.connect(p.rest_url) as r:
-            clients = {"grpc": g, "rest": r}
+    with (
+        running_api(tmp_path, env=QUIET) as p,
+        athena_client.connect(f"grpc://{p.grpc_target}") as g,
+        athena_client.connect(p.rest_url) as r,
+    ):
+        clients = {"grpc": g, "rest": r}
 
-            def paths(query: str) -> list[str]:
-                return [h[0] for h in both(clients, lambda c: search(c, query))]
+        def paths(query: str) -> list[str]:
+            return [h[0] for h in both(clients, lambda c: search(c, query))]
 
-            assert paths("bravo") == ["memory/one.md"]
-            first = manifest(tmp_path)
-            assert sorted(first) == ["MEMORY.md", "memory/one.md", "memory/two.md"]
-            assert paths("alpha charlie") == ["MEMORY.md", "memory/two.md"]
-            assert manifest(tmp_path) == first  # nothing changed, nothing read
+        assert paths("bravo") == ["memory/one.md"]
+        first = manifest(tmp_path)
+        assert sorted(first) == ["MEMORY.md", "memory/one.md", "memory/two.md"]
+        assert paths("alpha charlie") == ["MEMORY.md", "memory/two.md"]
+        assert manifest(tmp_path) == first  # nothing changed, nothing read
 
-            write_files(tmp_path, {"memory/one.md": "delta delta\n"}, mtime=OLD + 60)
-            assert paths("delta") == ["memory/one.md"]
-            assert paths("bravo") == []
-            edited = manifest(tmp_path)
-            assert edited["memory/one.md"] > first["memory/one.md"]
-            assert {k: v for k, v in edited.items() if k != "memory/one.md"} == {
-                "MEMORY.md": first["MEMORY.md"],
-                "memory/two.md": first["memory/two.md"],
-            }
+        write_files(tmp_path, {"memory/one.md": "delta delta\n"}, mtime=OLD + 60)
+        assert paths("delta") == ["memory/one.md"]
+        assert paths("bravo") == []
+        edited = manifest(tmp_path)
+        assert edited["memory/one.md"] > first["memory/one.md"]
+        assert {k: v for k, v in edited.items() if k != "memory/one.md"} == {
+            "MEMORY.md": first["MEMORY.md"],
+            "memory/two.md": first["memory/two.md"],
+        }
 
-            write_files(tmp_path, {"memory/sub/three.md": "echo\n"})
-            (tmp_path / "memory" / "two.md").unlink()
-            assert paths("echo") == ["memory/sub/three.md"]
-            assert paths("charlie") == []
-            after = manifest(tmp_path)
-            assert sorted(after) == ["MEMORY.md", "memory/one.md", "memory/sub/three.md"]
-            assert (after["MEMORY.md"], after["memory/one.md"]) == (edited["MEMORY.md"], edited["memory/one.md"])
-    finally:
-        p.stop()
+        write_files(tmp_path, {"memory/sub/three.md": "echo\n"})
+        (tmp_path / "memory" / "two.md").unlink()
+        assert paths("echo") == ["memory/sub/three.md"]
+        assert paths("charlie") == []
+        after = manifest(tmp_path)
+        assert sorted(after) == ["MEMORY.md", "memory/one.md", "memory/sub/three.md"]
+        assert (after["MEMORY.md"], after["memory/one.md"]) == (edited["MEMORY.md"], edited["memory/one.md"])
 
 
 # -------------------------------------------------------------------------------------------- settings and runs
@@ -368,14 +368,10 @@ def test_the_index_follows_edits_new_and_deleted_files_without_rereading_the_res
 
 def test_disabled_memory_finds_nothing_and_refuses_reads(tmp_path: Path) -> None:
     write_files(tmp_path, {"MEMORY.md": "athena context\n"})
-    p = start_api(tmp_path, env={**QUIET, "ATHENA_MEMORY_ENABLED": "false"})
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as rest:
-            assert ok_data(rest.get("/api/v1/memory/search", params={"query": "athena"})) == []
-            err = error_of(rest.post("/api/v1/memory/get", json={"path": "MEMORY.md"}), 400, "CONFIG_ERROR")
-            assert err["message"] == "memory is disabled"
-    finally:
-        p.stop()
+    with serving(tmp_path, env={**QUIET, "ATHENA_MEMORY_ENABLED": "false"}) as served:
+        assert ok_data(served.rest.get("/api/v1/memory/search", params={"query": "athena"})) == []
+        err = error_of(served.rest.post("/api/v1/memory/get", json={"path": "MEMORY.md"}), 400, "CONFIG_ERROR")
+        assert err["message"] == "memory is disabled"
 
 
 def test_runs_recall_memory_into_their_context_when_enabled(tmp_path: Path) -> None:
@@ -385,30 +381,27 @@ def test_runs_recall_memory_into_their_context_when_enabled(tmp_path: Path) -> N
     workspace = tmp_path / "ws"
     write_files(workspace, {"MEMORY.md": "The deploy password rotates every Friday.\n", "memory/x.md": "unrelated\n"})
     env = {**QUIET, "ATHENA_MEMORY_IN_CONTEXT": "true", "ATHENA_WORKSPACE": str(workspace)}
-    p = start_api(tmp_path / "cwd", env=env)
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as rest:
-            session = new_session()
-            body = {"sessionId": session, "input": "When does the deploy password rotate?"}
-            run = ok_data(rest.post("/api/v1/runs", json=body))
-            assert run["output"] == (
-                "Echo: system: [Memory: MEMORY.md#L1]\nThe deploy password rotates every Friday."
-                "\n\nuser: When does the deploy password rotate?"
-            )
-            entries = ok_data(rest.get(f"/api/v1/sessions/{session}/transcript"))["items"]
-            assistant = entries[-1]
-            assert assistant["role"] == "assistant"
-            assert json.loads(assistant["metadata"]["memoryCitations"]) == ["MEMORY.md#L1"]
-            # An input memory knows nothing about: no memory turn, no citations.
-            other = ok_data(rest.post("/api/v1/runs", json={"sessionId": new_session(), "input": "hello"}))
-            assert other["output"] == "Echo: user: hello"
-    finally:
-        p.stop()
+    with serving(tmp_path / "cwd", env=env) as served:
+        rest = served.rest
+        session = new_session()
+        body = {"sessionId": session, "input": "When does the deploy password rotate?"}
+        run = ok_data(rest.post("/api/v1/runs", json=body))
+        assert run["output"] == (
+            "Echo: system: [Memory: MEMORY.md#L1]\nThe deploy password rotates every Friday."
+            "\n\nuser: When does the deploy password rotate?"
+        )
+        entries = ok_data(rest.get(f"/api/v1/sessions/{session}/transcript"))["items"]
+        assistant = entries[-1]
+        assert assistant["role"] == "assistant"
+        assert json.loads(assistant["metadata"]["memoryCitations"]) == ["MEMORY.md#L1"]
+        # An input memory knows nothing about: no memory turn, no citations.
+        other = ok_data(rest.post("/api/v1/runs", json={"sessionId": new_session(), "input": "hello"}))
+        assert other["output"] == "Echo: user: hello"
 
 
-def test_runs_leave_memory_out_by_default(rest: httpx.Client) -> None:
+def test_runs_leave_memory_out_by_default(client: httpx.Client) -> None:
     session = new_session()
-    run = ok_data(rest.post("/api/v1/runs", json={"sessionId": session, "input": "athena context"}))
+    run = ok_data(client.post("/api/v1/runs", json={"sessionId": session, "input": "athena context"}))
     assert run["output"] == "Echo: user: athena context"
-    entries = ok_data(rest.get(f"/api/v1/sessions/{session}/transcript"))["items"]
+    entries = ok_data(client.get(f"/api/v1/sessions/{session}/transcript"))["items"]
     assert "memoryCitations" not in entries[-1]["metadata"]

@@ -9,23 +9,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, ok_data
+from tests.support.processes import AthenaProcess, running_api, serving
+from tests.support.shapes import assert_iso, error_of, ok_data
 
 SESSIONS = 23
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AthenaProcess, httpx.Client, list[dict]]]:
-    p = start_api(Path(tmp_path_factory.mktemp("fresh")))
-    client = httpx.Client(base_url=p.rest_url, timeout=30)
-    runs = []
-    for i in range(SESSIONS):
-        resp = client.post("/api/v1/runs", json={"sessionId": f"page-{i:02d}", "input": f"n{i}", "provider": "mock"})
-        runs.append({"trace": resp.headers["x-trace-id"], **ok_data(resp)})
-    yield p, client, runs
-    client.close()
-    p.stop()
+    with serving(Path(tmp_path_factory.mktemp("fresh"))) as served:
+        client = served.rest
+        runs = []
+        for i in range(SESSIONS):
+            body = {"sessionId": f"page-{i:02d}", "input": f"n{i}", "provider": "mock"}
+            resp = client.post("/api/v1/runs", json=body)
+            runs.append({"trace": resp.headers["x-trace-id"], **ok_data(resp)})
+        yield served.process, client, runs
 
 
 def _all_sessions(client: httpx.Client, limit: int) -> tuple[list[str], int]:
@@ -169,8 +168,7 @@ def test_limit_is_clamped_to_500_end_to_end(tmp_path: Path) -> None:
     """More than 500 events exist; `limit=1000` answers 500 and a cursor to the rest."""
     from concurrent.futures import ThreadPoolExecutor
 
-    p = start_api(tmp_path)
-    try:
+    with running_api(tmp_path) as p:
         with httpx.Client(base_url=p.rest_url, timeout=60) as client, ThreadPoolExecutor(max_workers=8) as pool:
             runs = 170  # 510 events
             list(
@@ -186,5 +184,3 @@ def test_limit_is_clamped_to_500_end_to_end(tmp_path: Path) -> None:
             assert "nextCursor" not in rest
             ids = [e["id"] for e in first["events"] + rest["events"]]
             assert ids == [f"evt_{i}" for i in range(1, 3 * runs + 1)]
-    finally:
-        p.stop()

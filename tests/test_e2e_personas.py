@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,12 @@ from athena_client.contract import message_to_json
 from athena_server.personas.constants import REVIEW_INPUT_MAX_CHARS
 from athena_server.personas.mock_review import OUTSIDE_FILE
 from athena_server.personas.prompt import MARKER, REPAIR_MARKER
-from tests.rpc_calls import grpc_outcome
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.events import events_of
+from tests.support.processes import Served, serving
+from tests.support.rpc_calls import grpc_outcome
+from tests.support.runs import wait_active
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.waiting import wait_until
 
 RESULT_KEYS = {
     "schemaVersion",
@@ -87,7 +89,7 @@ def add_big_branch(path: Path) -> None:
 
 @dataclass
 class Setup:
-    server: AthenaProcess
+    served: Served
     workspace: Path
     outside: Path
 
@@ -112,39 +114,31 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     own.mkdir(parents=True)
     (own / "persona.json").write_text(json.dumps({"schemaVersion": 1, "name": "tidy", "requireCleanWorktree": False}))
     (own / "rubric.md").write_text(CUSTOM_RUBRIC)
-    server = start_api(ws, env={"ATHENA_PERSONA_REPO_ROOTS": str(extra)})
-    yield Setup(server, ws, outside)
-    server.stop()
+    with serving(ws, env={"ATHENA_PERSONA_REPO_ROOTS": str(extra)}) as served:
+        yield Setup(served, ws, outside)
 
 
-@pytest.fixture(scope="module")
-def rest(setup: Setup) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=setup.server.rest_url, timeout=60) as client:
-        yield client
+@pytest.fixture
+def client(setup: Setup) -> httpx.Client:
+    """REST to the module's server (whose workspace holds the repositories)."""
+    return setup.served.rest
 
 
-@pytest.fixture(scope="module")
-def stub(setup: Setup) -> Iterator[personas_pb2_grpc.PersonaServiceStub]:
-    with grpc.insecure_channel(setup.server.grpc_target) as channel:
-        yield personas_pb2_grpc.PersonaServiceStub(channel)
+@pytest.fixture
+def stub(setup: Setup) -> personas_pb2_grpc.PersonaServiceStub:
+    return personas_pb2_grpc.PersonaServiceStub(setup.served.channel)
 
 
-def review(rest: httpx.Client, **body: Any) -> dict[str, Any]:
+def review(client: httpx.Client, **body: Any) -> dict[str, Any]:
     request = {"name": "code-review", "repoPath": "repo", "headRef": "feature", **body}
-    data: dict[str, Any] = ok_data(rest.post("/api/v1/personas/run", json=request))
+    data: dict[str, Any] = ok_data(client.post("/api/v1/personas/run", json=request))
     assert set(data) == {"result", "stdout"}
     return data
 
 
-def events_of_run(rest: httpx.Client, run_id: str) -> list[dict[str, Any]]:
-    page = ok_data(rest.get("/api/v1/events", params={"limit": 500}))
-    return [e for e in page["events"] if e.get("runId") == run_id]
-
-
-def runs_created(rest: httpx.Client) -> int:
-    page = ok_data(rest.get("/api/v1/events", params={"limit": 500, "types": "run.created"}))
-    assert "nextCursor" not in page
-    return len(page["events"])
+def events_of_review(client: httpx.Client, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a review's run (every page of its session's log)."""
+    return events_of(client, result["sessionId"], run_id=result["runId"])
 
 
 def mock_finding(name: str) -> dict[str, Any]:
@@ -161,8 +155,8 @@ def mock_finding(name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- the review
 
 
-def test_seed_review_shape_over_rest(setup: Setup, rest: httpx.Client) -> None:
-    data = review(rest, baseRef="main", stdout="summary")
+def test_seed_review_shape_over_rest(setup: Setup, client: httpx.Client) -> None:
+    data = review(client, baseRef="main", stdout="summary")
     result = data["result"]
     assert set(result) == RESULT_KEYS
     assert (result["schemaVersion"], result["status"], result["personaName"]) == (1, "ok", "code-review")
@@ -190,11 +184,11 @@ def test_seed_review_shape_over_rest(setup: Setup, rest: httpx.Client) -> None:
     )
 
 
-def test_the_review_is_a_run_with_its_events(rest: httpx.Client) -> None:
+def test_the_review_is_a_run_with_its_events(client: httpx.Client) -> None:
     session = new_session()
-    result = review(rest, sessionId=session)["result"]
+    result = review(client, sessionId=session)["result"]
     assert result["sessionId"] == session
-    run = ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))
+    run = ok_data(client.get(f"/api/v1/runs/{result['runId']}"))
     assert (run["status"], run["sessionId"], run["provider"]) == ("succeeded", session, "mock")
     assert run["metadata"] == {
         "personaName": "code-review",
@@ -206,18 +200,18 @@ def test_the_review_is_a_run_with_its_events(rest: httpx.Client) -> None:
     # The run's output is the model's review JSON, readable again through the run.
     stored = json.loads(run["output"])
     assert (stored["mergeGate"], len(stored["findings"])) == ("pass", 2)
-    events = events_of_run(rest, result["runId"])
+    events = events_of_review(client, result)
     assert [e["type"] for e in events] == ["run.created", "run.started", "run.completed", "persona.run.completed"]
     assert events[-1]["payload"] == result
     assert events[-1]["sessionId"] == session
 
 
-def test_grpc_gives_the_same_review(rest: httpx.Client, stub: personas_pb2_grpc.PersonaServiceStub) -> None:
+def test_grpc_gives_the_same_review(client: httpx.Client, stub: personas_pb2_grpc.PersonaServiceStub) -> None:
     response = stub.RunPersona(
         personas_pb2.RunPersonaRequest(name="code-review", repo_path="repo", head_ref="feature", stdout="json")
     )
     over_grpc = message_to_json(response.result)
-    over_rest = review(rest, stdout="json")["result"]
+    over_rest = review(client, stdout="json")["result"]
     varying = {"runId", "sessionId", "startedAt", "finishedAt"}
     assert {k: v for k, v in over_grpc.items() if k not in varying} == {
         k: v for k, v in over_rest.items() if k not in varying
@@ -226,78 +220,75 @@ def test_grpc_gives_the_same_review(rest: httpx.Client, stub: personas_pb2_grpc.
     assert json.loads(response.stdout) == over_grpc
 
 
-def test_stdout_modes(rest: httpx.Client) -> None:
-    md = review(rest, stdout="md")
+def test_stdout_modes(client: httpx.Client) -> None:
+    md = review(client, stdout="md")
     assert md["stdout"] == md["result"]["reportMarkdown"] + "\n"
-    assert review(rest, stdout="markdown")["stdout"] == md["stdout"]
-    assert review(rest, stdout="none")["stdout"] == ""
-    assert review(rest)["stdout"].startswith("code-review: ok (mergeGate: pass)\n")
+    assert review(client, stdout="markdown")["stdout"] == md["stdout"]
+    assert review(client, stdout="none")["stdout"] == ""
+    assert review(client)["stdout"].startswith("code-review: ok (mergeGate: pass)\n")
 
 
-def test_base_defaults_to_main(rest: httpx.Client) -> None:
-    result = review(rest)["result"]
+def test_base_defaults_to_main(client: httpx.Client) -> None:
+    result = review(client)["result"]
     assert (result["baseRef"], result["baseRefResolvedFrom"]) == ("main", "main")
 
 
-def test_base_falls_back_to_origin_head(rest: httpx.Client) -> None:
-    result = review(rest, repoPath="clone", headRef="origin/big")["result"]
+def test_base_falls_back_to_origin_head(client: httpx.Client) -> None:
+    result = review(client, repoPath="clone", headRef="origin/big")["result"]
     assert (result["baseRef"], result["baseRefResolvedFrom"]) == ("origin/HEAD", "origin-head")
     assert result["changedFiles"] == ["a.txt", "big.txt", "src/n.py"]
 
 
-def test_an_idempotency_key_replays_the_review(rest: httpx.Client) -> None:
+def test_an_idempotency_key_replays_the_review(client: httpx.Client) -> None:
     body = {"name": "code-review", "repoPath": "repo", "headRef": "feature"}
     headers = {"Idempotency-Key": f"k-{new_session()}"}
-    first = ok_data(rest.post("/api/v1/personas/run", json=body, headers=headers))
-    again = ok_data(rest.post("/api/v1/personas/run", json=body, headers=headers))
+    first = ok_data(client.post("/api/v1/personas/run", json=body, headers=headers))
+    again = ok_data(client.post("/api/v1/personas/run", json=body, headers=headers))
     assert again == first
 
 
-def test_a_large_diff_is_cut_with_a_note(rest: httpx.Client) -> None:
-    result = review(rest, headRef="big")["result"]
+def test_a_large_diff_is_cut_with_a_note(client: httpx.Client) -> None:
+    result = review(client, headRef="big")["result"]
     assert (result["status"], result["changedFiles"], result["diffTruncated"]) == ("ok", ["big.txt"], True)
-    run_input = ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))["input"]
+    run_input = ok_data(client.get(f"/api/v1/runs/{result['runId']}"))["input"]
     assert "(The diff was cut after" in run_input
     assert "+line 10 of a long file" in run_input and "+line 2999 of a long file" not in run_input
     assert len(run_input) <= REVIEW_INPUT_MAX_CHARS
 
 
-def test_a_cancelled_review_run_fails_the_review(rest: httpx.Client) -> None:
+def test_a_cancelled_review_run_fails_the_review(client: httpx.Client) -> None:
     session = new_session()
     outcome: dict[str, Any] = {}
 
     def call() -> None:
-        outcome["data"] = review(rest, sessionId=session, metadata={"mock.delayMs": "60000"})
+        outcome["data"] = review(client, sessionId=session, metadata={"mock.delayMs": "60000"})
 
     worker = threading.Thread(target=call)
     worker.start()
-    deadline = time.monotonic() + 30
-    while not ok_data(rest.get("/api/v1/runs/active", params={"sessionId": session}))["items"]:
-        assert time.monotonic() < deadline, "the review's run never became active"
-        time.sleep(0.05)
-    cancelled = ok_data(rest.post(f"/api/v1/runs/{session}/cancel", json={"reason": "operator cancel"}))
+    wait_active(client, session)
+    cancelled = ok_data(client.post(f"/api/v1/runs/{session}/cancel", json={"reason": "operator cancel"}))
     assert cancelled["status"] == "cancelled"
-    worker.join(60)
+    wait_until(lambda: not worker.is_alive(), "the cancelled review to be answered")
     result = outcome["data"]["result"]
     assert (result["status"], result["error"]) == (
         "failed",
         "Run failed (RUN_CANCELLED): Run cancelled: operator cancel",
     )
-    assert ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))["status"] == "cancelled"
-    types = [e["type"] for e in events_of_run(rest, result["runId"])]
+    assert ok_data(client.get(f"/api/v1/runs/{result['runId']}"))["status"] == "cancelled"
+    types = [e["type"] for e in events_of_review(client, result)]
     assert types == ["run.created", "run.started", "run.cancel.requested", "run.cancelled", "persona.run.failed"]
 
 
 # ------------------------------------------------------------------------------- answers and server rules
 
 
-def test_an_invalid_answer_gets_one_repair_run(rest: httpx.Client) -> None:
-    result = review(rest, metadata={"mock.review": "invalid-once"})["result"]
+def test_an_invalid_answer_gets_one_repair_run(client: httpx.Client) -> None:
+    result = review(client, metadata={"mock.review": "invalid-once"})["result"]
     assert (result["status"], result["mergeGate"], result["repairAttempted"]) == ("ok", "pass", True)
     assert result["repairRunId"] == f"{result['runId']}-repair"
     assert result["parseError"] == "The answer is not a JSON object: Expecting value."
-    first = ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))
-    repair = ok_data(rest.get(f"/api/v1/runs/{result['repairRunId']}"))
+    first = ok_data(client.get(f"/api/v1/runs/{result['runId']}"))
+    repair = ok_data(client.get(f"/api/v1/runs/{result['repairRunId']}"))
     assert first["output"] == "I reviewed the change and it looks fine to me."
     assert repair["input"].startswith(REPAIR_MARKER)
     assert "The answer is not a JSON object: Expecting value." in repair["input"]
@@ -305,8 +296,8 @@ def test_an_invalid_answer_gets_one_repair_run(rest: httpx.Client) -> None:
     assert json.loads(repair["output"])["mergeGate"] == "pass"
 
 
-def test_an_answer_invalid_twice_fails_the_review(rest: httpx.Client) -> None:
-    data = review(rest, metadata={"mock.review": "invalid"})
+def test_an_answer_invalid_twice_fails_the_review(client: httpx.Client) -> None:
+    data = review(client, metadata={"mock.review": "invalid"})
     result = data["result"]
     assert result["status"] == "failed"
     assert result["error"] == (
@@ -315,20 +306,20 @@ def test_an_answer_invalid_twice_fails_the_review(rest: httpx.Client) -> None:
     )
     assert "mergeGate" not in result and "reportMarkdown" not in result and result["findings"] == []
     assert data["stdout"].startswith("code-review: failed\n")
-    types = [e["type"] for e in events_of_run(rest, result["runId"])]
+    types = [e["type"] for e in events_of_review(client, result)]
     assert types == ["run.created", "run.started", "run.completed", "persona.run.failed"]
 
 
-def test_a_p1_finding_fails_the_gate_whatever_the_model_says(rest: httpx.Client) -> None:
-    result = review(rest, metadata={"mock.review": "p1"})["result"]
+def test_a_p1_finding_fails_the_gate_whatever_the_model_says(client: httpx.Client) -> None:
+    result = review(client, metadata={"mock.review": "p1"})["result"]
     assert (result["status"], result["mergeGate"]) == ("ok", "fail")
     assert [f["priority"] for f in result["findings"]] == ["P3", "P3", "P1"]
-    assert json.loads(ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))["output"])["mergeGate"] == "pass"
+    assert json.loads(ok_data(client.get(f"/api/v1/runs/{result['runId']}"))["output"])["mergeGate"] == "pass"
     assert "mergeGate set to 'fail': a P1 finding requires it (the model said 'pass')." in result["reportMarkdown"]
 
 
-def test_findings_outside_the_diff_are_flagged(rest: httpx.Client) -> None:
-    result = review(rest, metadata={"mock.review": "outside"})["result"]
+def test_findings_outside_the_diff_are_flagged(client: httpx.Client) -> None:
+    result = review(client, metadata={"mock.review": "outside"})["result"]
     flagged = [f for f in result["findings"] if f["outsideDiff"]]
     assert [f["file"] for f in flagged] == [OUTSIDE_FILE]
     assert "1 finding(s) point outside the diff and are not trusted: Elsewhere." in result["reportMarkdown"]
@@ -337,17 +328,17 @@ def test_findings_outside_the_diff_are_flagged(rest: httpx.Client) -> None:
 # ---------------------------------------------------------------------------- personas and allowed roots
 
 
-def test_a_workspace_persona_is_used(rest: httpx.Client) -> None:
+def test_a_workspace_persona_is_used(client: httpx.Client) -> None:
     # `tidy` does not require a clean worktree, so the dirty repository is fine for it.
-    result = review(rest, name="tidy", repoPath="dirty")["result"]
+    result = review(client, name="tidy", repoPath="dirty")["result"]
     assert (result["status"], result["personaName"]) == ("ok", "tidy")
     assert result["runId"].startswith("persona-tidy-")
-    assert CUSTOM_RUBRIC in ok_data(rest.get(f"/api/v1/runs/{result['runId']}"))["input"]
+    assert CUSTOM_RUBRIC in ok_data(client.get(f"/api/v1/runs/{result['runId']}"))["input"]
 
 
-def test_a_repository_under_an_extra_root_is_allowed(setup: Setup, rest: httpx.Client) -> None:
+def test_a_repository_under_an_extra_root_is_allowed(setup: Setup, client: httpx.Client) -> None:
     extra_repo = setup.outside.parent / "extra" / "repo"
-    assert review(rest, repoPath=str(extra_repo))["result"]["status"] == "ok"
+    assert review(client, repoPath=str(extra_repo))["result"]["status"] == "ok"
 
 
 # ------------------------------------------------------------------------------------------- refusals
@@ -383,17 +374,17 @@ REFUSALS = [
 @pytest.mark.parametrize(("case", "change", "message"), REFUSALS, ids=[r[0] for r in REFUSALS])
 def test_refusals_over_both_transports(
     setup: Setup,
-    rest: httpx.Client,
+    client: httpx.Client,
     stub: personas_pb2_grpc.PersonaServiceStub,
     case: str,
     change: dict[str, str],
     message: str,
 ) -> None:
-    body = {"name": "code-review", "repoPath": "repo", "headRef": "feature", **change}
+    session = new_session()
+    body = {"name": "code-review", "repoPath": "repo", "headRef": "feature", "sessionId": session, **change}
     if body["repoPath"] == "OUTSIDE":
         body["repoPath"] = str(setup.outside / "repo")
-    before = runs_created(rest)
-    err = error_of(rest.post("/api/v1/personas/run", json=body), 400, "CONFIG_ERROR")
+    err = error_of(client.post("/api/v1/personas/run", json=body), 400, "CONFIG_ERROR")
     assert err["message"].startswith(message), err["message"]
     request = personas_pb2.RunPersonaRequest(
         name=body["name"],
@@ -408,6 +399,7 @@ def test_refusals_over_both_transports(
     outcome = grpc_outcome(exc.value)
     assert (outcome.code, outcome.message) == ("CONFIG_ERROR", err["message"])
     # Refused before any run: nothing was created, and nothing the refs held was executed.
-    assert runs_created(rest) == before
+    if body["sessionId"] == session:  # (a refused session id names no log to look in)
+        assert events_of(client, session) == []
     assert not Path("/tmp/athena-x").exists()
     assert not (setup.workspace / "pwned").exists()

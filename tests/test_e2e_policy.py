@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,14 +18,15 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from athena.v1 import policy_pb2, policy_pb2_grpc
 from athena_server.timefmt import parse_iso
 from tests.fake_openai import FakeOpenAI, Scripted
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.grpc_errors import error_info
+from tests.support.postgres import servers_on_one_database
+from tests.support.processes import Served, serving
+from tests.support.runs import all_events, wait_status
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
 
 SEED_26 = {
     "schemaVersion": 1,
@@ -45,22 +43,19 @@ SLOW = {"mock.delayMs": "60000"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
-    p = start_api(tmp_path_factory.mktemp("policy"))
-    yield p
-    p.stop()
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("policy")) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
-def client(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=60) as c:
-        yield c
+def client(served: Served) -> httpx.Client:
+    return served.rest
 
 
 @pytest.fixture(scope="module")
-def stub(server: AthenaProcess) -> Iterator[policy_pb2_grpc.PolicyServiceStub]:
-    with grpc.insecure_channel(server.grpc_target) as ch:
-        yield policy_pb2_grpc.PolicyServiceStub(ch)
+def stub(served: Served) -> policy_pb2_grpc.PolicyServiceStub:
+    return policy_pb2_grpc.PolicyServiceStub(served.channel)
 
 
 def now_ms() -> int:
@@ -68,7 +63,7 @@ def now_ms() -> int:
 
 
 def policy_events(client: httpx.Client) -> list[dict[str, Any]]:
-    return ok_data(client.get("/api/v1/events", params={"types": "policy.updated", "limit": 500}))["events"]
+    return all_events(client, "policy.updated")
 
 
 def assert_server_authored(updated_at: str, started_ms: int, ended_ms: int) -> None:
@@ -77,64 +72,52 @@ def assert_server_authored(updated_at: str, started_ms: int, ended_ms: int) -> N
     assert at is not None and started_ms - 1 <= at <= ended_ms + 1, (updated_at, started_ms, ended_ms)
 
 
-def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
-    return info
-
-
 # -- GET / PUT (seed 002 #24, #26) ----------------------------------------------------------------------
 
 
 def test_null_until_the_first_put_then_the_seed_document_and_its_audit_trail(workdir: Path) -> None:
-    p = start_api(workdir)
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=60) as c, grpc.insecure_channel(p.grpc_target) as ch:
-            stub = policy_pb2_grpc.PolicyServiceStub(ch)
-            # Seed #24: data is null until the first PUT (and over gRPC the policy field is unset).
-            assert c.get("/api/v1/policy").json() == {"ok": True, "data": None}
-            assert not stub.GetPolicy(policy_pb2.GetPolicyRequest()).HasField("policy")
-            assert policy_events(c) == []
+    with serving(workdir) as served:
+        c, stub = served.rest, policy_pb2_grpc.PolicyServiceStub(served.channel)
+        # Seed #24: data is null until the first PUT (and over gRPC the policy field is unset).
+        assert c.get("/api/v1/policy").json() == {"ok": True, "data": None}
+        assert not stub.GetPolicy(policy_pb2.GetPolicyRequest()).HasField("policy")
+        assert policy_events(c) == []
 
-            # Seed #26: the flat form; the client's updatedAt is accepted and ignored.
-            started = now_ms()
-            resp = c.put("/api/v1/policy", json={**SEED_26, "updatedAt": "2001-01-01T00:00:00.000Z"})
-            first = ok_data(resp)
-            assert_server_authored(first["updatedAt"], started, now_ms())
-            assert first == {**SEED_26, "updatedAt": first["updatedAt"]}
-            assert list(first) == ["schemaVersion", "updatedAt", *list(SEED_26)[1:]]
-            assert ok_data(c.get("/api/v1/policy")) == first
+        # Seed #26: the flat form; the client's updatedAt is accepted and ignored.
+        started = now_ms()
+        resp = c.put("/api/v1/policy", json={**SEED_26, "updatedAt": "2001-01-01T00:00:00.000Z"})
+        first = ok_data(resp)
+        assert_server_authored(first["updatedAt"], started, now_ms())
+        assert first == {**SEED_26, "updatedAt": first["updatedAt"]}
+        assert list(first) == ["schemaVersion", "updatedAt", *list(SEED_26)[1:]]
+        assert ok_data(c.get("/api/v1/policy")) == first
 
-            # The write and its event are one: `policy.updated` with no `before` on the first write.
-            (event,) = policy_events(c)
-            assert event["traceId"] == resp.headers["x-trace-id"]
-            assert event["payload"] == {"schemaVersion": 1, "updatedAt": first["updatedAt"], "after": first}
-            assert "sessionId" not in event and "runId" not in event
+        # The write and its event are one: `policy.updated` with no `before` on the first write.
+        (event,) = policy_events(c)
+        assert event["traceId"] == resp.headers["x-trace-id"]
+        assert event["payload"] == {"schemaVersion": 1, "updatedAt": first["updatedAt"], "after": first}
+        assert "sessionId" not in event and "runId" not in event
 
-            # The wrapped form records its audit comment and the document it replaced.
-            started = now_ms()
-            body = {
-                "policy": {"schemaVersion": 2, "maxConcurrentRuns": 4, "updatedAt": "2001-01-01T00:00:00.000Z"},
-                "auditComment": "  raise the limit for the migration  ",
-            }
-            second = ok_data(c.put("/api/v1/policy", json=body))
-            assert_server_authored(second["updatedAt"], started, now_ms())
-            assert second == {"schemaVersion": 2, "updatedAt": second["updatedAt"], "maxConcurrentRuns": 4}
-            assert second["updatedAt"] >= first["updatedAt"]
-            events = policy_events(c)
-            assert [e["type"] for e in events] == ["policy.updated", "policy.updated"]
-            assert events[1]["payload"] == {
-                "schemaVersion": 2,
-                "updatedAt": second["updatedAt"],
-                "auditComment": "raise the limit for the migration",
-                "before": first,
-                "after": second,
-            }
-            assert int(events[1]["id"].removeprefix("evt_")) > int(events[0]["id"].removeprefix("evt_"))
-    finally:
-        p.stop()
+        # The wrapped form records its audit comment and the document it replaced.
+        started = now_ms()
+        body = {
+            "policy": {"schemaVersion": 2, "maxConcurrentRuns": 4, "updatedAt": "2001-01-01T00:00:00.000Z"},
+            "auditComment": "  raise the limit for the migration  ",
+        }
+        second = ok_data(c.put("/api/v1/policy", json=body))
+        assert_server_authored(second["updatedAt"], started, now_ms())
+        assert second == {"schemaVersion": 2, "updatedAt": second["updatedAt"], "maxConcurrentRuns": 4}
+        assert second["updatedAt"] >= first["updatedAt"]
+        events = policy_events(c)
+        assert [e["type"] for e in events] == ["policy.updated", "policy.updated"]
+        assert events[1]["payload"] == {
+            "schemaVersion": 2,
+            "updatedAt": second["updatedAt"],
+            "auditComment": "raise the limit for the migration",
+            "before": first,
+            "after": second,
+        }
+        assert int(events[1]["id"].removeprefix("evt_")) > int(events[0]["id"].removeprefix("evt_"))
 
 
 def test_put_is_a_full_replace(client: httpx.Client) -> None:
@@ -314,9 +297,13 @@ def test_grpc_invalid_put_is_invalid_argument(
 # -- rejections (seed 002 #25) ---------------------------------------------------------------------------
 
 
-def test_rejections_empty_page_and_query_validation(
-    client: httpx.Client, stub: policy_pb2_grpc.PolicyServiceStub
-) -> None:
+def test_rejections_empty_page_and_query_validation(workdir: Path) -> None:
+    # A server of its own: the empty record is only empty where nothing else was ever refused.
+    with serving(workdir) as served:
+        rejections_empty_page_and_query_validation(served.rest, policy_pb2_grpc.PolicyServiceStub(served.channel))
+
+
+def rejections_empty_page_and_query_validation(client: httpx.Client, stub: policy_pb2_grpc.PolicyServiceStub) -> None:
     assert ok_data(client.get("/api/v1/policy/rejections")) == {"items": []}
     assert ok_data(client.get("/api/v1/policy/rejections", params={"limit": "7", "cursor": "MQ"})) == {"items": []}
     assert list(stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest()).items) == []
@@ -335,112 +322,84 @@ def test_rejections_empty_page_and_query_validation(
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def wait_running(client: httpx.Client, run_id: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ok_data(client.get(f"/api/v1/runs/{run_id}"))["status"] == "running":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} never started")
-
-
 def test_rejections_are_listed_oldest_first_with_cursor_pages_and_filters(workdir: Path) -> None:
-    p = start_api(workdir)
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=60) as c, grpc.insecure_channel(p.grpc_target) as ch:
-            stub = policy_pb2_grpc.PolicyServiceStub(ch)
-            ok_data(c.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": 1}))
-            # One slow run takes the only slot; each run asked for meanwhile is refused and recorded.
-            holder = ok_data(
-                c.post(
-                    "/api/v1/runs", json={"sessionId": new_session(), "input": "x", "metadata": SLOW, "wait": False}
-                ),
-                202,
+    with serving(workdir) as served:
+        c, stub = served.rest, policy_pb2_grpc.PolicyServiceStub(served.channel)
+        ok_data(c.put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": 1}))
+        # One slow run takes the only slot; each run asked for meanwhile is refused and recorded.
+        holder = ok_data(
+            c.post("/api/v1/runs", json={"sessionId": new_session(), "input": "x", "metadata": SLOW, "wait": False}),
+            202,
+        )
+        wait_status(c, holder["runId"], "running")
+        s1, s2 = new_session(), new_session()
+        for sid in (s1, s2, s1):
+            error_of(
+                c.post("/api/v1/runs", json={"sessionId": sid, "input": "hello"}),
+                429,
+                "POLICY_CONCURRENCY_LIMIT_EXCEEDED",
             )
-            wait_running(c, holder["runId"])
-            s1, s2 = new_session(), new_session()
-            for sid in (s1, s2, s1):
-                error_of(
-                    c.post("/api/v1/runs", json={"sessionId": sid, "input": "hello"}),
-                    429,
-                    "POLICY_CONCURRENCY_LIMIT_EXCEEDED",
-                )
 
-            everything = ok_data(c.get("/api/v1/policy/rejections"))
-            assert set(everything) == {"items"}  # no nextCursor: there is no other page
-            items = everything["items"]
-            assert [r["id"] for r in items] == ["rej_1", "rej_2", "rej_3"]
-            assert [r["sessionId"] for r in items] == [s1, s2, s1]
-            for r in items:
-                assert SEED_25_KEYS <= set(r) <= SEED_25_KEYS | ADDITIVE_REJECTION_KEYS, r
-                assert_iso(r["createdAt"])
-                assert {k: r[k] for k in ("activeRuns", "maxConcurrentRuns", "reason")} == {
-                    "activeRuns": 1,
-                    "maxConcurrentRuns": 1,
-                    "reason": "max-concurrent-runs-exceeded",
-                }
-            assert [r["createdAt"] for r in items] == sorted(r["createdAt"] for r in items)
+        everything = ok_data(c.get("/api/v1/policy/rejections"))
+        assert set(everything) == {"items"}  # no nextCursor: there is no other page
+        items = everything["items"]
+        assert [r["id"] for r in items] == ["rej_1", "rej_2", "rej_3"]
+        assert [r["sessionId"] for r in items] == [s1, s2, s1]
+        for r in items:
+            assert SEED_25_KEYS <= set(r) <= SEED_25_KEYS | ADDITIVE_REJECTION_KEYS, r
+            assert_iso(r["createdAt"])
+            assert {k: r[k] for k in ("activeRuns", "maxConcurrentRuns", "reason")} == {
+                "activeRuns": 1,
+                "maxConcurrentRuns": 1,
+                "reason": "max-concurrent-runs-exceeded",
+            }
+        assert [r["createdAt"] for r in items] == sorted(r["createdAt"] for r in items)
 
-            def page(**params: Any) -> dict[str, Any]:
-                data: dict[str, Any] = ok_data(c.get("/api/v1/policy/rejections", params=params))
-                return data
+        def page(**params: Any) -> dict[str, Any]:
+            data: dict[str, Any] = ok_data(c.get("/api/v1/policy/rejections", params=params))
+            return data
 
-            # Seed #25 exactly: the first page of one, and the cursor "MQ" after rej_1.
-            first = page(limit=1)
-            assert first == {"items": [items[0]], "nextCursor": "MQ"}
-            second = page(limit=1, cursor="MQ")
-            assert second == {"items": [items[1]], "nextCursor": "Mg"}
-            assert page(limit=1, cursor="Mg") == {"items": [items[2]]}
-            assert page(limit=2) == {"items": items[:2], "nextCursor": "Mg"}
-            assert page(cursor="Mw") == {"items": []}
+        # Seed #25 exactly: the first page of one, and the cursor "MQ" after rej_1.
+        first = page(limit=1)
+        assert first == {"items": [items[0]], "nextCursor": "MQ"}
+        second = page(limit=1, cursor="MQ")
+        assert second == {"items": [items[1]], "nextCursor": "Mg"}
+        assert page(limit=1, cursor="Mg") == {"items": [items[2]]}
+        assert page(limit=2) == {"items": items[:2], "nextCursor": "Mg"}
+        assert page(cursor="Mw") == {"items": []}
 
-            # Filters, with the cursor still the position in the whole record.
-            assert page(sessionId=s1) == {"items": [items[0], items[2]]}
-            assert page(sessionId=s1, limit=1) == {"items": [items[0]], "nextCursor": "MQ"}
-            assert page(sessionId=s1, limit=1, cursor="MQ") == {"items": [items[2]]}
-            assert page(sessionId=new_session()) == {"items": []}
-            mid = items[1]["createdAt"]
-            assert page(createdAfter=mid) == {"items": [r for r in items if r["createdAt"] >= mid]}
-            assert page(createdBefore=mid) == {"items": [r for r in items if r["createdAt"] <= mid]}
-            assert page(createdAfter=mid, createdBefore=mid) == {"items": [r for r in items if r["createdAt"] == mid]}
-            assert page(createdAfter="2999-01-01T00:00:00.000Z") == {"items": []}
-            assert page(createdBefore="2000-01-01T00:00:00Z") == {"items": []}
+        # Filters, with the cursor still the position in the whole record.
+        assert page(sessionId=s1) == {"items": [items[0], items[2]]}
+        assert page(sessionId=s1, limit=1) == {"items": [items[0]], "nextCursor": "MQ"}
+        assert page(sessionId=s1, limit=1, cursor="MQ") == {"items": [items[2]]}
+        assert page(sessionId=new_session()) == {"items": []}
+        mid = items[1]["createdAt"]
+        assert page(createdAfter=mid) == {"items": [r for r in items if r["createdAt"] >= mid]}
+        assert page(createdBefore=mid) == {"items": [r for r in items if r["createdAt"] <= mid]}
+        assert page(createdAfter=mid, createdBefore=mid) == {"items": [r for r in items if r["createdAt"] == mid]}
+        assert page(createdAfter="2999-01-01T00:00:00.000Z") == {"items": []}
+        assert page(createdBefore="2000-01-01T00:00:00Z") == {"items": []}
 
-            # The same record over gRPC.
-            resp = stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest(limit=2))
-            assert [r.id for r in resp.items] == ["rej_1", "rej_2"] and resp.next_cursor == "Mg"
-            assert resp.items[0].session_id == s1 and resp.items[0].reason == "max-concurrent-runs-exceeded"
+        # The same record over gRPC.
+        resp = stub.ListPolicyRejections(policy_pb2.ListPolicyRejectionsRequest(limit=2))
+        assert [r.id for r in resp.items] == ["rej_1", "rej_2"] and resp.next_cursor == "Mg"
+        assert resp.items[0].session_id == s1 and resp.items[0].reason == "max-concurrent-runs-exceeded"
 
-            ok_data(c.post(f"/api/v1/run-control/by-run/{holder['runId']}/cancel", json={}))
-    finally:
-        p.stop()
+        ok_data(c.post(f"/api/v1/run-control/by-run/{holder['runId']}/cancel", json={}))
 
 
 # -- two processes on one PostgreSQL database --------------------------------------------------------------
 
-PG = "postgresql://postgres@127.0.0.1:5432"
 
-
-def psql(sql: str) -> bool:
-    if shutil.which("psql") is None:
-        return False
-    out = subprocess.run(
-        ["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, timeout=60
-    )
-    return out.returncode == 0
-
-
-def test_concurrent_puts_through_two_processes_keep_an_exact_audit_trail(tmp_path: Path) -> None:
+def test_concurrent_puts_through_two_processes_keep_an_exact_audit_trail(postgres_cluster: str, tmp_path: Path) -> None:
     """Each PUT reads the document it replaces; without serialising the writes, two replicas collide on the
     single policy row (500s) or record a `before` another write already replaced."""
-    db = f"athena_test_{uuid.uuid4().hex[:10]}"
-    if not psql(f"CREATE DATABASE {db}"):
-        pytest.skip("no PostgreSQL at " + PG)
-    servers: list[AthenaProcess] = []
-    try:
-        for name in ("a", "b"):
-            servers.append(start_api(tmp_path / name, extra=["--db", f"{PG}/{db}"]))
-        clients = [httpx.Client(base_url=s.rest_url, timeout=60) for s in servers]
+    with (
+        servers_on_one_database(postgres_cluster, tmp_path) as servers,
+        httpx.Client(base_url=servers[0].rest_url, timeout=60) as a,
+        httpx.Client(base_url=servers[1].rest_url, timeout=60) as b,
+    ):
+        clients = [a, b]
 
         def put(i: int) -> httpx.Response:
             return clients[i % 2].put("/api/v1/policy", json={"schemaVersion": 1, "maxConcurrentRuns": i + 1})
@@ -456,12 +415,6 @@ def test_concurrent_puts_through_two_processes_keep_an_exact_audit_trail(tmp_pat
             assert cur["payload"]["updatedAt"] >= prev["payload"]["updatedAt"]
         assert ok_data(clients[1].get("/api/v1/policy")) == events[-1]["payload"]["after"]
         assert sorted(e["payload"]["after"]["maxConcurrentRuns"] for e in events) == list(range(1, 41))
-        for c in clients:
-            c.close()
-    finally:
-        for s in servers:
-            s.stop()
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 # -- the openai provider through the API ------------------------------------------------------------------
@@ -475,9 +428,9 @@ def test_openai_provider_through_the_api(workdir: Path) -> None:
         "ATHENA_OPENAI_API_KEY": "sk-test",
         "ATHENA_MODEL_PRICES": json.dumps(prices),
     }
-    p = start_api(workdir, env=env)
     try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
+        with serving(workdir, env=env) as served:
+            client = served.rest
             sid = new_session()
             body = {"sessionId": sid, "input": "hello", "provider": "openai", "model": "gpt-test"}
             data = ok_data(client.post("/api/v1/runs", json=body))
@@ -508,5 +461,4 @@ def test_openai_provider_through_the_api(workdir: Path) -> None:
             }
             ok_data(client.post("/api/v1/harness-profiles", json=profile))
     finally:
-        p.stop()
         fake.stop()

@@ -7,7 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.pages import every_item
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
 
 
 def run(rest: httpx.Client, session: str, text: str = "hello", **extra: str) -> dict:
@@ -144,8 +145,7 @@ def test_unknown_provider(rest: httpx.Client) -> None:
 def test_session_listed_with_seed_shape(rest: httpx.Client) -> None:
     session = new_session()
     run(rest, session)
-    items = ok_data(rest.get("/api/v1/sessions", params={"limit": 500}))["items"]
-    mine = [s for s in items if s["id"] == session]
+    mine = [s for s in every_item(rest, "/api/v1/sessions") if s["id"] == session]
     assert len(mine) == 1
     s = mine[0]
     assert set(s) == {"id", "transcriptPath", "provider", "model", "createdAt", "updatedAt"}
@@ -183,9 +183,10 @@ def test_transcript_rejects_bad_session_id(rest: httpx.Client) -> None:
 
 
 def test_work_queue_empty_state(rest: httpx.Client) -> None:
-    data = ok_data(rest.get("/api/v1/sessions/s1/work-queue"))
+    session = new_session()
+    data = ok_data(rest.get(f"/api/v1/sessions/{session}/work-queue"))
     assert set(data) == {"schemaVersion", "sessionId", "items", "draining", "updatedAt"}
-    assert (data["schemaVersion"], data["sessionId"], data["items"], data["draining"]) == (1, "s1", [], False)
+    assert (data["schemaVersion"], data["sessionId"], data["items"], data["draining"]) == (1, session, [], False)
     assert_iso(data["updatedAt"])
 
 
@@ -202,7 +203,7 @@ def test_wrong_method_is_404_envelope(rest: httpx.Client) -> None:
 
 
 def test_body_over_limit_is_413(rest: httpx.Client) -> None:
-    big = b'{"sessionId":"s1","input":"' + b"x" * 1_000_000 + b'"}'
+    big = b'{"sessionId":"' + new_session().encode() + b'","input":"' + b"x" * 1_000_000 + b'"}'
     err = error_of(
         rest.post("/api/v1/runs", content=big, headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE"
     )

@@ -6,7 +6,6 @@ explicit ticks and through the background tickers."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +17,13 @@ import httpx
 import pytest
 
 from athena.v1 import schedules_pb2, schedules_pb2_grpc
-from athena_server.timefmt import iso, parse_iso
-from tests.postgres import servers_on_one_database
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from athena_server.timefmt import iso
+from tests.support.events import events_of
+from tests.support.postgres import servers_on_one_database
+from tests.support.processes import AthenaProcess, Served, serving
+from tests.support.runs import all_items, wait_status
+from tests.support.shapes import assert_iso, error_of, ms, new_session, ok_data
+from tests.support.waiting import wait_until
 
 MINUTE = 60_000
 TASK_KEYS = {
@@ -40,23 +42,29 @@ TASK_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     # The background ticker is off here: these tests drive time with explicit ticks.
-    p = start_api(tmp_path_factory.mktemp("schedules"), env={"ATHENA_SCHEDULE_TICK_SECONDS": "0"})
-    yield p
-    p.stop()
+    with serving(tmp_path_factory.mktemp("schedules"), env={"ATHENA_SCHEDULE_TICK_SECONDS": "0"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
-def client(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=60) as c:
-        yield c
+def server(served: Served) -> AthenaProcess:
+    return served.process
 
 
-def ms(value: str) -> int:
-    parsed = parse_iso(value)
-    assert parsed is not None, value
-    return parsed
+def delete_every_schedule(client: httpx.Client) -> None:
+    for task in all_items(client, "/api/v1/schedules"):
+        ok_data(client.delete(f"/api/v1/schedules/{task['id']}"))
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    """The module server with no schedule, before and after the test (whatever it left, even when it failed):
+    a tick fires every due schedule of the server and counts the rest, so no test may see another's."""
+    delete_every_schedule(served.rest)
+    yield served.rest
+    delete_every_schedule(served.rest)
 
 
 def create(client: httpx.Client, sid: str, **fields: Any) -> dict[str, Any]:
@@ -73,7 +81,7 @@ def logs(client: httpx.Client, sid: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_seed_tick_with_nothing_due(client: httpx.Client) -> None:
-    # First in the module: no schedule exists yet, so the seed's exact answer.
+    # No schedule exists (the fixture removed every other test's), so the seed's exact answer.
     body = {"at": "2026-02-16T15:00:00.000Z", "provider": "mock", "model": "default"}
     assert ok_data(client.post("/api/v1/schedules/tick", json=body)) == {
         "at": "2026-02-16T15:00:00.000Z",
@@ -172,9 +180,18 @@ def test_manual_run_runs_even_when_disabled_and_restarts_the_cadence(client: htt
 def test_tick_fires_each_due_slot_once_and_moves_past_at(client: httpx.Client) -> None:
     created = create(client, "ticked", startNow=True)
     t0 = ms(created["nextRunAt"])
-    first = tick(client, t0)
+    resp = client.post("/api/v1/schedules/tick", json={"at": iso(t0)})
+    first = ok_data(resp)
     [fired] = [r for r in first["run"] if r["id"] == "ticked"]
     assert (fired["status"], fired["slotAt"]) == ("ok", iso(t0))
+    # This tick's own events: the firing, in the schedule's session, and the tick itself, under its trace.
+    [triggered] = events_of(client, created["sessionId"], "schedule.run.triggered")
+    assert triggered["payload"] == {"id": "ticked", "status": "ok", "slotAt": iso(t0)}
+    assert triggered["runId"] == fired["runId"] and triggered["traceId"] == resp.headers["x-trace-id"]
+    tick_events = ok_data(
+        client.get("/api/v1/events", params={"traceId": resp.headers["x-trace-id"], "types": "schedule.tick.executed"})
+    )["events"]
+    assert [e["payload"] for e in tick_events] == [{"at": iso(t0), "run": 1, "skipped": first["skipped"]}]
     assert ms(ok_data(client.get("/api/v1/schedules/ticked"))["nextRunAt"]) == t0 + 5 * MINUTE
     # The same instant again, and any instant before the next slot, fires nothing.
     assert "ticked" not in [r["id"] for r in tick(client, t0)["run"]]
@@ -183,18 +200,17 @@ def test_tick_fires_each_due_slot_once_and_moves_past_at(client: httpx.Client) -
     late = tick(client, t0 + 12 * MINUTE)
     assert [r["slotAt"] for r in late["run"] if r["id"] == "ticked"] == [iso(t0 + 5 * MINUTE)]
     task = ok_data(client.get("/api/v1/schedules/ticked"))
-    assert ms(task["nextRunAt"]) == t0 + 15 * MINUTE and task["lastRunAt"] == late["run"][0]["finishedAt"]
-    assert late["skipped"] == len(ok_data(client.get("/api/v1/schedules", params={"limit": 500}))["items"]) - len(
-        late["run"]
-    )
+    [late_run] = [r for r in late["run"] if r["id"] == "ticked"]
+    assert ms(task["nextRunAt"]) == t0 + 15 * MINUTE and task["lastRunAt"] == late_run["finishedAt"]
+    assert late["skipped"] == len(all_items(client, "/api/v1/schedules")) - len(late["run"])
     history = logs(client, "ticked")
     assert [e["slotAt"] for e in history] == [iso(t0 + 5 * MINUTE), iso(t0)]  # newest first
     older = logs(client, "ticked", after=history[0]["id"])
     assert [e["id"] for e in older] == [history[1]["id"]]
     assert [e["id"] for e in logs(client, "ticked", limit=1)] == [history[0]["id"]]
     error_of(client.get("/api/v1/schedules/ticked/logs", params={"after": "nope"}), 400, "CONFIG_ERROR")
-    kinds = [e["type"] for e in ok_data(client.get("/api/v1/events", params={"limit": 500}))["events"]]
-    assert "schedule.tick.executed" in kinds and "schedule.run.triggered" in kinds
+    slots = [e["payload"]["slotAt"] for e in events_of(client, created["sessionId"], "schedule.run.triggered")]
+    assert slots == [iso(t0), iso(t0 + 5 * MINUTE)]
     ok_data(client.delete("/api/v1/schedules/ticked"))
 
 
@@ -210,25 +226,33 @@ def test_cron_schedule(client: httpx.Client) -> None:
 
 
 def test_a_running_schedule_skips_its_slot_and_logs_it(client: httpx.Client) -> None:
-    created = create(client, "slow", startNow=True, metadata={"mock.delayMs": "1500"})
+    # The manual run lasts until the test cancels it, so the schedule is certainly running meanwhile.
+    created = create(client, "slow", startNow=True, metadata={"mock.delayMs": "60000"})
     manual: list[httpx.Response] = []
     t = threading.Thread(target=lambda: manual.append(client.post("/api/v1/schedules/slow/run", json={})))
     t.start()
-    deadline = time.monotonic() + 10
-    while not ok_data(client.get("/api/v1/schedules/slow"))["running"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: ok_data(client.get("/api/v1/schedules/slow"))["running"], "the schedule to be running")
     slot = ms(created["nextRunAt"])
     [skipped] = [r for r in tick(client, slot)["run"] if r["id"] == "slow"]
     assert skipped["status"] == "already-running" and skipped["slotAt"] == iso(slot) and "runId" not in skipped
     again = ok_data(client.post("/api/v1/schedules/slow/run", json={}))
     assert again["status"] == "already-running"
-    t.join(30)
-    assert ok_data(manual[0])["status"] == "ok"
+    # End the manual run: cancel the run in the schedule's session, once it is running there.
+    wait_until(
+        lambda: ok_data(client.get("/api/v1/runs/active", params={"sessionId": created["sessionId"]}))["items"],
+        "the manual run to be active",
+    )
+    ok_data(client.post(f"/api/v1/runs/{created['sessionId']}/cancel", json={}))
+    t.join(60)
+    assert not t.is_alive()
+    result = ok_data(manual[0])
+    assert (result["status"], result["errorCode"]) == ("failed", "RUN_CANCELLED")
+    wait_status(client, result["runId"], "cancelled")
     statuses = [e["status"] for e in logs(client, "slow")]
-    assert statuses == ["ok", "already-running", "already-running"]
+    assert statuses == ["failed", "already-running", "already-running"]
     # The skipped slot is consumed: the schedule moved past it.
     assert ms(ok_data(client.get("/api/v1/schedules/slow"))["nextRunAt"]) > slot
+    assert ok_data(client.get("/api/v1/schedules/slow"))["running"] is False
     ok_data(client.delete("/api/v1/schedules/slow"))
 
 
@@ -291,9 +315,9 @@ def test_schedules_over_grpc(server: AthenaProcess) -> None:
 # -- exactly once across processes -------------------------------------------------------------------
 
 
-def test_concurrent_ticks_on_two_processes_fire_each_slot_once(tmp_path: Path) -> None:
+def test_concurrent_ticks_on_two_processes_fire_each_slot_once(postgres_cluster: str, tmp_path: Path) -> None:
     """60 one-minute slots of 3 schedules, each tick sent to both processes at the same moment."""
-    with servers_on_one_database(tmp_path, env={"ATHENA_SCHEDULE_TICK_SECONDS": "0"}) as (a, b):
+    with servers_on_one_database(postgres_cluster, tmp_path, env={"ATHENA_SCHEDULE_TICK_SECONDS": "0"}) as (a, b):
         with httpx.Client(base_url=a.rest_url, timeout=60) as ca, httpx.Client(base_url=b.rest_url, timeout=60) as cb:
             t0 = ms(create(ca, "x0", everyMinutes=1, startNow=True)["nextRunAt"])
             for sid in ("x1", "x2"):
@@ -318,29 +342,47 @@ def test_concurrent_ticks_on_two_processes_fire_each_slot_once(tmp_path: Path) -
                 assert len(entries) == 61 and len(set(slots)) == 61
 
 
-def test_background_tickers_on_two_processes_fire_each_slot_once(tmp_path: Path) -> None:
-    """Real time: every-second cron schedules ticked by both processes' background tickers."""
+#: How many slots each every-second schedule must have fired before the background test stops them.
+SLOTS_EACH = 3
+
+
+def test_background_tickers_on_two_processes_fire_each_slot_once(postgres_cluster: str, tmp_path: Path) -> None:
+    """Real time: every-second cron schedules ticked by both processes' background tickers. The test waits
+    until every schedule fired a few slots (however long the machine takes), stops them, and then checks
+    that no slot fired twice."""
     env = {"ATHENA_SCHEDULE_TICK_SECONDS": "0.1"}
-    with servers_on_one_database(tmp_path, env=env) as (a, b):
+    with servers_on_one_database(postgres_cluster, tmp_path, env=env) as (a, b):
         with httpx.Client(base_url=a.rest_url, timeout=60) as ca, httpx.Client(base_url=b.rest_url, timeout=60) as cb:
             ids = [f"sec{i}" for i in range(10)]
             for i, sid in enumerate(ids):
                 client = ca if i % 2 else cb
                 create(client, sid, everyMinutes=None, cron="* * * * * *")
-            time.sleep(7)
+
+            def fired_enough() -> bool:
+                return all(sum(e["status"] == "ok" for e in logs(ca, sid, limit=500)) >= SLOTS_EACH for sid in ids)
+
+            wait_until(fired_enough, f"every schedule to fire {SLOTS_EACH} slots", interval=0.2)
             for sid in ids:
                 ok_data(ca.post(f"/api/v1/schedules/{sid}/disable", json={}))
-            deadline = time.monotonic() + 10
-            while any(ok_data(ca.get(f"/api/v1/schedules/{sid}"))["running"] for sid in ids):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            total = 0
+            wait_until(
+                lambda: not any(ok_data(ca.get(f"/api/v1/schedules/{sid}"))["running"] for sid in ids),
+                "the last runs to finish",
+            )
             for sid in ids:
-                entries = logs(ca, sid, limit=500)
+                entries = all_logs(ca, sid)
                 # A second firing of a slot would show as a second entry for it (or one without its slot).
                 slots = Counter(e.get("slotAt") for e in entries)
                 assert all(n == 1 for n in slots.values()), slots.most_common(3)
                 assert all(s is not None and ms(s) % 1000 == 0 for s in slots)
                 assert {e["status"] for e in entries} <= {"ok", "already-running"}
-                total += len(entries)
-            assert total >= 50, total
+                assert sum(e["status"] == "ok" for e in entries) >= SLOTS_EACH
+
+
+def all_logs(client: httpx.Client, sid: str) -> list[dict[str, Any]]:
+    """Every log entry of a schedule, newest first, paging with `after` (the last entry's id)."""
+    entries: list[dict[str, Any]] = []
+    while True:
+        page = logs(client, sid, limit=500, **({"after": entries[-1]["id"]} if entries else {}))
+        if not page:
+            return entries
+        entries += page

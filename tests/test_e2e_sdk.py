@@ -14,7 +14,6 @@ import contextlib
 import importlib.util
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ from athena_client.rest_transport import RestTransport
 from athena_client.rpcs import Rpc, rpc
 from athena_client.transport import ClientClosedError, Headers, Transport
 from athena_server.access.config import token_digest
-from tests.servers import ROOT, AthenaProcess, free_port, start, wait_rest_ready
-from tests.shapes import assert_iso, new_session
+from tests.support.processes import ROOT, AthenaProcess, free_port, launch_api, start, start_api, wait_api_ready
+from tests.support.shapes import assert_iso, new_session
+from tests.support.waiting import wait_until
 
 TRANSPORTS = ("grpc", "rest")
 QUIET = {"ATHENA_SCHEDULE_TICK_SECONDS": "0", "ATHENA_LOG_LEVEL": "WARNING"}
@@ -80,9 +80,8 @@ class Servers:
     limited: AthenaProcess
 
 
-def launch(workdir: Path, env: dict[str, str], rest_port: int = 0, grpc_port: int = 0) -> AthenaProcess:
-    """`athena api serve` started, not yet waited for (so several servers start side by side)."""
-    rest_port, grpc_port = rest_port or free_port(), grpc_port or free_port()
+def relaunch(workdir: Path, env: dict[str, str], rest_port: int, grpc_port: int) -> AthenaProcess:
+    """`athena api serve` started again on a stopped server's ports and store, not yet waited for."""
     p = start(["api", "serve", "--port", str(rest_port), "--grpc-port", str(grpc_port)], workdir, env, "api")
     p.rest_port, p.grpc_port = rest_port, grpc_port
     return p
@@ -95,9 +94,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     started: dict[str, AthenaProcess] = {}
     try:
         for name, env in (("plain", QUIET), ("auth", AUTH_ENV), ("limited", LIMITED_ENV)):
-            started[name] = launch(tmp_path_factory.mktemp(f"sdk-{name}"), env)
+            started[name] = launch_api(tmp_path_factory.mktemp(f"sdk-{name}"), env)
         for p in started.values():
-            wait_rest_ready(p)
+            wait_api_ready(p)
         yield Servers(**started)
     finally:
         for p in started.values():
@@ -139,14 +138,6 @@ def error_of(call: Callable[[], object]) -> AthenaError:
     with pytest.raises(AthenaError) as caught:
         call()
     return caught.value
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def first_items(stream: Iterator[Any], count: int) -> list[Any]:
@@ -674,8 +665,7 @@ def test_event_streams_survive_restarts_without_loss_or_duplicates(tmp_path: Pat
     with SIGTERM, started again on the same ports and store, then killed with SIGKILL and started again;
     each consumer ends up with exactly the store's events after its start point, in order, once each."""
     env = {**QUIET, "ATHENA_SHUTDOWN_GRACE_SECONDS": "1"}
-    p = launch(tmp_path, env)
-    wait_rest_ready(p)
+    p = start_api(tmp_path, env)
     # Consumers reconnect patiently: the server is away for seconds. The producer keeps the default policy:
     # a call made once the server is back succeeds, though the consumers' failed reconnects left gRPC's
     # (shared) connection in back-off.
@@ -709,7 +699,7 @@ def test_event_streams_survive_restarts_without_loss_or_duplicates(tmp_path: Pat
             expected = store_after_start()
             with progress:
                 done = progress.wait_for(
-                    lambda: failures or all(len(r) >= len(expected) for r in received.values()), 30
+                    lambda: failures or all(len(r) >= len(expected) for r in received.values()), 60
                 )
             assert done and not failures, (failures, received, expected)
 
@@ -721,18 +711,21 @@ def test_event_streams_survive_restarts_without_loss_or_duplicates(tmp_path: Pat
         for stop in (signal.SIGTERM, signal.SIGKILL):
             returncode = p.stop(stop)
             assert returncode == (0 if stop == signal.SIGTERM else -signal.SIGKILL), p.log()
-            p = launch(tmp_path, env, p.rest_port or 0, p.grpc_port or 0)
+            p = relaunch(tmp_path, env, p.rest_port or 0, p.grpc_port or 0)
+
             # The producer keeps calling while the server is away, as a polling client would: its failures
             # put gRPC's connection into reconnect back-off.
-            while not ready(p):
+            def back(p: AthenaProcess = p) -> bool:
                 with contextlib.suppress(AthenaTransportError):
                     producer.system_service.get_health(rpc_retry=False)
-                time.sleep(0.05)
+                return ready(p)
+
+            wait_until(back, "the server to be back")
             run_in(producer, f"after-{stop.name}")  # possibly before the consumers are back
             caught_up()
         run_in(producer, "done")
         for t in consumers:
-            t.join(30)
+            t.join(60)
         assert not failures and not any(t.is_alive() for t in consumers), (failures, received)
         expected = store_after_start()
         assert expected[0] == f"evt_{seq(start_id) + 1}"

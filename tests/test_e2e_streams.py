@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from typing import Any
-
 import grpc
 import httpx
 
 from athena.v1 import events_pb2, events_pb2_grpc, sessions_pb2, sessions_pb2_grpc
-from tests.shapes import error_of, new_session, ok_data
+from tests.support.events import events_of
+from tests.support.shapes import error_of, new_session, ok_data
+from tests.support.sse_lines import read_sse
 
 
 def _run(rest: httpx.Client, session: str, text: str = "hello") -> dict:
     return ok_data(rest.post("/api/v1/runs", json={"sessionId": session, "input": text, "provider": "mock"}))
 
 
-def _events(rest: httpx.Client, session: str) -> list[dict]:
-    return ok_data(rest.get("/api/v1/events", params={"sessionId": session}))["events"]
-
-
-def read_sse(
-    url: str, params: dict[str, Any], headers: dict[str, str] | None = None, frames: int = 1, seconds: float = 10
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Read until `frames` data frames arrived (or `seconds` passed); returns the frames and raw lines."""
-    out: list[dict[str, Any]] = []
-    lines: list[str] = []
-    deadline = time.monotonic() + seconds
-    with httpx.stream("GET", url, params=params, headers=headers, timeout=httpx.Timeout(5, read=seconds)) as resp:
-        assert resp.status_code == 200, resp.read()
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        assert resp.headers["cache-control"] == "no-cache"
-        current: dict[str, Any] = {}
-        for line in resp.iter_lines():
-            lines.append(line)
-            if line == "":
-                if "data" in current:
-                    out.append(current)
-                current = {}
-                if len(out) >= frames or time.monotonic() > deadline:
-                    break
-                continue
-            if line.startswith(":"):
-                if time.monotonic() > deadline:
-                    break
-                continue
-            key, _, value = line.partition(": ")
-            current[key] = json.loads(value) if key == "data" else value
-    return out, lines
-
-
 def test_sse_resumes_strictly_after_last_event_id(api, rest: httpx.Client) -> None:
     session = new_session()
     _run(rest, session)
-    events = _events(rest, session)
+    events = events_of(rest, session)
     frames, lines = read_sse(
         f"{api.rest_url}/api/v1/events/stream",
         {"sessionId": session},
@@ -71,7 +34,7 @@ def test_sse_resumes_strictly_after_last_event_id(api, rest: httpx.Client) -> No
 def test_sse_last_event_id_wins_over_after_param(api, rest: httpx.Client) -> None:
     session = new_session()
     _run(rest, session)
-    events = _events(rest, session)
+    events = events_of(rest, session)
     frames, _ = read_sse(
         f"{api.rest_url}/api/v1/events/stream",
         {"sessionId": session, "after": events[0]["id"]},
@@ -83,8 +46,10 @@ def test_sse_last_event_id_wins_over_after_param(api, rest: httpx.Client) -> Non
 
 def test_sse_delivers_live_events_in_order(api, rest: httpx.Client) -> None:
     session = new_session()
-    threading.Timer(0.5, lambda: _run(rest, session)).start()
-    frames, _ = read_sse(f"{api.rest_url}/api/v1/events/stream", {"sessionId": session}, frames=3)
+    # The run starts once the stream is open, so its events can only reach the stream live.
+    frames, _ = read_sse(
+        f"{api.rest_url}/api/v1/events/stream", {"sessionId": session}, frames=3, on_open=lambda: _run(rest, session)
+    )
     assert [f["event"] for f in frames] == ["run.created", "run.started", "run.completed"]
     ids = [int(f["id"].removeprefix("evt_")) for f in frames]
     assert ids == sorted(ids) and len(set(ids)) == 3
@@ -92,21 +57,22 @@ def test_sse_delivers_live_events_in_order(api, rest: httpx.Client) -> None:
 
 def test_sse_heartbeat_comment(api) -> None:
     # The session server runs with ATHENA_SSE_HEARTBEAT_SECONDS=1; nothing happens in this session.
-    _, lines = read_sse(f"{api.rest_url}/api/v1/events/stream", {"sessionId": new_session()}, frames=1, seconds=2.5)
+    frames, lines = read_sse(f"{api.rest_url}/api/v1/events/stream", {"sessionId": new_session()}, until_heartbeat=True)
+    assert frames == []
     assert ": heartbeat" in lines
 
 
 def test_sse_bad_resume_point_is_an_error_envelope(api) -> None:
-    resp = httpx.get(f"{api.rest_url}/api/v1/events/stream", headers={"Last-Event-ID": "garbage!"}, timeout=5)
+    resp = httpx.get(f"{api.rest_url}/api/v1/events/stream", headers={"Last-Event-ID": "garbage!"}, timeout=60)
     error_of(resp, 400, "CONFIG_ERROR")
 
 
 def test_grpc_stream_resumes_like_sse(rest: httpx.Client, channel: grpc.Channel) -> None:
     session = new_session()
     _run(rest, session)
-    events = _events(rest, session)
+    events = events_of(rest, session)
     stub = events_pb2_grpc.EventServiceStub(channel)
-    call = stub.StreamEvents(events_pb2.StreamEventsRequest(after=events[0]["id"], session_id=session), timeout=10)
+    call = stub.StreamEvents(events_pb2.StreamEventsRequest(after=events[0]["id"], session_id=session), timeout=60)
     got = [next(call).event for _ in range(2)]
     call.cancel()
     assert [e.id for e in got] == [e["id"] for e in events[1:]]
@@ -115,7 +81,7 @@ def test_grpc_stream_resumes_like_sse(rest: httpx.Client, channel: grpc.Channel)
 
 def test_grpc_stream_rejects_bad_resume_point(channel: grpc.Channel) -> None:
     stub = events_pb2_grpc.EventServiceStub(channel)
-    call = stub.StreamEvents(events_pb2.StreamEventsRequest(after="evt_x"), timeout=5)
+    call = stub.StreamEvents(events_pb2.StreamEventsRequest(after="evt_x"), timeout=60)
     try:
         next(call)
         raise AssertionError("expected an error")
@@ -139,7 +105,7 @@ def test_transcript_stream_sse_and_grpc(api, rest: httpx.Client, channel: grpc.C
     assert [f["data"]["data"] for f in frames] == entries[2:4]
     stub = sessions_pb2_grpc.SessionServiceStub(channel)
     call = stub.StreamTranscript(
-        sessions_pb2.StreamTranscriptRequest(session_id=session, after=entries[0]["id"]), timeout=10
+        sessions_pb2.StreamTranscriptRequest(session_id=session, after=entries[0]["id"]), timeout=60
     )
     got = [next(call).entry.id for _ in range(3)]
     call.cancel()

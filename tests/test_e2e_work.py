@@ -16,21 +16,27 @@ import httpx
 import pytest
 
 from athena.v1 import work_pb2, work_pb2_grpc
-from tests.servers import AthenaProcess, start_api
-from tests.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.events import events_of
+from tests.support.processes import AthenaProcess, Served, running_api, serving
+from tests.support.runs import wait_active, wait_status
+from tests.support.shapes import assert_iso, error_of, new_session, ok_data
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProcess]:
-    p = start_api(tmp_path_factory.mktemp("work"), env={"ATHENA_SESSION_LOCK_TIMEOUT_MS": "20000"})
-    yield p
-    p.stop()
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("work"), env={"ATHENA_SESSION_LOCK_TIMEOUT_MS": "120000"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
-def client(server: AthenaProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.rest_url, timeout=60) as c:
-        yield c
+def server(served: Served) -> AthenaProcess:
+    return served.process
+
+
+@pytest.fixture(scope="module")
+def client(served: Served) -> httpx.Client:
+    return served.rest
 
 
 def enqueue(client: httpx.Client, sid: str, payload: str, mode: str) -> dict[str, Any]:
@@ -44,10 +50,6 @@ def queue(client: httpx.Client, sid: str) -> dict[str, Any]:
 def user_inputs(client: httpx.Client, sid: str) -> list[str]:
     entries = ok_data(client.get(f"/api/v1/sessions/{sid}/transcript"))["items"]
     return [e["content"] for e in entries if e["role"] == "user"]
-
-
-def events_of(client: httpx.Client, sid: str, kind: str) -> list[dict[str, Any]]:
-    return ok_data(client.get("/api/v1/events", params={"sessionId": sid, "types": kind, "limit": 500}))["events"]
 
 
 def test_seed_enqueue_and_drain_shapes(client: httpx.Client) -> None:
@@ -85,7 +87,7 @@ def test_enqueue_validation(client: httpx.Client) -> None:
 def test_duplicate_payload_and_mode_is_a_no_op(client: httpx.Client) -> None:
     sid = new_session()
     first = enqueue(client, sid, "same", "followup")
-    time.sleep(0.01)
+    time.sleep(0.01)  # on purpose: time passes, so a touched updatedAt would differ
     again = enqueue(client, sid, "same", "followup")
     assert again == first  # same item, updatedAt untouched
     other_mode = enqueue(client, sid, "same", "collect")
@@ -138,26 +140,27 @@ def test_an_item_that_can_never_fit_the_context_is_refused_when_queued(client: h
 
 def test_second_drain_of_a_session_answers_already_draining(client: httpx.Client, server: AthenaProcess) -> None:
     sid = new_session()
-    # A slow run holds the session, so the drain's run waits for its turn while the drain is under way.
-    hold = {"sessionId": sid, "input": "hold", "wait": False, "metadata": {"mock.delayMs": "1500"}}
+    # A run holds the session until the test cancels it, so the drain's run waits for its turn while the
+    # drain is under way.
+    hold = {"sessionId": sid, "input": "hold", "wait": False, "metadata": {"mock.delayMs": "60000"}}
     blocker = ok_data(client.post("/api/v1/runs", json=hold), 202)
+    wait_active(client, sid)
     enqueue(client, sid, "later", "followup")
     first: list[httpx.Response] = []
     t = threading.Thread(target=lambda: first.append(client.post(f"/api/v1/work/{sid}/drain", json={})))
     t.start()
-    deadline = time.monotonic() + 10
-    while not queue(client, sid)["draining"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: queue(client, sid)["draining"], "the first drain to be under way")
     second = ok_data(client.post(f"/api/v1/work/{sid}/drain", json={}))
     assert second == {"status": "already-draining", "drainedItems": 0, "queueDepthBefore": 1, "queueDepthAfter": 1}
     # gRPC callers get the same answer.
     with grpc.insecure_channel(server.grpc_target) as ch:
         resp = work_pb2_grpc.WorkServiceStub(ch).DrainWork(work_pb2.DrainWorkRequest(session_id=sid))
     assert resp.status == work_pb2.DRAIN_STATUS_ALREADY_DRAINING and resp.queue_depth_before == 1
-    t.join(30)
+    ok_data(client.post(f"/api/v1/run-control/by-run/{blocker['runId']}/cancel", json={}))
+    t.join(60)
+    assert not t.is_alive()
     assert ok_data(first[0])["drainedItems"] == 1
-    assert ok_data(client.get(f"/api/v1/runs/{blocker['runId']}"))["status"] == "succeeded"
+    wait_status(client, blocker["runId"], "cancelled")
     assert user_inputs(client, sid) == ["hold", "later"]
 
 
@@ -180,36 +183,29 @@ def test_drain_over_grpc(server: AthenaProcess) -> None:
 
 
 def test_drain_killed_mid_run_loses_no_item(workdir: Path) -> None:
-    p = start_api(workdir)
     sid = new_session()
-    try:
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-            ok_data(
-                client.post(
-                    "/api/v1/runs",
-                    json={"sessionId": sid, "input": "hold", "wait": False, "metadata": {"mock.delayMs": "20000"}},
-                ),
-                202,
-            )
-            enqueue(client, sid, "one", "collect")
-            enqueue(client, sid, "two", "collect")
-            threading.Thread(target=lambda: _quietly(client.post, f"/api/v1/work/{sid}/drain", json={})).start()
-            deadline = time.monotonic() + 10
-            while not queue(client, sid)["draining"]:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
-            time.sleep(0.2)  # the drain's run exists and waits for the session
+    with running_api(workdir) as p, httpx.Client(base_url=p.rest_url, timeout=60) as client:
+        ok_data(
+            client.post(
+                "/api/v1/runs",
+                json={"sessionId": sid, "input": "hold", "wait": False, "metadata": {"mock.delayMs": "60000"}},
+            ),
+            202,
+        )
+        enqueue(client, sid, "one", "collect")
+        enqueue(client, sid, "two", "collect")
+        threading.Thread(target=lambda: _quietly(client.post, f"/api/v1/work/{sid}/drain", json={})).start()
+        wait_until(lambda: queue(client, sid)["draining"], "the drain to be under way")
+        # The drain's run exists (its run.created is logged) and waits for the session.
+        wait_until(lambda: len(events_of(client, sid, "run.created")) == 2, "the drain's run to be created")
         p.stop(signal.SIGKILL)
-        p = start_api(workdir)
-        with httpx.Client(base_url=p.rest_url, timeout=30) as client:
-            state = queue(client, sid)
-            assert state["draining"] is False
-            assert [i["payload"] for i in state["items"]] == ["one", "two"]
-            drained = ok_data(client.post(f"/api/v1/work/{sid}/drain", json={}))
-            assert drained == {"status": "ok", "drainedItems": 2, "queueDepthBefore": 2, "queueDepthAfter": 0}
-            assert user_inputs(client, sid) == ["hold", "one\n\ntwo"]
-    finally:
-        p.stop()
+    with running_api(workdir) as p, httpx.Client(base_url=p.rest_url, timeout=60) as client:
+        state = queue(client, sid)
+        assert state["draining"] is False
+        assert [i["payload"] for i in state["items"]] == ["one", "two"]
+        drained = ok_data(client.post(f"/api/v1/work/{sid}/drain", json={}))
+        assert drained == {"status": "ok", "drainedItems": 2, "queueDepthBefore": 2, "queueDepthAfter": 0}
+        assert user_inputs(client, sid) == ["hold", "one\n\ntwo"]
 
 
 def _quietly(call: Any, *args: Any, **kwargs: Any) -> None:

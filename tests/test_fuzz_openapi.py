@@ -60,7 +60,7 @@ from athena_client.contract import ERROR_CODES, TRACE_HEADER
 from athena_gateway.openapi import build_openapi
 from athena_gateway.routes import route_table
 from athena_server.servicers.registry import IMPLEMENTED, contract_modules
-from tests.servers import AthenaProcess, start_api
+from tests.support.processes import AthenaProcess, serving
 
 # Fuzzing-phase examples per operation; the default keeps the whole file about a minute on 2 cores.
 EXAMPLES = int(os.environ.get("ATHENA_FUZZ_EXAMPLES") or "25")
@@ -129,13 +129,12 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AthenaProc
     """A server of its own: fuzzing fills its store with junk other tests should not see. The ticker is
     off (no background runs racing the requests) and `command` disabled whatever the environment says."""
     workdir = tmp_path_factory.mktemp("fuzz")
-    server = start_api(
+    with serving(
         workdir,
         env={"ATHENA_SCHEDULE_TICK_SECONDS": "0", "ATHENA_COMMAND_ALLOW": ""},
         extra=["--db", str(Path(workdir) / "fuzz.db")],
-    )
-    yield server
-    server.stop()
+    ) as served:
+        yield served.process
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ from athena_gateway.routes import RouteSpec, build_routes, route_table
 from athena_gateway.transcode import build_request
 from athena_server.config import Settings
 from athena_server.serve import gateway_app as serve_gateway_app
+from tests.support.waiting import DEADLINE_S, wait_until
 
 
 def query_to_json(fields: Any, items: Any) -> dict[str, Any]:
@@ -538,8 +539,8 @@ async def stack() -> AsyncIterator[Stack]:
     app = create_app(f"127.0.0.1:{grpc_port}", heartbeat_seconds=0.2)
     web = _Uvicorn(uvicorn.Config(app, lifespan="on", log_level="warning"))
     task = asyncio.create_task(web.serve(sockets=[sock]))
-    while not web.started:  # noqa: ASYNC110 (uvicorn offers no "started" event to wait on)
-        await asyncio.sleep(0.01)
+    # uvicorn offers no "started" event to await: poll its flag from a thread while the loop serves.
+    await asyncio.to_thread(wait_until, lambda: web.started, "the test gateway to start")
     yield Stack(f"http://127.0.0.1:{sock.getsockname()[1]}", seen, f"127.0.0.1:{grpc_port}")
     web.should_exit = True
     await task
@@ -646,7 +647,7 @@ async def test_upstream_down_is_503() -> None:
 async def _read_frames(response: httpx.Response, count: int) -> list[str]:
     frames: list[str] = []
     buffer = ""
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(DEADLINE_S):
         async for text in response.aiter_text():
             buffer += text
             while "\n\n" in buffer and len(frames) < count:
@@ -689,7 +690,7 @@ async def test_sse_frames_heartbeat_resume_and_cancel(http: httpx.AsyncClient, s
     assert '"tokens":3,' in frames[2] or '"tokens":3}' in frames[2]  # not 3.0 (Struct numbers are doubles)
     assert frames[3] == ": heartbeat"
     assert stack.seen.stream_requests[-1] == events_pb2.StreamEventsRequest(after="evt_4", types=["a", "b"])
-    async with asyncio.timeout(5):  # leaving the response cancelled the upstream call
+    async with asyncio.timeout(DEADLINE_S):  # leaving the response cancelled the upstream call
         await stack.seen.stream_cancelled.wait()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.servers import ROOT
+from tests.support.processes import ROOT
 
 PROBE = """
 import sys

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port, start, start_api, wait_grpc_ready, wait_rest_ready
-from tests.shapes import ok_data
+from tests.support.processes import free_port, running_api, start, start_api, wait_grpc_ready, wait_rest_ready
+from tests.support.shapes import new_session, ok_data
+from tests.support.waiting import wait_until
 
 
 def test_grpc_and_gateway_as_separate_processes(workdir: Path) -> None:
@@ -26,7 +27,9 @@ def test_grpc_and_gateway_as_separate_processes(workdir: Path) -> None:
     try:
         wait_grpc_ready(server)
         wait_rest_ready(gateway)
-        data = ok_data(httpx.post(f"{gateway.rest_url}/api/v1/runs", json={"sessionId": "apart", "input": "hello"}))
+        data = ok_data(
+            httpx.post(f"{gateway.rest_url}/api/v1/runs", json={"sessionId": new_session(), "input": "hello"})
+        )
         assert data["output"] == "Echo: user: hello"
         assert (workdir / "s.db").exists()
     finally:
@@ -40,17 +43,15 @@ def test_gateway_without_upstream_answers_unavailable(workdir: Path) -> None:
         ["gateway", "serve", "--port", str(rest_port), "--upstream", f"127.0.0.1:{free_port()}"], workdir, name="gw"
     )
     gateway.rest_port = rest_port
-    try:
-        deadline_resp = None
-        for _ in range(100):
-            try:
-                deadline_resp = httpx.get(f"{gateway.rest_url}/api/v1/capabilities", timeout=10)
-                break
-            except httpx.HTTPError:
-                import time
 
-                time.sleep(0.1)
-        assert deadline_resp is not None
+    def answered() -> httpx.Response | None:
+        try:
+            return httpx.get(f"{gateway.rest_url}/api/v1/capabilities", timeout=10)
+        except httpx.HTTPError:  # not listening yet
+            return None
+
+    try:
+        deadline_resp = wait_until(answered, "the gateway to answer")
         assert deadline_resp.status_code == 503
         assert deadline_resp.json()["error"]["code"] == "UNAVAILABLE"
         assert deadline_resp.json()["error"]["retryable"] is True
@@ -61,17 +62,14 @@ def test_gateway_without_upstream_answers_unavailable(workdir: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_api_serve_shuts_down_cleanly(workdir: Path, sig: int) -> None:
     p = start_api(workdir)
-    ok_data(httpx.post(f"{p.rest_url}/api/v1/runs", json={"sessionId": "bye", "input": "hello"}))
+    ok_data(httpx.post(f"{p.rest_url}/api/v1/runs", json={"sessionId": new_session(), "input": "hello"}))
     assert p.stop(sig) == 0, p.log()
     assert "Traceback" not in p.log()
 
 
 def test_default_store_is_sqlite_under_dot_athena(workdir: Path) -> None:
-    p = start_api(workdir)
-    try:
+    with running_api(workdir):
         assert (workdir / ".athena" / "athena.db").exists()
-    finally:
-        p.stop()
 
 
 def test_refuses_non_loopback_bind_without_auth(workdir: Path) -> None:

@@ -285,3 +285,80 @@ def test_rate_limit_refusal_carries_retry_figures() -> None:
     assert 1 <= int(meta["retryAfterSeconds"]) <= 60
     assert (meta["rateLimitLimit"], meta["rateLimitRemaining"]) == ("2", "0")
     assert abs(int(meta["rateLimitReset"]) - time.time() - int(meta["retryAfterSeconds"])) <= 2
+
+
+# ---- edges of the credentials (each pins a decision the mutation run showed untested) -------------------
+
+
+def test_credential_header_edges() -> None:
+    tokens = entry("ci", "ci-bot", "Operator", "tok-ci")
+    auth = authenticator(auth_api_tokens=tokens, auth_identity_role_map="*:Viewer")
+    # The scheme is the first word: a token with a space is a wrong token, not a wrong scheme.
+    assert refusal(auth, {"authorization": "Bearer tok ci"})[1] == "Invalid API token."
+    assert refusal(auth, {"x-athena-api-token": "  "})[1:] == (
+        "The x-athena-api-token header is empty.",
+        "TOKEN_INVALID",
+    )
+    # A token shaped like a JWT is an API token when no JWT key is configured.
+    assert refusal(auth, {"authorization": "Bearer a.b.c"})[1] == "Invalid API token."
+    header = authenticator(auth_identity_role_map="*:Viewer")
+    assert refusal(header, {"x-athena-identity": " , "})[1] == "Missing required header: x-athena-identity."
+    # The identity header holds at most 256 characters.
+    assert header.authenticate({"x-athena-identity": "a" * 256}).identity == "a" * 256
+    with pytest.raises(Exception) as err:
+        header.authenticate({"x-athena-identity": "a" * 257})
+    failed: Any = err.value
+    assert not isinstance(failed, AuthFailed)
+    assert (failed.code_name, failed.message) == (
+        "CONFIG_ERROR",
+        "header 'x-athena-identity' must be at most 256 characters.",
+    )
+
+
+def test_jwt_claim_and_key_edges(rsa_keys: tuple[Any, Path, Path]) -> None:
+    key, pem, jwks = rsa_keys
+    # One key in the JWKS: a token without `kid` is verified with it.
+    by_jwks = authenticator(auth_jwt_jwks_file=jwks, auth_identity_role_map="alice:Operator")
+    assert by_jwks.authenticate({"authorization": f"Bearer {token(key, kid=None)}"}) == Caller("alice", OPERATOR, "jwt")
+    code, message, _ = refusal(by_jwks, {"authorization": "Bearer not.a.jwt"})
+    assert (
+        code == "AUTH_TOKEN_INVALID"
+        and message.startswith("Invalid bearer token: ")
+        and message != ("Invalid bearer token: no configured key matches its 'kid'.")
+    )
+    auth = authenticator(
+        auth_jwt_key_file=pem, auth_jwt_issuer="https://issuer", auth_identity_role_map="alice:Operator"
+    )
+    ok = token(key, iss="https://issuer")
+    assert auth.authenticate({"authorization": f"Bearer {ok}"}).identity == "alice"
+    assert refusal(auth, {"authorization": f"Bearer {token(key, iss='https://other')}"})[1] == (
+        "Invalid bearer token: Invalid issuer."
+    )
+    # A single role name as the claim.
+    assert auth.authenticate({"authorization": f"Bearer {token(key, iss='https://issuer', role='Admin')}"}).role == (
+        ADMIN
+    )
+    # Expired 10 s ago: inside the default 30 s leeway.
+    recent = token(key, iss="https://issuer", exp=int(time.time()) - 10)
+    assert auth.authenticate({"authorization": f"Bearer {recent}"}).identity == "alice"
+    bad_identity = "Invalid bearer token: claim 'sub' must name the caller."
+    for sub in ("   ", "a" * 257):
+        assert refusal(auth, {"authorization": f"Bearer {token(key, iss='https://issuer', sub=sub)}"})[1] == (
+            bad_identity
+        )
+    assert auth.authenticate({"authorization": f"Bearer {token(key, iss='https://issuer', sub='b' * 256)}"})
+    no_sub = jwt.encode({"exp": int(time.time()) + 60, "iss": "https://issuer"}, key, algorithm="RS256")
+    assert refusal(auth, {"authorization": f"Bearer {no_sub}"})[1] == bad_identity
+
+
+def test_require_default_reason_is_role_insufficient() -> None:
+    try:
+        set_caller(Caller("bob", OPERATOR, "header"))
+        with pytest.raises(AuthzDenied) as err:
+            require(ADMIN, "x")
+        assert err.value.reason == "ROLE_INSUFFICIENT"
+        with pytest.raises(AuthzDenied) as err:
+            require(ADMIN, "x", "COMMAND_PROFILE")
+        assert err.value.reason == "COMMAND_PROFILE"
+    finally:
+        set_caller(Caller(None, None))

@@ -391,7 +391,7 @@ def test_auto_runs_locally_only_when_nothing_accepts_the_connection() -> None:
     import socket
 
     from athena_client.cli.connection import api_listens
-    from tests.servers import free_port
+    from tests.support.processes import free_port
 
     assert not api_listens(f"http://127.0.0.1:{free_port()}", 0.2)
     with socket.socket() as silent:
