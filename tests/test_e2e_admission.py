@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 
 from tests.support.events import events_of
+from tests.support.pages import every_item
 from tests.support.processes import serving
-from tests.support.runs import RUN_ENDED, all_events, all_items, peak_concurrency, run_events
+from tests.support.runs import RUN_ENDED, all_events, peak_concurrency, run_events
 from tests.support.shapes import error_of, new_session, ok_data
 
 
@@ -41,7 +42,7 @@ def test_max_concurrent_runs_is_exact_under_50_parallel_requests(workdir: Path) 
             assert err["retryable"] is True
             assert err["message"].startswith("policy.maxConcurrentRuns exceeded: 3 active run(s) >= configured limit 3")
             assert r.headers["retry-after"] == "1"
-        rejections = all_items(client, "/api/v1/policy/rejections")
+        rejections = every_item(client, "/api/v1/policy/rejections")
         assert len(rejections) == len(refused)
         first = rejections[0]
         assert first["id"] == "rej_1" and first["reason"] == "max-concurrent-runs-exceeded"
@@ -74,7 +75,7 @@ def test_timeout_retry_budget_and_cost_budget(workdir: Path) -> None:
         err = error_of(refused, 429, "POLICY_COST_BUDGET_EXCEEDED")
         assert "14.000000 USD" in err["message"]
         assert int(refused.headers["retry-after"]) > 0
-        rejection = all_items(client, "/api/v1/policy/rejections")[-1]
+        rejection = every_item(client, "/api/v1/policy/rejections")[-1]
         assert rejection["reason"] == "cost-budget-exceeded"
         assert rejection["event"]["costTodayUsd"] == 14
         # Raising the budget admits runs again (the PUT replaces the whole document).

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.pages import every_item
 from tests.support.postgres import servers_on_one_database
 from tests.support.processes import AthenaProcess
-from tests.support.runs import RUN_ENDED, all_events, all_items, peak_concurrency, run_events, wait_active
+from tests.support.runs import RUN_ENDED, all_events, peak_concurrency, run_events, wait_active
 from tests.support.shapes import error_of, new_session, ok_data
 
 
@@ -47,7 +48,7 @@ def test_two_processes_share_the_limit_the_cancel_and_the_session(
             error_of(r, 429, "POLICY_CONCURRENCY_LIMIT_EXCEEDED")
         # The exact peak over both processes, from the one totally ordered log: two at once, never a third.
         assert peak_concurrency(all_events(cb, "run.started", *RUN_ENDED)) == 2
-        assert len(all_items(cb, "/api/v1/policy/rejections")) == len(refused)
+        assert len(every_item(cb, "/api/v1/policy/rejections")) == len(refused)
 
         # A cancel sent to A stops a run that B executes.
         ok_data(ca.put("/api/v1/policy", json={"schemaVersion": 1}))

@@ -19,9 +19,10 @@ import pytest
 from athena.v1 import schedules_pb2, schedules_pb2_grpc
 from athena_server.timefmt import iso
 from tests.support.events import events_of
+from tests.support.pages import every_item
 from tests.support.postgres import servers_on_one_database
 from tests.support.processes import AthenaProcess, Served, serving
-from tests.support.runs import all_items, wait_status
+from tests.support.runs import wait_status
 from tests.support.shapes import assert_iso, error_of, ms, new_session, ok_data
 from tests.support.waiting import wait_until
 
@@ -54,7 +55,7 @@ def server(served: Served) -> AthenaProcess:
 
 
 def delete_every_schedule(client: httpx.Client) -> None:
-    for task in all_items(client, "/api/v1/schedules"):
+    for task in every_item(client, "/api/v1/schedules"):
         ok_data(client.delete(f"/api/v1/schedules/{task['id']}"))
 
 
@@ -202,7 +203,7 @@ def test_tick_fires_each_due_slot_once_and_moves_past_at(client: httpx.Client) -
     task = ok_data(client.get("/api/v1/schedules/ticked"))
     [late_run] = [r for r in late["run"] if r["id"] == "ticked"]
     assert ms(task["nextRunAt"]) == t0 + 15 * MINUTE and task["lastRunAt"] == late_run["finishedAt"]
-    assert late["skipped"] == len(all_items(client, "/api/v1/schedules")) - len(late["run"])
+    assert late["skipped"] == len(every_item(client, "/api/v1/schedules")) - len(late["run"])
     history = logs(client, "ticked")
     assert [e["slotAt"] for e in history] == [iso(t0 + 5 * MINUTE), iso(t0)]  # newest first
     older = logs(client, "ticked", after=history[0]["id"])

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.shapes import ok_data
+from tests.support.pages import every_item
 
 
 def events_of(client: httpx.Client, session_id: str, *types: str, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -15,11 +15,5 @@ def events_of(client: httpx.Client, session_id: str, *types: str, run_id: str | 
     params: dict[str, Any] = {"sessionId": session_id, "limit": 500}
     if types:
         params["types"] = ",".join(types)
-    events: list[dict[str, Any]] = []
-    while True:
-        page = ok_data(client.get("/api/v1/events", params=params))
-        events += page["events"]
-        if not page.get("nextCursor"):
-            break
-        params["cursor"] = page["nextCursor"]
+    events = every_item(client, "/api/v1/events", params, key="events")
     return [e for e in events if run_id is None or e.get("runId") == run_id]

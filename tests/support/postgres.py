@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,20 +82,39 @@ def _start_cluster(base: Path, bindir: Path) -> PostgreSQLExecutor:
     raise AssertionError("unreachable")
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster: its base URL, and `stop()` for tests of a store going away."""
+
+    url: str
+    executor: PostgreSQLExecutor
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.executor.stop()
+
+
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """A new cluster on a free port for as long as the block runs; yields its base URL (no database)."""
+def cluster() -> Iterator[Cluster]:
+    """A new cluster on a free port for as long as the block runs (stopped and deleted afterwards)."""
     bindir = server_bindir()
     base = Path(tempfile.mkdtemp(prefix="athena-pg-"))
     try:
         executor = _start_cluster(base, bindir)
+        running = Cluster(f"postgresql://{USER}@127.0.0.1:{executor.port}", executor)
         try:
-            yield f"postgresql://{USER}@127.0.0.1:{executor.port}"
+            yield running
         finally:
-            with contextlib.suppress(Exception):
-                executor.stop()
+            running.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """A new cluster for as long as the block runs; yields its base URL (no database)."""
+    with cluster() as running:
+        yield running.url
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.pages import every_item
 from tests.support.shapes import ok_data
 from tests.support.waiting import wait_until
 
@@ -43,13 +44,7 @@ def all_events(client: httpx.Client, *types: str, run_id: str | None = None) -> 
         params["types"] = ",".join(types)
     if run_id is not None:
         params["runId"] = run_id
-    events: list[dict[str, Any]] = []
-    while True:
-        page = ok_data(client.get("/api/v1/events", params=params))
-        events += page["events"]
-        if not page.get("nextCursor"):
-            return events
-        params["cursor"] = page["nextCursor"]
+    return every_item(client, "/api/v1/events", params, key="events")
 
 
 def run_events(client: httpx.Client, run_id: str, *types: str) -> list[str]:
@@ -74,15 +69,3 @@ def peak_concurrency(events: Iterable[dict[str, Any]], run_ids: Iterable[str] | 
         elif event["type"] in RUN_ENDED:
             running.discard(run_id)
     return peak
-
-
-def all_items(client: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paged list (`{items, nextCursor}`), across every page."""
-    query: dict[str, Any] = {"limit": 500, **params}
-    items: list[dict[str, Any]] = []
-    while True:
-        page = ok_data(client.get(path, params=query))
-        items += page["items"]
-        if not page.get("nextCursor"):
-            return items
-        query["cursor"] = page["nextCursor"]
