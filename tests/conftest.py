@@ -8,13 +8,15 @@ pristine store or other settings starts its own with `tests.support.processes.se
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
+from athena_server.storage.migrate import migrate
+from athena_server.storage.store import Store
 from tests.support.postgres import throwaway_cluster
 from tests.support.processes import AthenaProcess, start_api
 
@@ -47,6 +49,17 @@ def postgres_cluster() -> Iterator[str]:
     """Base URL of this test process's own PostgreSQL cluster (started on first use)."""
     with throwaway_cluster() as url:
         yield url
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated SQLite store of the test's own, for in-process tests of logic (a real store, never a mock)."""
+    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
+    await migrate(s)
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ the `policy.concurrency.rejected` / `policy.rejected` events) in the admitting t
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from sqlalchemy import Connection, insert, select
 
 from athena_server.control.admission import DAY_MS, Workload, check_concurrency, check_cost, policy_block
 from athena_server.errors import ErrorCode
-from athena_server.storage.migrate import migrate
 from athena_server.storage.policy import PolicyDoc
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events, policy_rejections, runs
@@ -23,16 +21,6 @@ from athena_server.timefmt import iso
 # A UTC midnight, and a moment of that day.
 MIDNIGHT = 1_780_000_000_000 - 1_780_000_000_000 % DAY_MS
 NOON = MIDNIGHT + DAY_MS // 2
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'admission.db'}")
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

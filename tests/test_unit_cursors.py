@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from athena_server import cursors
 from athena_server.control import pages
 from athena_server.errors import AthenaError
 from athena_server.storage import keyset, schedules
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.storage.tables import schedules as schedules_table
 
@@ -118,14 +115,6 @@ def test_an_instant_at_the_64_character_limit_is_read() -> None:
 
 
 # ---- keyset pages over a real store ---------------------------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
-    await migrate(s)
-    yield s
-    await s.close()
 
 
 async def test_newest_first_pages_cover_every_row_once(store: Store) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from athena_server.control.runs import RunOptions
 from athena_server.control.work import WorkService, item_message, queue_message
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import work
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events, runs, work_items, work_queues
 from athena_server.storage.work import QueueRow, WorkItemRow
@@ -44,16 +41,6 @@ class Runs:
 
     def inputs(self) -> list[str]:
         return [req.input for req, _, _ in self.calls]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'work.db'}")
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def sid() -> str:

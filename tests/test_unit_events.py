@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,16 +19,7 @@ from athena_server.control.follow import PAGE
 from athena_server.errors import AthenaError
 from athena_server.storage import events
 from athena_server.storage.events import EventFilter, EventRow
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
-    await migrate(s)
-    yield s
-    await s.close()
 
 
 @pytest.fixture

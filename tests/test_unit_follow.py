@@ -4,24 +4,13 @@ pages, then rows as they commit; nothing lost or repeated, however large the bac
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Connection
 
 from athena_server.control.follow import PAGE, follow
 from athena_server.storage import events
 from athena_server.storage.events import EventFilter, EventRow
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
-    await migrate(s)
-    yield s
-    await s.close()
 
 
 async def add(store: Store, count: int, type: str = "t") -> list[int]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -32,7 +31,6 @@ from athena_server.access.identity import AuthFailed
 from athena_server.access.rate_limits import RateLimitConfig, RateLimiter, load_rate_limits
 from athena_server.config import Settings
 from athena_server.errors import AthenaError, ErrorCode
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events
 
@@ -54,16 +52,6 @@ class Context:
 
     def peer(self) -> str | None:
         return self._peer
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'gate.db'}")
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def gate(store: Store, **values: Any) -> Gate:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from google.protobuf import struct_pb2, wrappers_pb2
@@ -18,19 +16,10 @@ from athena_server.control.idempotency import MAX_KEY_LENGTH, Idempotency, finge
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import idempotency as storage
 from athena_server.storage.idempotency import KeyRow
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.timefmt import now_ms
 
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
-    await migrate(s)
-    yield s
-    await s.close()
 
 
 def key() -> str:

@@ -5,8 +5,6 @@ order, filters and cursor."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from athena_server import cursors
 from athena_server.control.policy import PolicyService, policy_json, policy_message, rejection_message
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import policy as policy_store
-from athena_server.storage.migrate import migrate
 from athena_server.storage.policy import PolicyDoc, RejectionRow
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events
@@ -40,16 +37,6 @@ FULL_JSON = {
     "retryBudgetPerRun": 0,
     "costBudgetDailyUsd": 12.5,
 }
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'policy.db'}")
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from athena_server.engine import liveness
 from athena_server.engine.liveness import LOST_CODE, Liveness, kill_group, pid_alive
 from athena_server.storage import idempotency, instances, work
 from athena_server.storage.instances import InstanceRow
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events, runs, sessions, transcript_entries
 
@@ -37,16 +34,6 @@ def killed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(liveness.os, "killpg", lambda pgid, sig: calls.append((pgid, sig)))
     return calls
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'reaper.db'}")
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def reaper(store: Store) -> Liveness:

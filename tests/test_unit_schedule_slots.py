@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from athena_server.control.schedule_slots import MINUTE_MS, Cadence, parse_cron
 from athena_server.errors import AthenaError
 from athena_server.storage import schedules
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso, parse_iso
 
@@ -92,14 +89,6 @@ def test_cron_slots_are_utc_whatever_the_process_time_zone(monkeypatch: pytest.M
 
 
 # ---- the store's exactly-once slot claims (a real SQLite store) ------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+pysqlite:///{tmp_path / 'athena.db'}")
-    await migrate(s)
-    yield s
-    await s.close()
 
 
 def schedule(sid: str, next_ms: int, enabled: bool = True) -> schedules.ScheduleRow:
