@@ -13,7 +13,7 @@ import httpx
 from tests.support.processes import running_api
 from tests.support.runs import all_events
 from tests.support.shapes import ok_data
-from tests.support.sse_lines import read_sse
+from tests.support.sse import read_sse
 
 RUNS = 30
 

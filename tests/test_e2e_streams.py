@@ -8,7 +8,7 @@ import httpx
 from athena.v1 import events_pb2, events_pb2_grpc, sessions_pb2, sessions_pb2_grpc
 from tests.support.events import events_of
 from tests.support.shapes import error_of, new_session, ok_data
-from tests.support.sse_lines import read_sse
+from tests.support.sse import read_sse
 
 
 def _run(rest: httpx.Client, session: str, text: str = "hello") -> dict:

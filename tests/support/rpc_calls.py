@@ -8,6 +8,7 @@ Both return an `Outcome`: the error code (None on success), so one assertion cov
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -53,13 +54,18 @@ def request_of(method: MethodDescriptor, **fields: Any) -> Message:
     return json_to_message(fields, message_factory.GetMessageClass(method.input_type)())
 
 
-def _route(method: MethodDescriptor) -> RouteSpec:
-    return next(s for s in build_routes() if s.method.full_name == method.full_name)
+@functools.cache
+def _routes() -> dict[str, RouteSpec]:
+    return {spec.method.full_name: spec for spec in reversed(build_routes())}  # the first binding wins
+
+
+def route_of(method: MethodDescriptor) -> RouteSpec:
+    return _routes()[method.full_name]
 
 
 def rest_request(method: MethodDescriptor, request: Message) -> tuple[str, str, list[tuple[str, str]], Any]:
     """(HTTP method, path, query items, JSON body or None) for `request` under the RPC's first binding."""
-    spec = _route(method)
+    spec = route_of(method)
     data = message_to_json(request)
     path = spec.path
     for name in spec.path_params:
@@ -83,11 +89,27 @@ def rest_request(method: MethodDescriptor, request: Message) -> tuple[str, str, 
     return spec.http_method, path, query, body
 
 
-def call_rest(client: httpx.Client, method: MethodDescriptor, request: Message, headers: dict[str, str]) -> Outcome:
+def rest_call_args(
+    method: MethodDescriptor, request: Message, headers: dict[str, str]
+) -> tuple[str, str, dict[str, Any]]:
+    """(HTTP method, path, httpx keyword arguments) of `request` sent as a client following the OpenAPI would."""
     verb, path, query, body = rest_request(method, request)
     kwargs: dict[str, Any] = {"params": query, "headers": headers}
     if body is not None:
         kwargs["json"] = body
+    return verb, path, kwargs
+
+
+def grpc_callable(channel: grpc.Channel, method: MethodDescriptor) -> Any:
+    """The channel's multi-callable for `method` (unary or server-streaming), decoding its response message."""
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    output = message_factory.GetMessageClass(method.output_type)
+    make = channel.unary_stream if method.server_streaming else channel.unary_unary
+    return make(path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString)
+
+
+def call_rest(client: httpx.Client, method: MethodDescriptor, request: Message, headers: dict[str, str]) -> Outcome:
+    verb, path, kwargs = rest_call_args(method, request, headers)
     if method.server_streaming:
         with client.stream(verb, path, **kwargs) as resp:
             if resp.headers.get("content-type", "").startswith("text/event-stream"):
@@ -109,14 +131,10 @@ def _rest_outcome(resp: httpx.Response) -> Outcome:
 def call_grpc(
     channel: grpc.Channel, method: MethodDescriptor, request: Message, metadata: dict[str, str], timeout: float = 30
 ) -> Outcome:
-    path = f"/{method.containing_service.full_name}/{method.name}"
-    output = message_factory.GetMessageClass(method.output_type)
     pairs = tuple(metadata.items())
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(
-                path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString
-            )
+            stream = grpc_callable(channel, method)
             call = stream(request, metadata=pairs, timeout=timeout)
             # The server sends its initial metadata once it accepted the stream (or ends it with the refusal).
             call.initial_metadata()
@@ -125,9 +143,7 @@ def call_grpc(
             if call.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.OK, None):
                 raise call
             return Outcome(None)
-        unary = channel.unary_unary(
-            path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=output.FromString
-        )
+        unary = grpc_callable(channel, method)
         unary(request, metadata=pairs, timeout=timeout)
         return Outcome(None)
     except grpc.RpcError as err:

@@ -8,31 +8,24 @@ from typing import Any
 
 import grpc
 import httpx
-from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from athena_client.rest_data import field_json
-from athena_gateway.routes import build_routes
-from tests.support.rpc_calls import method_named, request_of, rest_request
+from tests.support.rpc_calls import grpc_callable, method_named, request_of, rest_call_args, route_of
 from tests.support.shapes import ok_data
 
 
 def grpc_call(channel: grpc.Channel, name: str, metadata: dict[str, str] | None = None, /, **fields: Any) -> Message:
     """`Service.Method` over gRPC with a request from seed-style JSON fields; raises grpc.RpcError."""
     method = method_named(name)
-    output = message_factory.GetMessageClass(method.output_type)
-    call = channel.unary_unary(
-        f"/{method.containing_service.full_name}/{method.name}",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=output.FromString,
+    response: Message = grpc_callable(channel, method)(
+        request_of(method, **fields), metadata=tuple((metadata or {}).items()), timeout=60
     )
-    response: Message = call(request_of(method, **fields), metadata=tuple((metadata or {}).items()), timeout=60)
     return response
 
 
 def response_body(name: str) -> str:
-    full = method_named(name).full_name
-    return next(s.response_body for s in build_routes() if s.method.full_name == full)
+    return route_of(method_named(name)).response_body
 
 
 def grpc_data(channel: grpc.Channel, name: str, metadata: dict[str, str] | None = None, /, **fields: Any) -> Any:
@@ -44,10 +37,8 @@ def rest_response(
     client: httpx.Client, name: str, headers: dict[str, str] | None = None, /, **fields: Any
 ) -> httpx.Response:
     """`Service.Method` over REST, the request built from the RPC's http rule."""
-    verb, path, query, body = rest_request(method_named(name), request_of(method_named(name), **fields))
-    kwargs: dict[str, Any] = {"params": query, "headers": headers or {}}
-    if body is not None:
-        kwargs["json"] = body
+    method = method_named(name)
+    verb, path, kwargs = rest_call_args(method, request_of(method, **fields), headers or {})
     return client.request(verb, path, **kwargs)
 
 
