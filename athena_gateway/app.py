@@ -37,7 +37,7 @@ from athena_gateway.routes import RouteSpec, build_routes
 from athena_gateway.sse import open_stream
 from athena_gateway.tracing import TraceMiddleware, trace_id_of
 from athena_gateway.transcode import build_request
-from athena_gateway.upstream import Upstream
+from athena_gateway.upstream import GrpcUpstream, Upstream
 
 log = logging.getLogger("athena.gateway")
 
@@ -121,7 +121,7 @@ def _add_cors(app: FastAPI, origins: list[str], identity_header: str) -> None:
 
 
 def create_app(
-    upstream: str,
+    upstream: str | Upstream,
     *,
     heartbeat_seconds: float = 15.0,
     channel: grpc.aio.Channel | None = None,
@@ -129,13 +129,14 @@ def create_app(
     cors_origins: Iterable[str] = (),
     identity_header: str = DEFAULT_IDENTITY_HEADER,
 ) -> FastAPI:
-    """The gateway in front of the gRPC server at `upstream` (host:port). `channel`, if given, is used
-    instead of opening one (and is left open on shutdown: its owner closes it). `allowed_hosts` are the
+    """The gateway in front of the gRPC server at `upstream`: host:port, or an `Upstream` such as the
+    in-process one `athena api serve` passes. `channel`, if given with a host:port, is used instead of
+    opening one (and is left open on shutdown: its owner closes it). `allowed_hosts` are the
     Host names served (`*` any, `*.domain` patterns), `cors_origins` the browser origins allowed to call
     (empty: CORS off), `identity_header` the trusted identity header's name, forwarded to the server.
     ValueError for a malformed allowed host."""
     hosts = HostAllowList(allowed_hosts)  # here, not in the lazily built middleware: fail at start-up
-    client = Upstream(upstream, channel)
+    client = GrpcUpstream(upstream, channel) if isinstance(upstream, str) else upstream
     forwarding = HeaderForwarding(identity_header)
     # As browsers write them (CORSMiddleware compares exactly): lowercase, no trailing slash or default port.
     origins = list(dict.fromkeys(normalise_origin(origin) for origin in cors_origins if origin.strip()))

@@ -1,10 +1,12 @@
-"""The gateway's one call path to the gRPC server: generic multi-callables per method, no generated stubs,
-so the route table alone decides what can be called."""
+"""The gateway's calls to the server, behind one protocol with two paths: over a gRPC channel to a server
+elsewhere (`GrpcUpstream`: generic multi-callables per method, no generated stubs, so the route table alone
+decides what can be called), or in-process when both share a process (athena_gateway/inprocess.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf import message_factory
@@ -19,7 +21,39 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-class Upstream:
+def status_from_trailers(trailers: Iterable[tuple[str, str | bytes]]) -> int:
+    """The REST status a successful call asked for in its trailers (the interceptor sets it for accepted
+    work); 200 when it asked for none."""
+    status = 200
+    for key, value in trailers:
+        if key == HTTP_STATUS_HEADER and isinstance(value, str) and value.isdigit():
+            status = int(value)
+    return status
+
+
+class StreamCall(Protocol):
+    """The part of `grpc.aio.UnaryStreamCall` the SSE writer uses."""
+
+    async def initial_metadata(self) -> Any: ...
+    def done(self) -> bool: ...
+    async def code(self) -> grpc.StatusCode: ...
+    async def details(self) -> str: ...
+    async def trailing_metadata(self) -> Any: ...
+    async def read(self) -> Any: ...
+    def cancel(self) -> bool: ...
+
+
+class Upstream(Protocol):
+    """Where the gateway's calls go. Failures are `grpc.aio.AioRpcError` on both paths."""
+
+    target: str
+
+    async def unary(self, spec: RouteSpec, request: Message, metadata: Metadata) -> tuple[Message, int]: ...
+    def stream(self, spec: RouteSpec, request: Message, metadata: Metadata) -> StreamCall: ...
+    async def close(self) -> None: ...
+
+
+class GrpcUpstream:
     """A channel to the upstream server, opened on first use inside the running event loop (grpc.aio
     channels belong to the loop that created them), unless one was handed in."""
 
@@ -56,11 +90,7 @@ class Upstream:
         Raises grpc.aio.AioRpcError on a non-OK status."""
         call = self._callable(spec)(request, metadata=metadata)
         response: Message = await call
-        status = 200
-        for key, value in await call.trailing_metadata() or ():
-            if key == HTTP_STATUS_HEADER and isinstance(value, str) and value.isdigit():
-                status = int(value)
-        return response, status
+        return response, status_from_trailers(await call.trailing_metadata() or ())
 
     def stream(self, spec: RouteSpec, request: Message, metadata: Metadata) -> grpc.aio.UnaryStreamCall:
         call: grpc.aio.UnaryStreamCall = self._callable(spec)(request, metadata=metadata)

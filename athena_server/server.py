@@ -1,8 +1,11 @@
-"""The grpc.aio server: every athena.v1 service, server reflection and the standard health service."""
+"""The grpc.aio server: every athena.v1 service, server reflection and the standard health service; and
+the same handlers, behind the same interceptors, for a gateway in this process (`local_handler`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,13 +22,79 @@ log = logging.getLogger("athena.server")
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 
 
-class GrpcServer:
-    """A started gRPC server bound to `port` (the real one when 0 was asked for)."""
+class _CallDetails(NamedTuple):
+    """grpc.HandlerCallDetails for a method looked up in-process."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer) -> None:
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...]
+
+
+class _Registrations:
+    """Stands in for the server while the generated `add_*Servicer_to_server` functions register the
+    servicers, keeping their method handlers by full path."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[Any]) -> None:
+        """Unused: every generated module also registers its methods one by one below."""
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
+        for name, handler in handlers.items():
+            self.handlers[f"/{service}/{name}"] = handler
+
+
+class LocalHandlers:
+    """Every athena.v1 method handler wrapped by the server's interceptors, exactly as the server wraps
+    them for a call from the network (the first interceptor outermost). The same interceptor instances, so
+    a REST call in this process and a gRPC call share the gate's rate-limit buckets."""
+
+    def __init__(self, plane: ControlPlane, interceptors: Sequence[grpc.aio.ServerInterceptor]) -> None:
+        registrations = _Registrations()
+        register_all(cast(grpc.aio.Server, registrations), plane)
+        self._raw = registrations.handlers
+        self._interceptors = tuple(interceptors)
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def handler(self, method: str) -> grpc.RpcMethodHandler:
+        """The wrapped handler of `method` (`/athena.v1.RunService/CreateRun`); KeyError for a method
+        the contract does not have (the gateway only calls routes it built from the contract)."""
+        found = self._wrapped.get(method)
+        if found is None:
+            raw = self._raw[method]
+
+            async def terminal(_: Any) -> grpc.RpcMethodHandler:
+                return raw
+
+            continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]] = terminal
+            for interceptor in reversed(self._interceptors):
+                continuation = _chained(interceptor, continuation)
+            found = await continuation(_CallDetails(method, ()))
+            self._wrapped[method] = found
+        return found
+
+
+def _chained(
+    interceptor: grpc.aio.ServerInterceptor, continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]]
+) -> Callable[[Any], Awaitable[grpc.RpcMethodHandler]]:
+    async def next_handler(details: Any) -> grpc.RpcMethodHandler:
+        wrapped: grpc.RpcMethodHandler = await interceptor.intercept_service(continuation, details)
+        return wrapped
+
+    return next_handler
+
+
+class GrpcServer:
+    """A started gRPC server bound to `port` (the real one when 0 was asked for), and its handlers for a
+    gateway in the same process."""
+
+    def __init__(
+        self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer, local: LocalHandlers
+    ) -> None:
         self.server = server
         self.port = port
         self.health = health_servicer
+        self.local_handler = local.handler
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -36,8 +105,9 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int, *, addres
     """Serve every athena.v1 service and the health service; reflection unless the settings switch it off.
     `address` binds something other than `host:port`: `unix:/path/to/socket` for the CLI's in-process
     plane (athena_server/local.py), which no other user can connect to."""
+    interceptors = [AthenaServerInterceptor(Gate(plane.settings, plane.store))]
     server = grpc.aio.server(
-        interceptors=[AthenaServerInterceptor(Gate(plane.settings, plane.store))],
+        interceptors=interceptors,
         options=[
             # Fail loudly when the port is taken instead of silently sharing it with another process.
             ("grpc.so_reuseport", 0),
@@ -64,4 +134,4 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int, *, addres
     for name in services:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC listening on %s", address or f"{host}:{bound}")
-    return GrpcServer(server, bound, health_servicer)
+    return GrpcServer(server, bound, health_servicer, LocalHandlers(plane, interceptors))
