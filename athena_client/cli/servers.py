@@ -44,7 +44,8 @@ def _run(coro: Any, settings: Settings) -> None:
     from athena_server import serve
 
     serve.configure_logging(settings.log_level)
-    asyncio.run(coro)
+    with asyncio.Runner(loop_factory=serve.event_loop_factory()) as runner:
+        runner.run(coro)
 
 
 db_option = click.option(
