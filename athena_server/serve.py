@@ -110,6 +110,10 @@ def _uvicorn(app: object, host: str, port: int, settings: Settings) -> _Uvicorn:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace_seconds)),
+        # h11, not httptools, though httptools parses faster: uvicorn's httptools protocol bounds no request
+        # head (any size is buffered) and answers a malformed header with its own plain-text 400, where
+        # h11 keeps MAX_REQUEST_HEAD_BYTES and lets the gateway answer in the envelope.
+        http="h11",
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )
     return _Uvicorn(config)
