@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
+from google.protobuf.message import Message
 
 FDP = descriptor_pb2.FieldDescriptorProto
 PACKAGE = "athena.v1"
@@ -180,8 +181,9 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def option_fields(options: descriptor_pb2.MethodOptions) -> dict[int, int | bytes]:
-    """Top-level fields of serialized options by number (the last occurrence wins, as in protobuf)."""
+def option_fields(options: Message) -> dict[int, int | bytes]:
+    """Top-level fields of serialized options (method, enum value, ...) by number (the last occurrence wins,
+    as in protobuf)."""
     data, at, found = options.SerializeToString(), 0, {}
     while at < len(data):
         tag, at = _varint(data, at)
@@ -196,7 +198,7 @@ def option_fields(options: descriptor_pb2.MethodOptions) -> dict[int, int | byte
             size = 8 if wire == 1 else 4
             value, at = data[at : at + size], at + size
         else:
-            raise SystemExit(f"unexpected wire type {wire} in method options")
+            raise SystemExit(f"unexpected wire type {wire} in options")
         found[number] = value
     return found
 

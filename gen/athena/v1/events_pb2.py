@@ -27,13 +27,85 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/events.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x02\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08trace_id\x18\x02 \x01(\tR\x07traceId\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\"\n\nsession_id\x18\x05 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x31\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x12/\n\x06policy\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x19\n\x05\x61\x63tor\x18\t \x01(\tH\x02R\x05\x61\x63tor\x88\x01\x01\x42\r\n\x0b_session_idB\t\n\x07_run_idB\x08\n\x06_actor\"\x9c\x02\n\x11ListEventsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x04 \x03(\tR\x05types\x12#\n\rcreated_after\x18\x05 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x06 \x01(\tR\rcreatedBefore\x12!\n\x08trace_id\x18\x07 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x07traceId\x12\x1d\n\x06run_id\x18\x08 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05runIdB\x08\n\x06_limit\"t\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.athena.v1.EventR\x06\x65vents\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"h\n\x13StreamEventsRequest\x12\x1c\n\x05\x61\x66ter\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x03 \x03(\tR\x05types\">\n\x14StreamEventsResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.athena.v1.EventR\x05\x65vent2\x9f\x02\n\x0c\x45ventService\x12i\n\nListEvents\x12\x1c.athena.v1.ListEventsRequest\x1a\x1d.athena.v1.ListEventsResponse\"\x1e\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/events\x12\xa3\x01\n\x0cStreamEvents\x12\x1e.athena.v1.StreamEventsRequest\x1a\x1f.athena.v1.StreamEventsResponse\"P\x8a\xb5\x18 \n\x08\x65vent.id\x12\nevent.type\"\x05\x61\x66ter(\xd0\x0f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1e\x12\x15/api/v1/events/streamb\x05\x65vent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61thena/v1/events.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x02\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08trace_id\x18\x02 \x01(\tR\x07traceId\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x1d\n\ncreated_at\x18\x04 \x01(\tR\tcreatedAt\x12\"\n\nsession_id\x18\x05 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x31\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x06run_id\x18\x07 \x01(\tH\x01R\x05runId\x88\x01\x01\x12/\n\x06policy\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06policy\x12\x19\n\x05\x61\x63tor\x18\t \x01(\tH\x02R\x05\x61\x63tor\x88\x01\x01\x42\r\n\x0b_session_idB\t\n\x07_run_idB\x08\n\x06_actor\"\x9c\x02\n\x11ListEventsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x04 \x03(\tR\x05types\x12#\n\rcreated_after\x18\x05 \x01(\tR\x0c\x63reatedAfter\x12%\n\x0e\x63reated_before\x18\x06 \x01(\tR\rcreatedBefore\x12!\n\x08trace_id\x18\x07 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x07traceId\x12\x1d\n\x06run_id\x18\x08 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05runIdB\x08\n\x06_limit\"t\n\x12ListEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x10.athena.v1.EventR\x06\x65vents\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"h\n\x13StreamEventsRequest\x12\x1c\n\x05\x61\x66ter\x18\x01 \x01(\tB\x06\x8a\xb5\x18\x02\x08@R\x05\x61\x66ter\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x14\n\x05types\x18\x03 \x03(\tR\x05types\">\n\x14StreamEventsResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.athena.v1.EventR\x05\x65vent*\xad\x10\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12+\n\x16\x45VENT_TYPE_RUN_CREATED\x10\x01\x1a\x0f\x8a\xb5\x18\x0brun.created\x12+\n\x16\x45VENT_TYPE_RUN_STARTED\x10\x02\x1a\x0f\x8a\xb5\x18\x0brun.started\x12/\n\x18\x45VENT_TYPE_RUN_COMPLETED\x10\x03\x1a\x11\x8a\xb5\x18\rrun.completed\x12)\n\x15\x45VENT_TYPE_RUN_FAILED\x10\x04\x1a\x0e\x8a\xb5\x18\nrun.failed\x12/\n\x18\x45VENT_TYPE_RUN_CANCELLED\x10\x05\x1a\x11\x8a\xb5\x18\rrun.cancelled\x12=\n\x1f\x45VENT_TYPE_RUN_CANCEL_REQUESTED\x10\x06\x1a\x18\x8a\xb5\x18\x14run.cancel.requested\x12=\n\x1f\x45VENT_TYPE_RUN_TEMPLATE_CREATED\x10\x07\x1a\x18\x8a\xb5\x18\x14run-template.created\x12\x35\n\x1b\x45VENT_TYPE_RUN_TEMPLATE_RUN\x10\x08\x1a\x14\x8a\xb5\x18\x10run-template.run\x12\x43\n\"EVENT_TYPE_HARNESS_PROFILE_CREATED\x10\t\x1a\x1b\x8a\xb5\x18\x17harness-profile.created\x12\x37\n\x1c\x45VENT_TYPE_DIRECTIVE_CREATED\x10\n\x1a\x15\x8a\xb5\x18\x11\x64irective.created\x12\x33\n\x1a\x45VENT_TYPE_POLICY_REJECTED\x10\x0b\x1a\x13\x8a\xb5\x18\x0fpolicy.rejected\x12K\n&EVENT_TYPE_POLICY_CONCURRENCY_REJECTED\x10\x0c\x1a\x1f\x8a\xb5\x18\x1bpolicy.concurrency.rejected\x12\x31\n\x19\x45VENT_TYPE_POLICY_UPDATED\x10\r\x1a\x12\x8a\xb5\x18\x0epolicy.updated\x12/\n\x18\x45VENT_TYPE_WORK_ENQUEUED\x10\x0e\x1a\x11\x8a\xb5\x18\rwork.enqueued\x12-\n\x17\x45VENT_TYPE_WORK_DRAINED\x10\x0f\x1a\x10\x8a\xb5\x18\x0cwork.drained\x12\x35\n\x1b\x45VENT_TYPE_A2A_MESSAGE_SENT\x10\x10\x1a\x14\x8a\xb5\x18\x10\x61\x32\x61.message.sent\x12?\n EVENT_TYPE_A2A_MESSAGE_DELIVERED\x10\x11\x1a\x19\x8a\xb5\x18\x15\x61\x32\x61.message.delivered\x12\x39\n\x1d\x45VENT_TYPE_A2A_MESSAGE_FAILED\x10\x12\x1a\x16\x8a\xb5\x18\x12\x61\x32\x61.message.failed\x12\x35\n\x1b\x45VENT_TYPE_A2A_DLQ_REQUEUED\x10\x13\x1a\x14\x8a\xb5\x18\x10\x61\x32\x61.dlq.requeued\x12\x37\n\x1c\x45VENT_TYPE_A2A_DLQ_DISCARDED\x10\x14\x1a\x15\x8a\xb5\x18\x11\x61\x32\x61.dlq.discarded\x12?\n EVENT_TYPE_PERSONA_RUN_COMPLETED\x10\x15\x1a\x19\x8a\xb5\x18\x15persona.run.completed\x12\x39\n\x1d\x45VENT_TYPE_PERSONA_RUN_FAILED\x10\x16\x1a\x16\x8a\xb5\x18\x12persona.run.failed\x12\x37\n\x1c\x45VENT_TYPE_SCHEDULE_UPSERTED\x10\x17\x1a\x15\x8a\xb5\x18\x11schedule.upserted\x12\x35\n\x1b\x45VENT_TYPE_SCHEDULE_REMOVED\x10\x18\x1a\x14\x8a\xb5\x18\x10schedule.removed\x12\x35\n\x1b\x45VENT_TYPE_SCHEDULE_ENABLED\x10\x19\x1a\x14\x8a\xb5\x18\x10schedule.enabled\x12\x37\n\x1c\x45VENT_TYPE_SCHEDULE_DISABLED\x10\x1a\x1a\x15\x8a\xb5\x18\x11schedule.disabled\x12\x41\n!EVENT_TYPE_SCHEDULE_TICK_EXECUTED\x10\x1b\x1a\x1a\x8a\xb5\x18\x16schedule.tick.executed\x12\x41\n!EVENT_TYPE_SCHEDULE_RUN_TRIGGERED\x10\x1c\x1a\x1a\x8a\xb5\x18\x16schedule.run.triggered\x12\x35\n\x1b\x45VENT_TYPE_WORKFLOW_CREATED\x10\x1d\x1a\x14\x8a\xb5\x18\x10workflow.created\x12\x35\n\x1b\x45VENT_TYPE_WORKFLOW_RESUMED\x10\x1e\x1a\x14\x8a\xb5\x18\x10workflow.resumed\x12\x39\n\x1d\x45VENT_TYPE_WORKFLOW_COMPLETED\x10\x1f\x1a\x16\x8a\xb5\x18\x12workflow.completed\x12\x33\n\x1a\x45VENT_TYPE_WORKFLOW_FAILED\x10 \x1a\x13\x8a\xb5\x18\x0fworkflow.failed\x12?\n EVENT_TYPE_WORKFLOW_STEP_STARTED\x10!\x1a\x19\x8a\xb5\x18\x15workflow.step.started\x12\x43\n\"EVENT_TYPE_WORKFLOW_STEP_COMPLETED\x10\"\x1a\x1b\x8a\xb5\x18\x17workflow.step.completed\x12=\n\x1f\x45VENT_TYPE_WORKFLOW_STEP_FAILED\x10#\x1a\x18\x8a\xb5\x18\x14workflow.step.failed\x12-\n\x17\x45VENT_TYPE_AUTHZ_DENIED\x10$\x1a\x10\x8a\xb5\x18\x0c\x61uthz.denied2\x9f\x02\n\x0c\x45ventService\x12i\n\nListEvents\x12\x1c.athena.v1.ListEventsRequest\x1a\x1d.athena.v1.ListEventsResponse\"\x1e\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/events\x12\xa3\x01\n\x0cStreamEvents\x12\x1e.athena.v1.StreamEventsRequest\x1a\x1f.athena.v1.StreamEventsResponse\"P\x8a\xb5\x18 \n\x08\x65vent.id\x12\nevent.type\"\x05\x61\x66ter(\xd0\x0f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1e\x12\x15/api/v1/events/streamb\x05\x65vent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'athena.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CREATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CREATED"]._serialized_options = b'\212\265\030\013run.created'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_STARTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_STARTED"]._serialized_options = b'\212\265\030\013run.started'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_COMPLETED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_COMPLETED"]._serialized_options = b'\212\265\030\rrun.completed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_FAILED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_FAILED"]._serialized_options = b'\212\265\030\nrun.failed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CANCELLED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CANCELLED"]._serialized_options = b'\212\265\030\rrun.cancelled'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CANCEL_REQUESTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_CANCEL_REQUESTED"]._serialized_options = b'\212\265\030\024run.cancel.requested'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_TEMPLATE_CREATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_TEMPLATE_CREATED"]._serialized_options = b'\212\265\030\024run-template.created'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_TEMPLATE_RUN"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_RUN_TEMPLATE_RUN"]._serialized_options = b'\212\265\030\020run-template.run'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_HARNESS_PROFILE_CREATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_HARNESS_PROFILE_CREATED"]._serialized_options = b'\212\265\030\027harness-profile.created'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_DIRECTIVE_CREATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_DIRECTIVE_CREATED"]._serialized_options = b'\212\265\030\021directive.created'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_REJECTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_REJECTED"]._serialized_options = b'\212\265\030\017policy.rejected'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_CONCURRENCY_REJECTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_CONCURRENCY_REJECTED"]._serialized_options = b'\212\265\030\033policy.concurrency.rejected'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_UPDATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_POLICY_UPDATED"]._serialized_options = b'\212\265\030\016policy.updated'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORK_ENQUEUED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORK_ENQUEUED"]._serialized_options = b'\212\265\030\rwork.enqueued'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORK_DRAINED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORK_DRAINED"]._serialized_options = b'\212\265\030\014work.drained'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_SENT"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_SENT"]._serialized_options = b'\212\265\030\020a2a.message.sent'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_DELIVERED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_DELIVERED"]._serialized_options = b'\212\265\030\025a2a.message.delivered'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_FAILED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_MESSAGE_FAILED"]._serialized_options = b'\212\265\030\022a2a.message.failed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_DLQ_REQUEUED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_DLQ_REQUEUED"]._serialized_options = b'\212\265\030\020a2a.dlq.requeued'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_DLQ_DISCARDED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_A2A_DLQ_DISCARDED"]._serialized_options = b'\212\265\030\021a2a.dlq.discarded'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_PERSONA_RUN_COMPLETED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_PERSONA_RUN_COMPLETED"]._serialized_options = b'\212\265\030\025persona.run.completed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_PERSONA_RUN_FAILED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_PERSONA_RUN_FAILED"]._serialized_options = b'\212\265\030\022persona.run.failed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_UPSERTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_UPSERTED"]._serialized_options = b'\212\265\030\021schedule.upserted'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_REMOVED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_REMOVED"]._serialized_options = b'\212\265\030\020schedule.removed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_ENABLED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_ENABLED"]._serialized_options = b'\212\265\030\020schedule.enabled'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_DISABLED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_DISABLED"]._serialized_options = b'\212\265\030\021schedule.disabled'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_TICK_EXECUTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_TICK_EXECUTED"]._serialized_options = b'\212\265\030\026schedule.tick.executed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_RUN_TRIGGERED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_SCHEDULE_RUN_TRIGGERED"]._serialized_options = b'\212\265\030\026schedule.run.triggered'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_CREATED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_CREATED"]._serialized_options = b'\212\265\030\020workflow.created'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_RESUMED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_RESUMED"]._serialized_options = b'\212\265\030\020workflow.resumed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_COMPLETED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_COMPLETED"]._serialized_options = b'\212\265\030\022workflow.completed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_FAILED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_FAILED"]._serialized_options = b'\212\265\030\017workflow.failed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_STARTED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_STARTED"]._serialized_options = b'\212\265\030\025workflow.step.started'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_COMPLETED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_COMPLETED"]._serialized_options = b'\212\265\030\027workflow.step.completed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_FAILED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_WORKFLOW_STEP_FAILED"]._serialized_options = b'\212\265\030\024workflow.step.failed'
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_AUTHZ_DENIED"]._loaded_options = None
+  _globals['_EVENTTYPE'].values_by_name["EVENT_TYPE_AUTHZ_DENIED"]._serialized_options = b'\212\265\030\014authz.denied'
   _globals['_LISTEVENTSREQUEST'].fields_by_name['cursor']._loaded_options = None
   _globals['_LISTEVENTSREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
   _globals['_LISTEVENTSREQUEST'].fields_by_name['trace_id']._loaded_options = None
@@ -46,6 +118,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTSERVICE'].methods_by_name['ListEvents']._serialized_options = b'\230\265\030\002\240\265\030\002\202\323\344\223\002\020\022\016/api/v1/events'
   _globals['_EVENTSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
   _globals['_EVENTSERVICE'].methods_by_name['StreamEvents']._serialized_options = b'\212\265\030 \n\010event.id\022\nevent.type\"\005after(\320\017\230\265\030\002\240\265\030\002\202\323\344\223\002\036\022\025/api/v1/events/streamb\005event'
+  _globals['_EVENTTYPE']._serialized_start=1029
+  _globals['_EVENTTYPE']._serialized_end=3122
   _globals['_EVENT']._serialized_start=123
   _globals['_EVENT']._serialized_end=451
   _globals['_LISTEVENTSREQUEST']._serialized_start=454
@@ -56,6 +130,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMEVENTSREQUEST']._serialized_end=962
   _globals['_STREAMEVENTSRESPONSE']._serialized_start=964
   _globals['_STREAMEVENTSRESPONSE']._serialized_end=1026
-  _globals['_EVENTSERVICE']._serialized_start=1029
-  _globals['_EVENTSERVICE']._serialized_end=1316
+  _globals['_EVENTSERVICE']._serialized_start=3125
+  _globals['_EVENTSERVICE']._serialized_end=3412
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,167 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _EventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVENT_TYPE_UNSPECIFIED: _EventType.ValueType  # 0
+    EVENT_TYPE_RUN_CREATED: _EventType.ValueType  # 1
+    """A run was admitted and recorded (`pending`)."""
+    EVENT_TYPE_RUN_STARTED: _EventType.ValueType  # 2
+    """A run took its session's turn and began executing."""
+    EVENT_TYPE_RUN_COMPLETED: _EventType.ValueType  # 3
+    """A run succeeded."""
+    EVENT_TYPE_RUN_FAILED: _EventType.ValueType  # 4
+    """A run failed or timed out; the payload's `status` and `error` say which."""
+    EVENT_TYPE_RUN_CANCELLED: _EventType.ValueType  # 5
+    """A run stopped on a cancellation request."""
+    EVENT_TYPE_RUN_CANCEL_REQUESTED: _EventType.ValueType  # 6
+    """A cancellation of a run was requested (the run ends with `run.cancelled` once it stops)."""
+    EVENT_TYPE_RUN_TEMPLATE_CREATED: _EventType.ValueType  # 7
+    """A run template was created."""
+    EVENT_TYPE_RUN_TEMPLATE_RUN: _EventType.ValueType  # 8
+    """A run was started from a run template."""
+    EVENT_TYPE_HARNESS_PROFILE_CREATED: _EventType.ValueType  # 9
+    """A harness profile was created."""
+    EVENT_TYPE_DIRECTIVE_CREATED: _EventType.ValueType  # 10
+    """A directive was created."""
+    EVENT_TYPE_POLICY_REJECTED: _EventType.ValueType  # 11
+    """Policy refused a run, under any rule (cost budget, concurrency); the event carries the policy metadata."""
+    EVENT_TYPE_POLICY_CONCURRENCY_REJECTED: _EventType.ValueType  # 12
+    """Policy refused a run over its concurrency limit (`policy.rejected` follows)."""
+    EVENT_TYPE_POLICY_UPDATED: _EventType.ValueType  # 13
+    """The policy was replaced."""
+    EVENT_TYPE_WORK_ENQUEUED: _EventType.ValueType  # 14
+    """Work was queued for a session."""
+    EVENT_TYPE_WORK_DRAINED: _EventType.ValueType  # 15
+    """A session's queued work was drained."""
+    EVENT_TYPE_A2A_MESSAGE_SENT: _EventType.ValueType  # 16
+    """An agent-to-agent message was accepted for delivery."""
+    EVENT_TYPE_A2A_MESSAGE_DELIVERED: _EventType.ValueType  # 17
+    """An agent-to-agent message was delivered (its run succeeded)."""
+    EVENT_TYPE_A2A_MESSAGE_FAILED: _EventType.ValueType  # 18
+    """A delivery attempt of an agent-to-agent message failed."""
+    EVENT_TYPE_A2A_DLQ_REQUEUED: _EventType.ValueType  # 19
+    """A dead-lettered message was requeued."""
+    EVENT_TYPE_A2A_DLQ_DISCARDED: _EventType.ValueType  # 20
+    """A dead-lettered message was discarded."""
+    EVENT_TYPE_PERSONA_RUN_COMPLETED: _EventType.ValueType  # 21
+    """A persona run succeeded."""
+    EVENT_TYPE_PERSONA_RUN_FAILED: _EventType.ValueType  # 22
+    """A persona run failed."""
+    EVENT_TYPE_SCHEDULE_UPSERTED: _EventType.ValueType  # 23
+    """A schedule was created or replaced."""
+    EVENT_TYPE_SCHEDULE_REMOVED: _EventType.ValueType  # 24
+    """A schedule was deleted."""
+    EVENT_TYPE_SCHEDULE_ENABLED: _EventType.ValueType  # 25
+    """A schedule was enabled."""
+    EVENT_TYPE_SCHEDULE_DISABLED: _EventType.ValueType  # 26
+    """A schedule was disabled."""
+    EVENT_TYPE_SCHEDULE_TICK_EXECUTED: _EventType.ValueType  # 27
+    """A scheduler tick fired the due schedules."""
+    EVENT_TYPE_SCHEDULE_RUN_TRIGGERED: _EventType.ValueType  # 28
+    """A schedule's run (a slot, or a manual run) was recorded: payload `status` ok, failed or already-running."""
+    EVENT_TYPE_WORKFLOW_CREATED: _EventType.ValueType  # 29
+    """A workflow was created."""
+    EVENT_TYPE_WORKFLOW_RESUMED: _EventType.ValueType  # 30
+    """A workflow run started or continued (also after a server restart recovered it)."""
+    EVENT_TYPE_WORKFLOW_COMPLETED: _EventType.ValueType  # 31
+    """Every step of a workflow run succeeded."""
+    EVENT_TYPE_WORKFLOW_FAILED: _EventType.ValueType  # 32
+    """A workflow run ended with a failed step."""
+    EVENT_TYPE_WORKFLOW_STEP_STARTED: _EventType.ValueType  # 33
+    """A workflow step's run started."""
+    EVENT_TYPE_WORKFLOW_STEP_COMPLETED: _EventType.ValueType  # 34
+    """A workflow step succeeded."""
+    EVENT_TYPE_WORKFLOW_STEP_FAILED: _EventType.ValueType  # 35
+    """A workflow step failed."""
+    EVENT_TYPE_AUTHZ_DENIED: _EventType.ValueType  # 36
+    """The access gate refused a call (role or identity)."""
+
+class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
+    """The type of an event (`Event.type`, the REST stream's `event:` line): every type the server writes. The
+    field stays a string (an unknown type from a newer server still reads); this enum names and documents the
+    spellings.
+    """
+
+EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
+EVENT_TYPE_RUN_CREATED: EventType.ValueType  # 1
+"""A run was admitted and recorded (`pending`)."""
+EVENT_TYPE_RUN_STARTED: EventType.ValueType  # 2
+"""A run took its session's turn and began executing."""
+EVENT_TYPE_RUN_COMPLETED: EventType.ValueType  # 3
+"""A run succeeded."""
+EVENT_TYPE_RUN_FAILED: EventType.ValueType  # 4
+"""A run failed or timed out; the payload's `status` and `error` say which."""
+EVENT_TYPE_RUN_CANCELLED: EventType.ValueType  # 5
+"""A run stopped on a cancellation request."""
+EVENT_TYPE_RUN_CANCEL_REQUESTED: EventType.ValueType  # 6
+"""A cancellation of a run was requested (the run ends with `run.cancelled` once it stops)."""
+EVENT_TYPE_RUN_TEMPLATE_CREATED: EventType.ValueType  # 7
+"""A run template was created."""
+EVENT_TYPE_RUN_TEMPLATE_RUN: EventType.ValueType  # 8
+"""A run was started from a run template."""
+EVENT_TYPE_HARNESS_PROFILE_CREATED: EventType.ValueType  # 9
+"""A harness profile was created."""
+EVENT_TYPE_DIRECTIVE_CREATED: EventType.ValueType  # 10
+"""A directive was created."""
+EVENT_TYPE_POLICY_REJECTED: EventType.ValueType  # 11
+"""Policy refused a run, under any rule (cost budget, concurrency); the event carries the policy metadata."""
+EVENT_TYPE_POLICY_CONCURRENCY_REJECTED: EventType.ValueType  # 12
+"""Policy refused a run over its concurrency limit (`policy.rejected` follows)."""
+EVENT_TYPE_POLICY_UPDATED: EventType.ValueType  # 13
+"""The policy was replaced."""
+EVENT_TYPE_WORK_ENQUEUED: EventType.ValueType  # 14
+"""Work was queued for a session."""
+EVENT_TYPE_WORK_DRAINED: EventType.ValueType  # 15
+"""A session's queued work was drained."""
+EVENT_TYPE_A2A_MESSAGE_SENT: EventType.ValueType  # 16
+"""An agent-to-agent message was accepted for delivery."""
+EVENT_TYPE_A2A_MESSAGE_DELIVERED: EventType.ValueType  # 17
+"""An agent-to-agent message was delivered (its run succeeded)."""
+EVENT_TYPE_A2A_MESSAGE_FAILED: EventType.ValueType  # 18
+"""A delivery attempt of an agent-to-agent message failed."""
+EVENT_TYPE_A2A_DLQ_REQUEUED: EventType.ValueType  # 19
+"""A dead-lettered message was requeued."""
+EVENT_TYPE_A2A_DLQ_DISCARDED: EventType.ValueType  # 20
+"""A dead-lettered message was discarded."""
+EVENT_TYPE_PERSONA_RUN_COMPLETED: EventType.ValueType  # 21
+"""A persona run succeeded."""
+EVENT_TYPE_PERSONA_RUN_FAILED: EventType.ValueType  # 22
+"""A persona run failed."""
+EVENT_TYPE_SCHEDULE_UPSERTED: EventType.ValueType  # 23
+"""A schedule was created or replaced."""
+EVENT_TYPE_SCHEDULE_REMOVED: EventType.ValueType  # 24
+"""A schedule was deleted."""
+EVENT_TYPE_SCHEDULE_ENABLED: EventType.ValueType  # 25
+"""A schedule was enabled."""
+EVENT_TYPE_SCHEDULE_DISABLED: EventType.ValueType  # 26
+"""A schedule was disabled."""
+EVENT_TYPE_SCHEDULE_TICK_EXECUTED: EventType.ValueType  # 27
+"""A scheduler tick fired the due schedules."""
+EVENT_TYPE_SCHEDULE_RUN_TRIGGERED: EventType.ValueType  # 28
+"""A schedule's run (a slot, or a manual run) was recorded: payload `status` ok, failed or already-running."""
+EVENT_TYPE_WORKFLOW_CREATED: EventType.ValueType  # 29
+"""A workflow was created."""
+EVENT_TYPE_WORKFLOW_RESUMED: EventType.ValueType  # 30
+"""A workflow run started or continued (also after a server restart recovered it)."""
+EVENT_TYPE_WORKFLOW_COMPLETED: EventType.ValueType  # 31
+"""Every step of a workflow run succeeded."""
+EVENT_TYPE_WORKFLOW_FAILED: EventType.ValueType  # 32
+"""A workflow run ended with a failed step."""
+EVENT_TYPE_WORKFLOW_STEP_STARTED: EventType.ValueType  # 33
+"""A workflow step's run started."""
+EVENT_TYPE_WORKFLOW_STEP_COMPLETED: EventType.ValueType  # 34
+"""A workflow step succeeded."""
+EVENT_TYPE_WORKFLOW_STEP_FAILED: EventType.ValueType  # 35
+"""A workflow step failed."""
+EVENT_TYPE_AUTHZ_DENIED: EventType.ValueType  # 36
+"""The access gate refused a call (role or identity)."""
+Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
@@ -39,7 +201,7 @@ class Event(_message.Message):
     trace_id: _builtins.str
     """Trace id of the request that caused the event."""
     type: _builtins.str
-    """Event type, e.g. `run.created`."""
+    """Event type, one of `EventType`'s spellings (e.g. `run.created`)."""
     created_at: _builtins.str
     session_id: _builtins.str
     """The session concerned, if any."""
