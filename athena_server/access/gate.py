@@ -31,6 +31,7 @@ from athena_client.contract import (
     role_name,
     services,
 )
+from athena_client.vocab import EventType
 from athena_server.access.caller import ANONYMOUS, AuthzDenied, Caller, set_caller
 from athena_server.access.config import AuthConfig, load_auth
 from athena_server.access.identity import Authenticator, AuthFailed
@@ -43,7 +44,7 @@ from athena_server.tracing import trace_id
 
 Role = options_pb2.Role
 RateClass = options_pb2.RateClass
-DENIED_EVENT = "authz.denied"
+DENIED_EVENT = EventType.AUTHZ_DENIED
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from sqlalchemy import Connection
 
 from athena.v1 import a2a_dlq_pb2, a2a_pb2, runs_pb2
 from athena_client.contract import enum_by_json
+from athena_client.vocab import EventType
 from athena_server import validation
 from athena_server.config import Settings
 from athena_server.control import catalog_pages, pages
+from athena_server.control.outcomes import Outcome, accepted
 from athena_server.control.run_specs import clean_metadata
 from athena_server.engine.context import check_input
 from athena_server.engine.providers import ProviderRegistry
@@ -30,13 +32,6 @@ from athena_server.storage.a2a import DlqRow, MessageRow
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
 from athena_server.tracing import trace_id
-
-# Event types of the bus, in one place.
-MESSAGE_SENT = "a2a.message.sent"
-MESSAGE_DELIVERED = "a2a.message.delivered"
-MESSAGE_FAILED = "a2a.message.failed"
-DLQ_REQUEUED = "a2a.dlq.requeued"
-DLQ_DISCARDED = "a2a.dlq.discarded"
 
 # Metadata the delivery runs carry; callers may not set these keys themselves.
 RESERVED_PREFIX = "a2a."
@@ -143,7 +138,12 @@ class A2aService:
 
     # ---- messages -----------------------------------------------------------------------------------
 
+    async def accept(self, req: a2a_pb2.SendA2aMessageRequest) -> Outcome[a2a_pb2.A2aMessage]:
+        """`send` as the RPC answers it: accepted, since the message is delivered after the answer."""
+        return accepted(await self.send(req))
+
     async def send(self, req: a2a_pb2.SendA2aMessageRequest) -> a2a_pb2.A2aMessage:
+        """Store the message for delivery (the dispatcher delivers it); returns it `pending`."""
         context = "a2a.send"
         from_session = _session(req.from_session_id, context, "fromSessionId")
         to_session = _session(req.to_session_id, context, "toSessionId")
@@ -196,7 +196,7 @@ class A2aService:
             )
             events.append(
                 conn,
-                MESSAGE_SENT,
+                EventType.A2A_MESSAGE_SENT,
                 trace_id=trace,
                 session_id=from_session,
                 payload={
@@ -286,7 +286,7 @@ class A2aService:
                     message = a2a.get_message(conn, item_id)
                     events.append(
                         conn,
-                        DLQ_REQUEUED,
+                        EventType.A2A_DLQ_REQUEUED,
                         trace_id=trace,
                         session_id=message.to_session_id if message else None,
                         payload={"id": item_id},
@@ -325,7 +325,7 @@ class A2aService:
                         payload["auditNote"] = note
                     events.append(
                         conn,
-                        DLQ_DISCARDED,
+                        EventType.A2A_DLQ_DISCARDED,
                         trace_id=trace,
                         session_id=message.to_session_id if message else None,
                         payload=payload,

@@ -25,11 +25,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from athena.v1 import runs_pb2
+from athena_client.vocab import EventType, RunStatus
 from athena_server.config import Settings
 from athena_server.control.a2a import (
     FROM_SESSION_KEY,
-    MESSAGE_DELIVERED,
-    MESSAGE_FAILED,
     MESSAGE_ID_KEY,
     dead_letter_payload,
 )
@@ -72,7 +71,7 @@ def record_attempt(conn: Connection, row: MessageRow, failure: Failure | None, a
         if a2a.settle(conn, row.id, row.run_id, status=a2a.DELIVERED, delivered_at_ms=at, updated_at_ms=at):
             events.append(
                 conn,
-                MESSAGE_DELIVERED,
+                EventType.A2A_MESSAGE_DELIVERED,
                 trace_id=row.trace_id,
                 session_id=row.to_session_id,
                 run_id=row.run_id,
@@ -99,7 +98,7 @@ def record_attempt(conn: Connection, row: MessageRow, failure: Failure | None, a
         payload["nextAttemptAt"] = iso(values["next_attempt_at_ms"])
     events.append(
         conn,
-        MESSAGE_FAILED,
+        EventType.A2A_MESSAGE_FAILED,
         trace_id=row.trace_id,
         session_id=row.to_session_id,
         run_id=row.run_id if ran else None,
@@ -122,7 +121,7 @@ def _run_outcome(conn: Connection, run_id: str | None) -> Failure | bool | None:
     run = run_store.get(conn, run_id) if run_id else None
     if run is None or run.status in run_store.ACTIVE:
         return False
-    if run.status == "succeeded":
+    if run.status == RunStatus.SUCCEEDED:
         return None
     return Failure(run.error_code or "UNAVAILABLE", run.error_message or ABANDONED)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from athena_client.vocab import EventType
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import events, runs
 from athena_server.storage import policy as policy_store
@@ -120,7 +121,7 @@ def _reject(
     if concurrency_event:
         events.append(
             conn,
-            "policy.concurrency.rejected",
+            EventType.POLICY_CONCURRENCY_REJECTED,
             payload={
                 "rejection": rejection,
                 "activeRuns": active_runs,
@@ -132,7 +133,7 @@ def _reject(
         )
     events.append(
         conn,
-        "policy.rejected",
+        EventType.POLICY_REJECTED,
         payload={"rejection": rejection, "reason": reason, **event_extra, **refs},
         **common,  # type: ignore[arg-type]
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import Connection
 
 from athena.v1 import directives_pb2
+from athena_client.vocab import EventType
 from athena_server import validation
 from athena_server.control import catalog_pages, pages
 from athena_server.errors import config_error
@@ -79,7 +80,7 @@ class DirectiveService:
             )
             events.append(
                 conn,
-                "directive.created",
+                EventType.DIRECTIVE_CREATED,
                 trace_id=trace,
                 payload={"directiveId": row.id, "hasContextRefs": bool(refs), "hasMetadata": bool(metadata)},
             )

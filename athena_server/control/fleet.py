@@ -7,6 +7,7 @@ max(#sessions, ...)); here every figure is a count of runs by status, so `total`
 from __future__ import annotations
 
 from athena.v1 import fleet_pb2
+from athena_client.vocab import RunStatus
 from athena_server.storage import fleet
 from athena_server.storage.store import Store
 
@@ -22,11 +23,11 @@ class FleetService:
         """`failed` takes timed-out runs too (both ended without a result, not by request); `cancelled` is
         reported apart, as the contract says, so a user's cancels do not read as failures."""
         counts = await self.store.read(fleet.counts_by_status)
-        running = counts.get("running", 0)
-        pending = counts.get("pending", 0)
-        succeeded = counts.get("succeeded", 0)
-        failed = counts.get("failed", 0) + counts.get("timed-out", 0)
-        cancelled = counts.get("cancelled", 0)
+        running = counts.get(RunStatus.RUNNING, 0)
+        pending = counts.get(RunStatus.PENDING, 0)
+        succeeded = counts.get(RunStatus.SUCCEEDED, 0)
+        failed = counts.get(RunStatus.FAILED, 0) + counts.get(RunStatus.TIMED_OUT, 0)
+        cancelled = counts.get(RunStatus.CANCELLED, 0)
         return fleet_pb2.GetFleetSummaryResponse(
             total=running + pending + succeeded + failed + cancelled,
             running=running,

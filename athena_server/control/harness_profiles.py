@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from athena.v1 import harness_profiles_pb2
 from athena_client.contract import json_to_message, message_to_json
+from athena_client.vocab import EventType
 from athena_server import validation
 from athena_server.access.caller import Role, require
 from athena_server.control import catalog_pages, pages
@@ -229,7 +230,7 @@ class HarnessProfileService:
             harness_profiles.insert(conn, id=profile.id, document=document, created_at_ms=created)
             events.append(
                 conn,
-                "harness-profile.created",
+                EventType.HARNESS_PROFILE_CREATED,
                 trace_id=trace,
                 payload={
                     "harnessProfileId": profile.id,

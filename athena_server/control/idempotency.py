@@ -5,6 +5,10 @@ The first request claims the key with an insert (the primary key decides a race 
 requests). A retry that arrives while the first still runs waits for its answer. Answers that a retry
 could change (retryable errors such as a concurrency refusal, unexpected failures, a caller that went
 away) release the key instead of being stored. Keys expire after `idempotency_ttl_hours`.
+
+The record keeps the answer's REST status (`http_status`). Servicers hand `outcome` a domain `Outcome`;
+it is stored as 202 when the work was accepted, 200 when done, and replayed the same way: the one place
+the domain outcome meets that number.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
+from athena_server.control.outcomes import Outcome
 from athena_server.errors import AthenaError, ErrorCode, config_error
 from athena_server.storage import idempotency
 from athena_server.storage.idempotency import KeyRow
@@ -26,6 +31,8 @@ from athena_server.timefmt import now_ms
 M = TypeVar("M", bound=Message)
 MAX_KEY_LENGTH = 255
 _WAIT_SECONDS = 0.05
+# The stored `http_status` of a domain outcome: accepted work, done work.
+ACCEPTED_STATUS, DONE_STATUS = 202, 200
 
 
 def fingerprint(scope: str, request: Message) -> str:
@@ -87,6 +94,24 @@ class Idempotency:
             lambda conn: idempotency.finish(conn, scope, key, response=data, http_status=status, error=None)
         )
         return response, status
+
+    async def outcome(
+        self,
+        scope: str,
+        key: str | None,
+        request: Message,
+        response_type: type[M],
+        call: Callable[[], Awaitable[Outcome[M]]],
+    ) -> Outcome[M]:
+        """`run` for a domain call: its outcome is stored as its REST status, and a replay is accepted
+        exactly when the first answer was."""
+
+        async def stored() -> tuple[M, int]:
+            answer = await call()
+            return answer.value, ACCEPTED_STATUS if answer.accepted else DONE_STATUS
+
+        response, status = await self.run(scope, key, request, response_type, stored)
+        return Outcome(response, accepted=status == ACCEPTED_STATUS)
 
     def _claim(self, conn: Connection, scope: str, key: str, digest: str) -> KeyRow | None:
         """None when this request now holds the key; otherwise the record of the request that does."""

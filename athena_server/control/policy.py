@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Connection, text
 
 from athena.v1 import policy_pb2
+from athena_client.vocab import EventType
 from athena_server import cursors, validation
 from athena_server.control import pages
 from athena_server.errors import config_error
@@ -154,7 +155,7 @@ class PolicyService:
             if before is not None:
                 payload["before"] = policy_json(before)
             payload["after"] = policy_json(doc)
-            events.append(conn, "policy.updated", trace_id=trace, payload=payload)
+            events.append(conn, EventType.POLICY_UPDATED, trace_id=trace, payload=payload)
             return doc
 
         doc = await self.store.write(unit)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
 
 from athena.v1 import runs_pb2
+from athena_client.vocab import RunningRunBehavior
 from athena_server import validation
 from athena_server.config import Settings
 from athena_server.engine.providers import ProviderRegistry
@@ -19,10 +20,10 @@ from athena_server.storage import directives, harness_profiles
 from athena_server.timefmt import iso, now_ms
 
 BEHAVIORS = {
-    runs_pb2.RUNNING_RUN_BEHAVIOR_UNSPECIFIED: "wait",
-    runs_pb2.RUNNING_RUN_BEHAVIOR_WAIT: "wait",
-    runs_pb2.RUNNING_RUN_BEHAVIOR_INTERRUPT: "interrupt",
-    runs_pb2.RUNNING_RUN_BEHAVIOR_ENQUEUE: "enqueue",
+    runs_pb2.RUNNING_RUN_BEHAVIOR_UNSPECIFIED: RunningRunBehavior.WAIT,
+    runs_pb2.RUNNING_RUN_BEHAVIOR_WAIT: RunningRunBehavior.WAIT,
+    runs_pb2.RUNNING_RUN_BEHAVIOR_INTERRUPT: RunningRunBehavior.INTERRUPT,
+    runs_pb2.RUNNING_RUN_BEHAVIOR_ENQUEUE: RunningRunBehavior.ENQUEUE,
 }
 
 
@@ -49,7 +50,7 @@ class RunSpec:
     command: tuple[str, ...] = ()
     verification_policies: tuple[Mapping[str, Any], ...] = ()
     wait: bool = True
-    behavior: str = "wait"
+    behavior: RunningRunBehavior = RunningRunBehavior.WAIT
     template: TemplateInfo | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Set by internal callers (see RunOptions): a fixed timeout, or the schedule timeout rule.
@@ -59,6 +60,33 @@ class RunSpec:
     @property
     def shadow_directive(self) -> bool:
         return self.directive_id is None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What internal callers (drains, schedules, workflow steps) set beyond the public request. They go
+    through the same admission as `POST /runs`; only these knobs differ."""
+
+    # The run's id, chosen by the caller so it can record the run before it exists (a drain's items).
+    run_id: str | None = None
+    # A fixed timeout (a workflow step's `execution.timeoutMs`) instead of the policy's run timeout.
+    timeout_ms: int | None = None
+    # The schedule rule: `defaultScheduleTimeoutMs` (else ATHENA_SCHEDULE_RUN_TIMEOUT_MS), SCHEDULE_TIMEOUT.
+    schedule: bool = False
+    # Replaces the directive's text while keeping the directive on the run (workflow output mappings).
+    input: str | None = None
+
+
+def with_options(spec: RunSpec, options: RunOptions) -> RunSpec:
+    """The spec as an internal caller's options change it (the spec itself when they change nothing)."""
+    if options.timeout_ms is None and not options.schedule and options.input is None:
+        return spec
+    return replace(
+        spec,
+        timeout_ms=options.timeout_ms,
+        schedule=options.schedule,
+        input=options.input if options.input is not None else spec.input,
+    )
 
 
 def clean_metadata(values: Mapping[str, str], context: str) -> dict[str, str]:
@@ -173,21 +201,13 @@ class RunSpecs:
             labels["harnessProfileId"] = spec.harness_profile_id
         if spec.directive_id is not None:
             labels["directiveId"] = spec.directive_id
-        return RunSpec(
-            session_id=spec.session_id,
+        return replace(
+            spec,
             input=run_input,
             provider=provider,
             model=model,
-            metadata=spec.metadata,
-            directive_id=spec.directive_id,
-            harness_profile_id=spec.harness_profile_id,
             harness_snapshot=snapshot,
             command=command,
             verification_policies=checks,
-            wait=spec.wait,
-            behavior=spec.behavior,
-            template=spec.template,
             labels=labels,
-            timeout_ms=spec.timeout_ms,
-            schedule=spec.schedule,
         )

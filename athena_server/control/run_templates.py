@@ -1,18 +1,22 @@
 """Run templates: a directive text with `{{ name }}` placeholders, default parameters covering every one,
 and the harness profile its runs use. `placeholders` and `render` are the pure template logic, shared with
-the template runner (`POST /api/v1/templates/{id}/run`)."""
+the template runner (`POST /api/v1/templates/{id}/run`, `run_template`)."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import Connection
 
-from athena.v1 import run_templates_pb2
+from athena.v1 import run_templates_pb2, runs_pb2
+from athena_client.vocab import EventType
 from athena_server import validation
 from athena_server.control import catalog_pages, pages
+from athena_server.control.outcomes import Outcome
+from athena_server.control.run_specs import TemplateInfo
 from athena_server.errors import config_error
 from athena_server.storage import events, harness_profiles, run_templates
 from athena_server.storage.run_templates import RunTemplateRow
@@ -103,7 +107,7 @@ class RunTemplateService:
             )
             events.append(
                 conn,
-                "run-template.created",
+                EventType.RUN_TEMPLATE_CREATED,
                 trace_id=trace,
                 payload={"runTemplateId": row.id, "harnessProfileId": profile_id},
             )
@@ -120,3 +124,55 @@ class RunTemplateService:
         if page.last is not None:
             resp.next_cursor = catalog_pages.encode(_KIND, page.last.seq)
         return resp
+
+
+# Starts a run as `POST /runs` does, under the template runner's error context, with the template named.
+StartRun = Callable[[runs_pb2.CreateRunRequest, str, TemplateInfo], Awaitable[Outcome[runs_pb2.RunResult]]]
+
+
+async def run_template(
+    store: Store, start: StartRun, req: run_templates_pb2.RunRunTemplateRequest
+) -> Outcome[runs_pb2.RunResult]:
+    """`POST /api/v1/templates/{id}/run`: render the template (defaults overridden by `params`) and run
+    it with the template's harness profile, as the original's template runner; `run-template.run` follows."""
+    ctx = "runTemplates.run"
+    template_id = req.id.strip()
+    if not template_id:
+        raise config_error(f"{ctx}.id must be a non-empty string.")
+    template = await store.read(lambda conn: run_templates.get(conn, template_id))
+    if template is None:
+        raise config_error(f"{ctx}.id must reference an existing run template. Received: {template_id}.")
+    params = {**template.default_params, **clean_params(req.params, f"{ctx}.params")}
+    rendered = render(template.directive_template, params, f"{ctx}.params")
+    session_id = req.session_id.strip() or f"template-{template_id}-{uuid.uuid4().hex[:12]}"
+    metadata = {
+        "templateRun": "true",
+        "templateId": template_id,
+        "templateHarnessProfileId": template.harness_profile_id,
+        "templateEffectiveParams": json.dumps(params, sort_keys=True, separators=(",", ":")),
+    }
+    create = runs_pb2.CreateRunRequest(
+        session_id=session_id,
+        input=rendered,
+        harness_profile_id=template.harness_profile_id,
+        metadata=metadata,
+    )
+    if req.HasField("wait"):
+        create.wait = req.wait
+    outcome = await start(create, ctx, TemplateInfo(template_id, template.harness_profile_id, params))
+    result, trace = outcome.value, trace_id()
+    await store.write(
+        lambda conn: events.append(
+            conn,
+            EventType.RUN_TEMPLATE_RUN,
+            trace_id=trace,
+            session_id=session_id,
+            run_id=result.run_id or None,
+            payload={
+                "templateId": template_id,
+                "harnessProfileId": template.harness_profile_id,
+                "runId": result.run_id,
+            },
+        )
+    )
+    return outcome

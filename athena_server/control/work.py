@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from athena.v1 import runs_pb2, work_pb2
 from athena_client.contract import enum_by_json, enum_to_json
+from athena_client.vocab import EventType
 from athena_server import validation
 from athena_server.control import pages
 from athena_server.control.runs import RunOptions, RunService
@@ -84,7 +85,7 @@ class WorkService:
             if added:
                 events.append(
                     conn,
-                    "work.enqueued",
+                    EventType.WORK_ENQUEUED,
                     trace_id=trace,
                     session_id=session_id,
                     payload={"queueDepth": work.depth(conn, session_id)},
@@ -167,6 +168,6 @@ class WorkService:
                 payload["error"] = {"code": failure.code_name, "message": failure.message}
             elif failure is not None:
                 payload["error"] = {"code": "RUN_CANCELLED", "message": "The drain's caller went away."}
-            events.append(conn, "work.drained", trace_id=trace, session_id=session_id, payload=payload)
+            events.append(conn, EventType.WORK_DRAINED, trace_id=trace, session_id=session_id, payload=payload)
 
         await self.store.write(unit)

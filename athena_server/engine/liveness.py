@@ -22,6 +22,7 @@ from functools import partial
 
 from sqlalchemy import Connection
 
+from athena_client.vocab import EventType, RunStatus
 from athena_server.errors import AthenaError, ErrorCode
 from athena_server.storage import idempotency, instances, run_endings, runs
 from athena_server.storage.instances import InstanceRow
@@ -112,13 +113,13 @@ class Liveness:
                 trace_id=run.trace_id,
                 provider=run.provider,
                 model=run.model,
-                status="failed",
-                event_type="run.failed",
+                status=RunStatus.FAILED,
+                event_type=EventType.RUN_FAILED,
                 code=LOST_CODE,
                 message=message,
                 at=at,
                 attempts=run.attempts,
-                started=run.status == "running",
+                started=run.status == RunStatus.RUNNING,
                 payload={"provider": run.provider, "model": run.model, "reason": "owner-lost"},
             )
         idempotency.release_owned(conn, list(by_id))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from athena_client.vocab import EventType
+
 CONTEXT: Final = "personas.run"
 SCHEMA_VERSION: Final = 1
 
@@ -33,8 +35,8 @@ BASE_FROM_FLAG: Final = "flag"
 BASE_FROM_MAIN: Final = "main"
 BASE_FROM_ORIGIN_HEAD: Final = "origin-head"
 
-EVENT_COMPLETED: Final = "persona.run.completed"
-EVENT_FAILED: Final = "persona.run.failed"
+EVENT_COMPLETED: Final = EventType.PERSONA_RUN_COMPLETED
+EVENT_FAILED: Final = EventType.PERSONA_RUN_FAILED
 
 # Run metadata the review's runs carry (visible through GET /runs/{id}).
 LABEL_PERSONA: Final = "personaName"

@@ -181,12 +181,12 @@ class PersonaService:
             session_id=session_id, input=text, provider=req.provider, model=req.model, metadata=dict(labels)
         )
         try:
-            outcome, _ = await self.runs.create(create, context=CONTEXT, options=RunOptions(run_id=run_id))
+            outcome = await self.runs.create(create, context=CONTEXT, options=RunOptions(run_id=run_id))
         except AthenaError as err:
             if await self.store.read(lambda conn: runs.get(conn, run_id)) is None:
                 raise
             raise RunFailed(err) from None
-        return outcome.output
+        return outcome.value.output
 
     async def _record(self, result: personas_pb2.PersonaRunResult) -> None:
         """The result as an event: `persona.run.completed` for a review, `persona.run.failed` otherwise."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 import grpc
 
 from athena.v1 import a2a_dlq_pb2, a2a_dlq_pb2_grpc, a2a_pb2, a2a_pb2_grpc
+from athena_server.control.outcomes import Outcome
 from athena_server.plane import ControlPlane
 from athena_server.servicers.metadata import idempotency_key
-from athena_server.tracing import set_http_status
-
-ACCEPTED = 202
+from athena_server.servicers.outcomes import answer
 
 
 class A2aServicer(a2a_pb2_grpc.A2aServiceServicer):
@@ -19,15 +18,15 @@ class A2aServicer(a2a_pb2_grpc.A2aServiceServicer):
     async def SendA2aMessage(
         self, request: a2a_pb2.SendA2aMessageRequest, context: grpc.aio.ServicerContext
     ) -> a2a_pb2.SendA2aMessageResponse:
-        async def call() -> tuple[a2a_pb2.SendA2aMessageResponse, int]:
-            message = await self.plane.a2a.send(request)
-            return a2a_pb2.SendA2aMessageResponse(message=message), ACCEPTED
+        async def call() -> Outcome[a2a_pb2.SendA2aMessageResponse]:
+            outcome = await self.plane.a2a.accept(request)
+            return Outcome(a2a_pb2.SendA2aMessageResponse(message=outcome.value), outcome.accepted)
 
-        response, status = await self.plane.idempotency.run(
-            "a2a.send", idempotency_key(context), request, a2a_pb2.SendA2aMessageResponse, call
+        return answer(
+            await self.plane.idempotency.outcome(
+                "a2a.send", idempotency_key(context), request, a2a_pb2.SendA2aMessageResponse, call
+            )
         )
-        set_http_status(status if status != 200 else None)
-        return response
 
     async def GetA2aMessage(
         self, request: a2a_pb2.GetA2aMessageRequest, context: grpc.aio.ServicerContext

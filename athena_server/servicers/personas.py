@@ -5,8 +5,10 @@ from __future__ import annotations
 import grpc
 
 from athena.v1 import personas_pb2, personas_pb2_grpc
+from athena_server.control.outcomes import Outcome, done
 from athena_server.plane import ControlPlane
 from athena_server.servicers.metadata import idempotency_key
+from athena_server.servicers.outcomes import answer
 
 
 class PersonaServicer(personas_pb2_grpc.PersonaServiceServicer):
@@ -16,10 +18,11 @@ class PersonaServicer(personas_pb2_grpc.PersonaServiceServicer):
     async def RunPersona(
         self, request: personas_pb2.RunPersonaRequest, context: grpc.aio.ServicerContext
     ) -> personas_pb2.RunPersonaResponse:
-        async def call() -> tuple[personas_pb2.RunPersonaResponse, int]:
-            return await self.plane.personas.run(request), 200
+        async def call() -> Outcome[personas_pb2.RunPersonaResponse]:
+            return done(await self.plane.personas.run(request))
 
-        response, _ = await self.plane.idempotency.run(
-            "personas.run", idempotency_key(context), request, personas_pb2.RunPersonaResponse, call
+        return answer(
+            await self.plane.idempotency.outcome(
+                "personas.run", idempotency_key(context), request, personas_pb2.RunPersonaResponse, call
+            )
         )
-        return response

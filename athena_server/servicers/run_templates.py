@@ -5,9 +5,10 @@ from __future__ import annotations
 import grpc
 
 from athena.v1 import run_templates_pb2, run_templates_pb2_grpc
+from athena_server.control.outcomes import Outcome
 from athena_server.plane import ControlPlane
 from athena_server.servicers.metadata import idempotency_key
-from athena_server.tracing import set_http_status
+from athena_server.servicers.outcomes import answer
 
 
 class RunTemplateServicer(run_templates_pb2_grpc.RunTemplateServiceServicer):
@@ -27,12 +28,12 @@ class RunTemplateServicer(run_templates_pb2_grpc.RunTemplateServiceServicer):
     async def RunRunTemplate(
         self, request: run_templates_pb2.RunRunTemplateRequest, context: grpc.aio.ServicerContext
     ) -> run_templates_pb2.RunRunTemplateResponse:
-        async def call() -> tuple[run_templates_pb2.RunRunTemplateResponse, int]:
-            result, status = await self.plane.runs.run_template(request)
-            return run_templates_pb2.RunRunTemplateResponse(result=result), status
+        async def call() -> Outcome[run_templates_pb2.RunRunTemplateResponse]:
+            outcome = await self.plane.runs.run_template(request)
+            return Outcome(run_templates_pb2.RunRunTemplateResponse(result=outcome.value), outcome.accepted)
 
-        response, status = await self.plane.idempotency.run(
-            "runTemplates.run", idempotency_key(context), request, run_templates_pb2.RunRunTemplateResponse, call
+        return answer(
+            await self.plane.idempotency.outcome(
+                "runTemplates.run", idempotency_key(context), request, run_templates_pb2.RunRunTemplateResponse, call
+            )
         )
-        set_http_status(status if status != 200 else None)
-        return response

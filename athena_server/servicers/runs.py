@@ -5,9 +5,10 @@ from __future__ import annotations
 import grpc
 
 from athena.v1 import runs_pb2, runs_pb2_grpc
+from athena_server.control.outcomes import Outcome
 from athena_server.plane import ControlPlane
 from athena_server.servicers.metadata import idempotency_key
-from athena_server.tracing import set_http_status
+from athena_server.servicers.outcomes import answer
 
 
 class RunServicer(runs_pb2_grpc.RunServiceServicer):
@@ -17,15 +18,15 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
     async def CreateRun(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.CreateRunResponse:
-        async def call() -> tuple[runs_pb2.CreateRunResponse, int]:
-            result, status = await self.plane.runs.create(request)
-            return runs_pb2.CreateRunResponse(result=result), status
+        async def call() -> Outcome[runs_pb2.CreateRunResponse]:
+            outcome = await self.plane.runs.create(request)
+            return Outcome(runs_pb2.CreateRunResponse(result=outcome.value), outcome.accepted)
 
-        response, status = await self.plane.idempotency.run(
-            "runs.create", idempotency_key(context), request, runs_pb2.CreateRunResponse, call
+        return answer(
+            await self.plane.idempotency.outcome(
+                "runs.create", idempotency_key(context), request, runs_pb2.CreateRunResponse, call
+            )
         )
-        set_http_status(status if status != 200 else None)
-        return response
 
     async def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext

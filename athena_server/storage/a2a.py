@@ -14,17 +14,20 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from athena_client.vocab import A2aDlqStatus, A2aMessageStatus
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import a2a_dlq, a2a_messages
 
-PENDING = "pending"
-DELIVERING = "delivering"
-DELIVERED = "delivered"
-DEAD_LETTERED = "dead-lettered"
-DISCARDED = "discarded"
+# A message's and a dead letter's statuses, as the contract spells them.
+PENDING = A2aMessageStatus.PENDING
+DELIVERING = A2aMessageStatus.DELIVERING
+DELIVERED = A2aMessageStatus.DELIVERED
+DEAD_LETTERED = A2aMessageStatus.DEAD_LETTERED
+DISCARDED = A2aMessageStatus.DISCARDED
 
-DLQ_PENDING = "pending"
-DLQ_REQUEUED = "requeued"
-DLQ_DISCARDED = "discarded"
+DLQ_PENDING = A2aDlqStatus.PENDING
+DLQ_REQUEUED = A2aDlqStatus.REQUEUED
+DLQ_DISCARDED = A2aDlqStatus.DISCARDED
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,11 @@ class DlqRow:
 
 
 def _message(r: Any) -> MessageRow:
-    return MessageRow(**{name: getattr(r, name) for name in MessageRow.__dataclass_fields__})
+    return row_of(MessageRow, r)
 
 
 def _dlq(r: Any) -> DlqRow:
-    return DlqRow(r.seq, r.id, r.status, r.reason, r.payload or {}, r.audit_note, r.created_at_ms, r.updated_at_ms)
+    return row_of(DlqRow, r, payload=r.payload or {})
 
 
 # ---- messages -----------------------------------------------------------------------------------------

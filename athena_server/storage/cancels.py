@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import cancel_requests as cr
 
 
@@ -23,7 +24,7 @@ class CancelRow:
 
 
 def _row(r: Any) -> CancelRow:
-    return CancelRow(r.run_id, r.session_id, r.requested_at_ms, r.reason, r.trace_id, r.started_at_ms)
+    return row_of(CancelRow, r)
 
 
 _GET = select(cr).where(cr.c.run_id == bindparam("run_id"))

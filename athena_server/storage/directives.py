@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
 from athena_server.storage.prepared import Prepared
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import directives
 
 # Built once: the run path inserts a shadow directive per raw-input run.
@@ -31,13 +32,11 @@ class DirectiveRow:
 
 
 def _row(r: Any) -> DirectiveRow:
-    return DirectiveRow(
-        r.seq,
-        r.id,
-        r.input,
-        list(r.context_refs) if r.context_refs else None,
-        dict(r.metadata) if r.metadata else None,
-        r.created_at_ms,
+    return row_of(
+        DirectiveRow,
+        r,
+        context_refs=list(r.context_refs) if r.context_refs else None,
+        metadata=dict(r.metadata) if r.metadata else None,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import harness_profiles
 
 _INSERT = sql_insert(harness_profiles)
@@ -43,4 +44,4 @@ def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) 
     q = select(harness_profiles).order_by(harness_profiles.c.seq.desc()).limit(limit).offset(offset)
     if before_seq is not None:
         q = q.where(harness_profiles.c.seq < before_seq)
-    return [ProfileRow(r.seq, r.id, dict(r.document), r.created_at_ms) for r in conn.execute(q).all()]
+    return [row_of(ProfileRow, r, document=dict(r.document)) for r in conn.execute(q).all()]

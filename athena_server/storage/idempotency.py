@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import idempotency_keys as ik
 
 
@@ -29,9 +30,7 @@ def get(conn: Connection, scope: str, key: str) -> KeyRow | None:
     r = conn.execute(select(ik).where(ik.c.scope == scope, ik.c.key == key)).one_or_none()
     if r is None:
         return None
-    return KeyRow(
-        r.scope, r.key, r.request_hash, r.owner_id, r.state, r.response, r.http_status, r.error, r.created_at_ms
-    )
+    return row_of(KeyRow, r)
 
 
 def claim(conn: Connection, scope: str, key: str, request_hash: str, owner_id: str, at_ms: int) -> bool:

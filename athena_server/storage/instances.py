@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import instances
 
 
@@ -30,7 +31,7 @@ def heartbeat(conn: Connection, instance_id: str, at_ms: int) -> bool:
 
 def others(conn: Connection, instance_id: str) -> list[InstanceRow]:
     rows = conn.execute(select(instances).where(instances.c.id != instance_id)).all()
-    return [InstanceRow(r.id, r.hostname, r.pid, r.started_at_ms, r.heartbeat_at_ms) for r in rows]
+    return [row_of(InstanceRow, r) for r in rows]
 
 
 def remove(conn: Connection, instance_ids: list[str]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import policy, policy_rejections
 
 _ROW_ID = 1
@@ -126,17 +127,4 @@ def page_rejections(
         q = q.where(r.created_at_ms >= created_after_ms)
     if created_before_ms is not None:
         q = q.where(r.created_at_ms <= created_before_ms)
-    return [
-        RejectionRow(
-            x.seq,
-            x.created_at_ms,
-            x.session_id,
-            x.run_id,
-            x.active_runs,
-            x.max_concurrent_runs,
-            x.reason,
-            x.policy,
-            x.event,
-        )
-        for x in conn.execute(q).all()
-    ]
+    return [row_of(RejectionRow, x) for x in conn.execute(q).all()]

@@ -1,7 +1,10 @@
 """How a run that did not succeed is recorded, whoever ends it: its executor (cancel, timeout, provider
 error, refusal at its turn) or the reaper (its process died). One transaction writes the final status and
 error on the run, consumes its cancel request, adds the `isError` assistant entry when the run had started,
-and appends the event (`run.cancelled` or `run.failed`)."""
+and appends the event (`run.cancelled` or `run.failed`).
+
+The status write is the conditional move of storage/runs.py: when the run has already ended (the reaper
+and the executor both ending it, say), nothing else is written either, so a run has one ending event."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from athena_client.vocab import EventType, RunStatus, TranscriptRole
 from athena_server.storage import cancels, events, runs, sessions, transcripts
 from athena_server.storage.transcripts import EntryRow
 
@@ -22,21 +26,26 @@ def record_failure(
     trace_id: str,
     provider: str,
     model: str,
-    status: str,
-    event_type: str,
+    status: RunStatus,
+    event_type: EventType,
     code: str,
     message: str,
     at: int,
     attempts: int,
     started: bool,
     payload: dict[str, Any],
-) -> None:
-    runs.update_run(
-        conn, run_id, status=status, error_code=code, error_message=message, finished_at_ms=at, attempts=attempts
+) -> bool:
+    """False, with nothing written, when the run may not move to `status` (it already ended, or is gone)."""
+    moved = runs.move(
+        conn, run_id, status, error_code=code, error_message=message, finished_at_ms=at, attempts=attempts
     )
+    if not moved:
+        return False
     cancels.consume(conn, run_id)
     if started:
-        entry = EntryRow(0, str(uuid.uuid4()), session_id, run_id, "assistant", message, True, {"errorCode": code}, at)
+        entry = EntryRow(
+            0, str(uuid.uuid4()), session_id, run_id, TranscriptRole.ASSISTANT, message, True, {"errorCode": code}, at
+        )
         transcripts.append(conn, entry)
         sessions.touch(conn, session_id, provider, model, at)
     events.append(
@@ -48,3 +57,4 @@ def record_failure(
         payload={**payload, "status": status, "attempts": attempts, "error": {"code": code, "message": message}},
         created_at_ms=at,
     )
+    return True

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import run_templates
 
 _INSERT = sql_insert(run_templates)
@@ -25,9 +26,7 @@ class RunTemplateRow:
 
 
 def _row(r: Any) -> RunTemplateRow:
-    return RunTemplateRow(
-        r.seq, r.id, r.harness_profile_id, r.directive_template, dict(r.default_params or {}), r.created_at_ms
-    )
+    return row_of(RunTemplateRow, r, default_params=dict(r.default_params or {}))
 
 
 def insert(

@@ -1,34 +1,45 @@
 """Run records: the authority on a run's status.
 
 A run is `pending` while it waits for its session, `running` while a process executes it (the
-`ux_runs_session_running` index lets a session hold at most one), then final. Admission decisions
+`ux_runs_session_running` index lets a session hold at most one), then final. Its status changes only
+through `move`, a conditional UPDATE that matches only when the transition table (storage/run_transitions.py)
+allows the move, so a finished run never runs again and two endings never both land. Admission decisions
 (concurrency, session turn) read and write here inside one transaction; on PostgreSQL they also take
 a transaction-scoped advisory lock, since READ COMMITTED would let two replicas count the same free slot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
 
+from athena_client.vocab import RunStatus
 from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
+from athena_server.storage.run_transitions import ACTIVE, INITIAL, predecessors
 from athena_server.storage.tables import runs
 
-ACTIVE = ("pending", "running")
 _ADMISSION_LOCK_KEY = 0x41444D54
 # Statements on the run path are built once (building a Core statement per call costs more than running it).
 _INSERT = Prepared(insert(runs))
 _UPDATE = Prepared(update(runs).where(runs.c.id == bindparam("_id")))
+# One conditional UPDATE per status a run can move to: it matches only a run in an allowed predecessor status.
+_MOVES = {
+    status: Prepared(
+        update(runs).where(runs.c.id == bindparam("_id"), or_(*(runs.c.status == old for old in predecessors(status))))
+    )
+    for status in RunStatus
+    if predecessors(status)
+}
 _GET = select(runs).where(runs.c.id == bindparam("id"))
 _HEAD = Prepared(
     select(runs.c.id, runs.c.status)
     .where(runs.c.session_id == bindparam("session_id"), or_(*(runs.c.status == s for s in ACTIVE)))
     .order_by(runs.c.created_at_ms, runs.c.id)
 )
-_RUNNING = select(func.count()).select_from(runs).where(runs.c.status == "running")
+_RUNNING = select(func.count()).select_from(runs).where(runs.c.status == RunStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,9 @@ class RunRow:
     pid: int | None
 
 
-_COLUMNS = [f.name for f in fields(RunRow)]
-
-
 def _row(r: Any) -> RunRow:
-    m = r._mapping
-    return RunRow(**{name: m[name] for name in _COLUMNS})
+    """The row class has the table's columns, by name."""
+    return RunRow(**r._mapping)
 
 
 def admission_lock(conn: Connection) -> None:
@@ -76,13 +84,32 @@ def admission_lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADMISSION_LOCK_KEY})
 
 
+class IllegalTransition(RuntimeError):
+    """A status write the transition table does not allow: a bug in the caller, never a client error."""
+
+
 def insert_run(conn: Connection, **values: Any) -> None:
+    if values.get("status") not in INITIAL:
+        raise IllegalTransition(f"a run is created {' or '.join(sorted(INITIAL))}, not '{values.get('status')}'")
     _INSERT.run(conn, values)
 
 
 def update_run(conn: Connection, run_id: str, **values: Any) -> None:
-    """Set the given columns (the statement's SET list follows the keys passed)."""
+    """Set the given columns other than the status (which changes through `move`); the statement's SET
+    list follows the keys passed."""
+    if "status" in values:
+        raise IllegalTransition("a run's status changes through runs.move, which checks the transition")
     _UPDATE.run(conn, {"_id": run_id, **values})
+
+
+def move(conn: Connection, run_id: str, status: RunStatus, **values: Any) -> bool:
+    """Write the run's new status (and the given columns) if its current status may move there; False, with
+    nothing written, when it may not (it already ended, say, or is gone). The UPDATE's WHERE decides, so
+    of two concurrent endings exactly one lands."""
+    moves = _MOVES.get(status)
+    if moves is None:
+        raise IllegalTransition(f"no run status moves to '{status}'")
+    return moves.run(conn, {"_id": run_id, "status": status, **values}).rowcount == 1
 
 
 def get(conn: Connection, run_id: str) -> RunRow | None:
@@ -97,15 +124,15 @@ def running_count(conn: Connection) -> int:
 def session_head(conn: Connection, session_id: str) -> tuple[str | None, str | None]:
     """(the session's running run, its oldest pending run): whoever holds or is next in line for the turn."""
     rows = _HEAD.rows(conn, {"session_id": session_id})
-    running = next((run_id for run_id, status in rows if status == "running"), None)
-    pending = next((run_id for run_id, status in rows if status == "pending"), None)
+    running = next((run_id for run_id, status in rows if status == RunStatus.RUNNING), None)
+    pending = next((run_id for run_id, status in rows if status == RunStatus.PENDING), None)
     return running, pending
 
 
 def oldest_pending(conn: Connection, session_id: str) -> str | None:
     q = (
         select(runs.c.id)
-        .where(runs.c.session_id == session_id, runs.c.status == "pending")
+        .where(runs.c.session_id == session_id, runs.c.status == RunStatus.PENDING)
         .order_by(runs.c.created_at_ms, runs.c.id)
         .limit(1)
     )
@@ -129,7 +156,7 @@ def active_page(
 ) -> list[RunRow]:
     """Running runs, newest first by (startedAt, sessionId, runId), strictly after the `before` key."""
     c = runs.c
-    q = select(runs).where(c.status == "running")
+    q = select(runs).where(c.status == RunStatus.RUNNING)
     if session_id is not None:
         q = q.where(c.session_id == session_id)
     if run_id is not None:

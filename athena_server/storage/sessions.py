@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from athena_server.storage.prepared import Prepared
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import sessions
 
 _TOUCH = Prepared(update(sessions).where(sessions.c.id == bindparam("_id")))
@@ -24,7 +25,7 @@ class SessionRow:
 
 
 def _row(r: Any) -> SessionRow:
-    return SessionRow(r.id, r.provider, r.model, r.created_at_ms, r.updated_at_ms)
+    return row_of(SessionRow, r)
 
 
 def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: int) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from athena_client.vocab import RunStatus
+from athena_server.storage.rows import row_of
 from athena_server.storage.tables import runs, work_items, work_queues
 
 
@@ -35,7 +37,7 @@ class QueueRow:
 
 def items(conn: Connection, session_id: str) -> list[WorkItemRow]:
     q = select(work_items).where(work_items.c.session_id == session_id).order_by(work_items.c.seq)
-    return [WorkItemRow(r.seq, r.id, r.session_id, r.payload, r.mode, r.created_at_ms) for r in conn.execute(q).all()]
+    return [row_of(WorkItemRow, r) for r in conn.execute(q).all()]
 
 
 def queue(conn: Connection, session_id: str) -> QueueRow | None:
@@ -56,7 +58,7 @@ def enqueue(
     ).first()
     if existing is not None:
         r = existing
-        return WorkItemRow(r.seq, r.id, r.session_id, r.payload, r.mode, r.created_at_ms), False
+        return row_of(WorkItemRow, r), False
     result = conn.execute(
         insert(work_items).values(id=item_id, session_id=session_id, payload=payload, mode=mode, created_at_ms=at_ms)
     )
@@ -112,8 +114,8 @@ def reconcile(conn: Connection, session_id: str) -> int:
         .select_from(work_items.outerjoin(runs, runs.c.id == work_items.c.run_id))
         .where(work_items.c.session_id == session_id, work_items.c.run_id.is_not(None))
     ).all()
-    done = [r.seq for r in marked if r.status == "succeeded"]
-    again = [r.seq for r in marked if r.status != "succeeded"]
+    done = [r.seq for r in marked if r.status == RunStatus.SUCCEEDED]
+    again = [r.seq for r in marked if r.status != RunStatus.SUCCEEDED]
     if done:
         conn.execute(delete(work_items).where(work_items.c.seq.in_(done)))
     if again:
