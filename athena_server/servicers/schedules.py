@@ -7,7 +7,7 @@ from typing import TypeVar
 import grpc
 
 from athena.v1 import schedules_pb2, schedules_pb2_grpc
-from athena_server.control.schedules import schedule_message
+from athena_server.control.schedule_messages import schedule_message
 from athena_server.plane import ControlPlane
 from athena_server.storage.schedules import ScheduleRow
 

@@ -6,7 +6,7 @@ import grpc
 
 from athena.v1 import workflows_pb2, workflows_pb2_grpc
 from athena_server.plane import ControlPlane
-from athena_server.tracing import set_http_status
+from athena_server.servicers.outcomes import answer
 
 
 class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):
@@ -31,6 +31,4 @@ class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):
     async def ResumeWorkflowRun(
         self, request: workflows_pb2.ResumeWorkflowRunRequest, context: grpc.aio.ServicerContext
     ) -> workflows_pb2.ResumeWorkflowRunResponse:
-        run, status = await self.plane.workflows.resume(request)
-        set_http_status(status if status != 200 else None)
-        return workflows_pb2.ResumeWorkflowRunResponse(run=run)
+        return workflows_pb2.ResumeWorkflowRunResponse(run=answer(await self.plane.workflows.resume(request)))

@@ -9,11 +9,12 @@ makes a second record of one slot impossible.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from athena_server.storage import keyset
 from athena_server.storage.tables import schedule_logs, schedules
 
 
@@ -48,42 +49,14 @@ class LogRow:
     run_id: str | None
 
 
-def _schedule(r: Any) -> ScheduleRow:
-    return ScheduleRow(
-        r.id,
-        r.session_id,
-        r.input,
-        r.every_minutes,
-        r.cron,
-        r.metadata,
-        bool(r.enabled),
-        bool(r.running),
-        r.created_at_ms,
-        r.updated_at_ms,
-        r.next_run_at_ms,
-        r.last_run_at_ms,
-    )
-
-
-def _log(r: Any) -> LogRow:
-    return LogRow(
-        r.seq,
-        r.id,
-        r.schedule_id,
-        r.session_id,
-        r.slot_ms,
-        r.started_at_ms,
-        r.finished_at_ms,
-        r.status,
-        r.error,
-        r.error_code,
-        r.run_id,
-    )
+# Each row class's columns, selected by name: a row's mapping then holds exactly its class's fields.
+_SCHEDULE = [schedules.c[f.name] for f in fields(ScheduleRow)]
+_LOG = [schedule_logs.c[f.name] for f in fields(LogRow)]
 
 
 def get(conn: Connection, schedule_id: str) -> ScheduleRow | None:
-    r = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one_or_none()
-    return None if r is None else _schedule(r)
+    r = conn.execute(select(*_SCHEDULE).where(schedules.c.id == schedule_id)).one_or_none()
+    return None if r is None else ScheduleRow(**r._mapping)
 
 
 def upsert(conn: Connection, row: ScheduleRow) -> None:
@@ -121,13 +94,13 @@ def remove(conn: Connection, schedule_id: str) -> bool:
 
 def page(conn: Connection, limit: int, after: tuple[int, str] | None) -> list[ScheduleRow]:
     """Oldest first by (createdAt, id), strictly after the key `after`."""
-    q = select(schedules).order_by(schedules.c.created_at_ms, schedules.c.id).limit(limit)
+    q = select(*_SCHEDULE).order_by(schedules.c.created_at_ms, schedules.c.id).limit(limit)
     if after is not None:
         created, sid = after
         q = q.where(
             (schedules.c.created_at_ms > created) | ((schedules.c.created_at_ms == created) & (schedules.c.id > sid))
         )
-    return [_schedule(r) for r in conn.execute(q).all()]
+    return [ScheduleRow(**r._mapping) for r in conn.execute(q).all()]
 
 
 def count(conn: Connection) -> int:
@@ -136,11 +109,11 @@ def count(conn: Connection) -> int:
 
 def due(conn: Connection, at_ms: int) -> list[ScheduleRow]:
     q = (
-        select(schedules)
+        select(*_SCHEDULE)
         .where(schedules.c.enabled.is_(True), schedules.c.next_run_at_ms <= at_ms)
         .order_by(schedules.c.next_run_at_ms, schedules.c.id)
     )
-    return [_schedule(r) for r in conn.execute(q).all()]
+    return [ScheduleRow(**r._mapping) for r in conn.execute(q).all()]
 
 
 def advance(conn: Connection, row: ScheduleRow, next_ms: int, owner_id: str | None, at_ms: int) -> bool:
@@ -184,8 +157,14 @@ def finish(conn: Connection, schedule_id: str, **values: Any) -> None:
 
 def running_of(conn: Connection, owner_ids: list[str]) -> list[tuple[ScheduleRow, int | None, int]]:
     """Schedules marked running by these processes, with the slot and start of their run."""
-    q = select(schedules).where(schedules.c.running.is_(True), schedules.c.running_owner.in_(owner_ids))
-    return [(_schedule(r), r.running_slot_ms, r.running_since_ms or 0) for r in conn.execute(q).all()]
+    running = [schedules.c.running_slot_ms, schedules.c.running_since_ms]
+    q = select(*_SCHEDULE, *running).where(schedules.c.running.is_(True), schedules.c.running_owner.in_(owner_ids))
+    found: list[tuple[ScheduleRow, int | None, int]] = []
+    for r in conn.execute(q).all():
+        values = dict(r._mapping)
+        slot, since = values.pop("running_slot_ms"), values.pop("running_since_ms")
+        found.append((ScheduleRow(**values), slot, since or 0))
+    return found
 
 
 def add_log(conn: Connection, row: LogRow) -> LogRow:
@@ -219,8 +198,7 @@ def log_seq(conn: Connection, schedule_id: str, log_id: str) -> int | None:
 
 def logs(conn: Connection, schedule_id: str, limit: int, before_seq: int | None) -> list[LogRow]:
     """Newest first, strictly older than `before_seq`."""
-    q = select(schedule_logs).where(schedule_logs.c.schedule_id == schedule_id)
-    if before_seq is not None:
-        q = q.where(schedule_logs.c.seq < before_seq)
-    q = q.order_by(schedule_logs.c.seq.desc()).limit(limit)
-    return [_log(r) for r in conn.execute(q).all()]
+    q = select(*_LOG).where(schedule_logs.c.schedule_id == schedule_id)
+    before = None if before_seq is None else (before_seq,)
+    q = keyset.newest_first(q, [schedule_logs.c.seq], before, limit, 0)
+    return [LogRow(**r._mapping) for r in conn.execute(q).all()]

@@ -7,11 +7,13 @@ next start or resume can take it over.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from athena_client.vocab import WorkflowRunStatus
+from athena_server.storage import keyset
 from athena_server.storage.tables import instances, workflow_runs, workflow_steps, workflows
 
 
@@ -50,36 +52,28 @@ class StepRow:
     updated_at_ms: int
 
 
-def _run(r: Any) -> RunRow:
-    return RunRow(
-        r.id,
-        r.workflow_id,
-        r.status,
-        r.resumed_from_run_id,
-        r.owner_id,
-        r.created_at_ms,
-        r.updated_at_ms,
-        r.started_at_ms,
-        r.finished_at_ms,
-    )
+# Each row class's columns, selected by name: a row's mapping then holds exactly its class's fields.
+_WORKFLOW = [workflows.c[f.name] for f in fields(WorkflowRow)]
+_RUN = [workflow_runs.c[f.name] for f in fields(RunRow)]
+_STEP = [workflow_steps.c[f.name] for f in fields(StepRow)]
 
 
 def insert_workflow(conn: Connection, workflow_id: str, definition: dict[str, Any], at_ms: int) -> WorkflowRow:
     result = conn.execute(insert(workflows).values(id=workflow_id, definition=definition, created_at_ms=at_ms))
     (seq,) = result.inserted_primary_key or (0,)
-    return WorkflowRow(int(seq), workflow_id, definition, at_ms)
+    return WorkflowRow(seq=int(seq), id=workflow_id, definition=definition, created_at_ms=at_ms)
 
 
 def get_workflow(conn: Connection, workflow_id: str) -> WorkflowRow | None:
-    r = conn.execute(select(workflows).where(workflows.c.id == workflow_id)).one_or_none()
-    return None if r is None else WorkflowRow(r.seq, r.id, r.definition, r.created_at_ms)
+    r = conn.execute(select(*_WORKFLOW).where(workflows.c.id == workflow_id)).one_or_none()
+    return None if r is None else WorkflowRow(**r._mapping)
 
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int) -> list[WorkflowRow]:
-    q = select(workflows).order_by(workflows.c.seq.desc()).limit(limit).offset(offset)
-    if before_seq is not None:
-        q = q.where(workflows.c.seq < before_seq)
-    return [WorkflowRow(r.seq, r.id, r.definition, r.created_at_ms) for r in conn.execute(q).all()]
+    """Newest first, strictly before `before_seq` (or skipping `offset` rows: the original's cursors)."""
+    before = None if before_seq is None else (before_seq,)
+    q = keyset.newest_first(select(*_WORKFLOW), [workflows.c.seq], before, limit, offset)
+    return [WorkflowRow(**r._mapping) for r in conn.execute(q).all()]
 
 
 def insert_run(conn: Connection, row: RunRow, step_ids: list[str]) -> None:
@@ -90,7 +84,7 @@ def insert_run(conn: Connection, row: RunRow, step_ids: list[str]) -> None:
                 workflow_run_id=row.id,
                 step_id=step_id,
                 position=position,
-                status="pending",
+                status=WorkflowRunStatus.PENDING,
                 attempt=0,
                 updated_at_ms=row.created_at_ms,
             )
@@ -98,14 +92,14 @@ def insert_run(conn: Connection, row: RunRow, step_ids: list[str]) -> None:
 
 
 def latest_run(conn: Connection, workflow_id: str) -> RunRow | None:
-    q = select(workflow_runs).where(workflow_runs.c.workflow_id == workflow_id).order_by(workflow_runs.c.seq.desc())
+    q = select(*_RUN).where(workflow_runs.c.workflow_id == workflow_id).order_by(workflow_runs.c.seq.desc())
     r = conn.execute(q.limit(1)).first()
-    return None if r is None else _run(r)
+    return None if r is None else RunRow(**r._mapping)
 
 
 def get_run(conn: Connection, run_id: str) -> RunRow | None:
-    r = conn.execute(select(workflow_runs).where(workflow_runs.c.id == run_id)).one_or_none()
-    return None if r is None else _run(r)
+    r = conn.execute(select(*_RUN).where(workflow_runs.c.id == run_id)).one_or_none()
+    return None if r is None else RunRow(**r._mapping)
 
 
 def update_run(conn: Connection, run_id: str, **values: Any) -> None:
@@ -129,8 +123,10 @@ def claim(conn: Connection, run_id: str, owner_id: str) -> bool:
 def ownerless_running(conn: Connection) -> list[RunRow]:
     """Runs left `running` by a process that stopped or died."""
     live = select(instances.c.id).where(instances.c.id == workflow_runs.c.owner_id).exists()
-    q = select(workflow_runs).where(workflow_runs.c.status == "running", or_(workflow_runs.c.owner_id.is_(None), ~live))
-    return [_run(r) for r in conn.execute(q).all()]
+    q = select(*_RUN).where(
+        workflow_runs.c.status == WorkflowRunStatus.RUNNING, or_(workflow_runs.c.owner_id.is_(None), ~live)
+    )
+    return [RunRow(**r._mapping) for r in conn.execute(q).all()]
 
 
 def release_owned(conn: Connection, owner_ids: list[str], at_ms: int) -> None:
@@ -140,22 +136,8 @@ def release_owned(conn: Connection, owner_ids: list[str], at_ms: int) -> None:
 
 
 def steps(conn: Connection, run_id: str) -> list[StepRow]:
-    q = select(workflow_steps).where(workflow_steps.c.workflow_run_id == run_id).order_by(workflow_steps.c.position)
-    return [
-        StepRow(
-            r.step_id,
-            r.position,
-            r.status,
-            r.attempt,
-            r.run_id,
-            r.error,
-            r.error_code,
-            r.started_at_ms,
-            r.finished_at_ms,
-            r.updated_at_ms,
-        )
-        for r in conn.execute(q).all()
-    ]
+    q = select(*_STEP).where(workflow_steps.c.workflow_run_id == run_id).order_by(workflow_steps.c.position)
+    return [StepRow(**r._mapping) for r in conn.execute(q).all()]
 
 
 def update_step(conn: Connection, workflow_run_id: str, step_id: str, /, **values: Any) -> None:
