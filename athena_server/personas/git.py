@@ -92,7 +92,8 @@ class Git:
                 err_task = asyncio.ensure_future(_read_capped(proc.stderr, _STDERR_MAX_BYTES))
                 (data, truncated) = await out_task
                 if truncated:
-                    proc.kill()
+                    with contextlib.suppress(ProcessLookupError):  # it may have exited already (uvloop raises)
+                        proc.kill()
                 (err, _) = await err_task
                 returncode = await proc.wait()
         except TimeoutError:
