@@ -1,5 +1,7 @@
 """Following the event log (control/follow.py) against a real SQLite store: the backlog first, in order, in
-pages, then rows as they commit; nothing lost or repeated, however large the backlog."""
+pages, then rows as they commit; nothing lost or repeated, however large the backlog. The follower reads
+its backlog with its own fetch; rows committed after it joined reach it through the table's shared tail,
+whose reads are recorded separately."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import Connection
 
-from athena_server.control.follow import PAGE, follow
+from athena_server.control.follow import PAGE, Followed, follow
 from athena_server.storage import events
 from athena_server.storage.events import EventFilter, EventRow
 from athena_server.storage.store import Store
@@ -32,9 +34,15 @@ class Fetch:
         return events.list_after(conn, after, limit, self.filter, up_to_seq=up_to)
 
 
-def stream(store: Store, after: int, fetch: Fetch) -> AsyncIterator[EventRow]:
+def table(tail_fetch: Fetch) -> Followed[EventRow]:
+    """The event log, its shared reads recorded by `tail_fetch` (unfiltered)."""
+    return Followed("events", tail_fetch, events.last_seq, lambda r: r.seq)
+
+
+def stream(store: Store, after: int, fetch: Fetch, tail_fetch: Fetch | None = None) -> AsyncIterator[EventRow]:
     # A long poll interval: every step below is woken by a commit, never by the timer.
-    return follow(store, after, fetch, events.last_seq, lambda r: r.seq, 60.0)
+    predicate = events.matches(fetch.filter)
+    return follow(store, table(tail_fetch or Fetch()), after, fetch, predicate, 60.0)
 
 
 async def take(rows: AsyncIterator[EventRow], n: int) -> list[int]:
@@ -67,20 +75,23 @@ async def test_a_filtered_stream_moves_past_rows_it_did_not_match(store: Store) 
     await add(store, 3, type="other")
     first = await add(store, 1, type="wanted")
     skipped = await add(store, 3, type="other")
-    fetch = Fetch("wanted")
-    rows = stream(store, 0, fetch)
+    fetch, tail_fetch = Fetch("wanted"), Fetch()
+    rows = stream(store, 0, fetch, tail_fetch)
     assert await take(rows, 1) == first
     second = await add(store, 1, type="wanted")
     assert await take(rows, 1) == second
-    # Round 1 read up to the last unmatched row; round 2 starts there instead of rescanning from the match.
-    assert fetch.calls[:2] == [(0, skipped[-1], PAGE), (skipped[-1], second[0], PAGE)]
+    # Round 1 read up to the last unmatched row; round 2 (the shared tail's, once the follower joined it)
+    # starts there instead of rescanning from the match.
+    assert fetch.calls == [(0, skipped[-1], PAGE)]
+    assert tail_fetch.calls[:1] == [(skipped[-1], second[0], PAGE)]
     await rows.aclose()
 
 
 async def test_an_empty_log_waits_for_the_first_row(store: Store) -> None:
-    fetch = Fetch()
-    rows = stream(store, 0, fetch)
+    fetch, tail_fetch = Fetch(), Fetch()
+    rows = stream(store, 0, fetch, tail_fetch)
     first = await add(store, 1)
     assert await take(rows, 1) == first
-    assert fetch.calls[0][1] == first[0]  # no fetch ran before there was a row
+    # No fetch ran before there was a row: the follower's (empty) backlog read none, nor did the tail.
+    assert [c[1] for c in fetch.calls + tail_fetch.calls] == [first[0]]
     await rows.aclose()

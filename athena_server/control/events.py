@@ -11,12 +11,22 @@ from athena.v1 import events_pb2
 from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control import pages
-from athena_server.control.follow import follow
+from athena_server.control.follow import Followed, follow
 from athena_server.errors import AthenaError, config_error
 from athena_server.storage import events
 from athena_server.storage.events import EVENT_ID_PREFIX, EventFilter, EventRow
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso
+
+
+def _all_events(conn: Connection, after: int, up_to: int, limit: int) -> list[EventRow]:
+    return events.list_after(conn, after, limit, EventFilter(), up_to_seq=up_to)
+
+
+# The event log as streams follow it: one tail per process reads it for every stream.
+EVENT_LOG: Followed[EventRow] = Followed(
+    "events", _all_events, events.last_seq, lambda r: r.seq, key_of=lambda r: r.session_id
+)
 
 
 def event_message(row: EventRow) -> events_pb2.Event:
@@ -104,7 +114,13 @@ class EventService:
 
         async def stream() -> AsyncIterator[events_pb2.Event]:
             async for row in follow(
-                self.store, start, fetch, events.last_seq, lambda r: r.seq, self.settings.event_poll_seconds
+                self.store,
+                EVENT_LOG,
+                start,
+                fetch,
+                events.matches(flt),
+                self.settings.event_poll_seconds,
+                key=flt.session_id,
             ):
                 yield event_message(row)
 

@@ -13,7 +13,7 @@ from athena_client.contract import enum_by_json
 from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control import pages
-from athena_server.control.follow import follow
+from athena_server.control.follow import Followed, follow
 from athena_server.errors import config_error
 from athena_server.storage import sessions, transcripts
 from athena_server.storage.sessions import SessionRow
@@ -23,6 +23,12 @@ from athena_server.timefmt import iso
 
 # The role column holds the contract's JSON spelling of TranscriptRole ("user", "assistant", ...).
 _ROLES = enum_by_json(sessions_pb2.TranscriptRole.DESCRIPTOR)
+
+
+# Every session's transcript entries as streams follow them: one tail per process reads them for every stream.
+TRANSCRIPTS: Followed[EntryRow] = Followed(
+    "transcripts", transcripts.between, transcripts.last_seq, lambda r: r.seq, key_of=lambda r: r.session_id
+)
 
 
 def session_message(row: SessionRow) -> sessions_pb2.Session:
@@ -122,12 +128,14 @@ class SessionService:
             start = await self.store.read(transcripts.last_seq)
 
         def fetch(conn: Connection, after: int, up_to: int, limit: int) -> list[EntryRow]:
-            rows = transcripts.after(conn, session_id, after, limit)
-            return [r for r in rows if r.seq <= up_to]
+            return transcripts.after(conn, session_id, after, limit, up_to_seq=up_to)
+
+        def matches(row: EntryRow) -> bool:
+            return row.session_id == session_id
 
         async def stream() -> AsyncIterator[sessions_pb2.TranscriptEntry]:
             async for row in follow(
-                self.store, start, fetch, transcripts.last_seq, lambda r: r.seq, self.settings.event_poll_seconds
+                self.store, TRANSCRIPTS, start, fetch, matches, self.settings.event_poll_seconds, key=session_id
             ):
                 yield entry_message(row)
 

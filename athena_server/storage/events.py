@@ -8,18 +8,21 @@ from their first event to commit, which makes commit order follow id order there
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
 from athena_server.access.caller import actor as request_actor
+from athena_server.storage.notify import CHANNEL, NOTIFY_FROM
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.store import EVENTS_WRITTEN
 from athena_server.storage.tables import events
 from athena_server.timefmt import now_ms
 
 _EVENT_LOCK_KEY = 0x45564E54
+_ORDER_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :source)")
 # Statements on the run path are built once: building a Core statement per call costs ~5x executing it.
 _INSERT = Prepared(insert(events))
 EVENT_ID_PREFIX = "evt_"
@@ -65,8 +68,7 @@ def append(
 ) -> int:
     """Append one event in the caller's transaction. Its actor is the request's authenticated caller: the
     store runs a request's units in the request's context (see Store.write)."""
-    if conn.dialect.name == "postgresql" and not conn.info.get(EVENTS_WRITTEN):
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_KEY})
+    hold_log_order(conn)
     outcome = _INSERT.run(
         conn,
         {
@@ -80,8 +82,20 @@ def append(
             "actor": request_actor(),
         },
     )
-    conn.info[EVENTS_WRITTEN] = True
     return int(outcome.lastrowid or 0)
+
+
+def hold_log_order(conn: Connection) -> None:
+    """Call before appending to a followed table (events, transcript entries) in this transaction: on
+    PostgreSQL, take the log's advisory lock (held to commit, so ids become visible in id order) and queue
+    the commit notification, once per transaction; everywhere, mark the transaction so the store wakes this
+    process's streams when it commits."""
+    if conn.info.get(EVENTS_WRITTEN):
+        return
+    if conn.dialect.name == "postgresql":
+        source = conn.info.get(NOTIFY_FROM, "")
+        conn.execute(_ORDER_AND_NOTIFY, {"k": _EVENT_LOCK_KEY, "channel": CHANNEL, "source": source})
+    conn.info[EVENTS_WRITTEN] = True
 
 
 def _row(r: Any) -> EventRow:
@@ -110,6 +124,22 @@ def list_after(
     if flt.created_before_ms is not None:
         q = q.where(events.c.created_at_ms <= flt.created_before_ms)
     return [_row(r) for r in conn.execute(q).all()]
+
+
+def matches(flt: EventFilter) -> Callable[[EventRow], bool]:
+    """`flt` as an in-memory predicate: exactly the rows `list_after` selects with it."""
+
+    def test(row: EventRow) -> bool:
+        return (
+            (flt.session_id is None or row.session_id == flt.session_id)
+            and (flt.run_id is None or row.run_id == flt.run_id)
+            and (flt.trace_id is None or row.trace_id == flt.trace_id)
+            and (not flt.types or row.type in flt.types)
+            and (flt.created_after_ms is None or row.created_at_ms >= flt.created_after_ms)
+            and (flt.created_before_ms is None or row.created_at_ms <= flt.created_before_ms)
+        )
+
+    return test
 
 
 def last_seq(conn: Connection) -> int:

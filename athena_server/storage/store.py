@@ -23,15 +23,20 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from athena_server.engine.bus import CommitBus
+from athena_server.storage.notify import NOTIFY_FROM, Listener
+
+if TYPE_CHECKING:
+    from athena_server.engine.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +187,12 @@ class Store:
         self._writer: _SqliteWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._async_engine: AsyncEngine | None = None
+        # The shared readers of followed tables (control/follow.py), by table name.
+        self.tails: dict[str, Tail[Any]] = {}
+        self._listener: Listener | None = None
+        # Names this store in the notifications its commits send, so its own listener skips them: the bus
+        # already woke this process's streams when the commit returned.
+        self._token = uuid.uuid4().hex
         if self._sqlite:
             self.engine: Engine = create_engine(
                 sync_url(url),
@@ -220,8 +231,13 @@ class Store:
             return await future
         assert self._async_engine is not None
         async with self._async_engine.begin() as conn:
-            result = await conn.run_sync(in_context)
-            wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
+            conn.info[NOTIFY_FROM] = self._token
+            try:
+                result = await conn.run_sync(in_context)
+            finally:
+                # Always cleared: `info` outlives the transaction on the pooled connection, and a mark left by
+                # a unit that raised would let the next transaction on it skip the log's lock.
+                wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
         if wrote_events:
             self.bus.notify()
         return result
@@ -246,7 +262,20 @@ class Store:
         await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
         return (time.perf_counter() - start) * 1000
 
+    def listen(self) -> None:
+        """Wake this process's streams on commits other processes make (PostgreSQL LISTEN; started once,
+        on first need). SQLite needs nothing: one process writes it, and its writer wakes the bus."""
+        if not self._sqlite and self._listener is None:
+            self._listener = Listener(self.url, self.bus.notify, ignore=self._token)
+            self._listener.start()
+
     async def close(self) -> None:
+        tails, self.tails = list(self.tails.values()), {}
+        for tail in tails:
+            await tail.close()
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await asyncio.to_thread(writer.stop)

@@ -1,4 +1,8 @@
-"""Transcript entries, ordered by an insertion sequence (timestamps can tie within a turn)."""
+"""Transcript entries, ordered by an insertion sequence (timestamps can tie within a turn).
+
+Entries are followed like the event log (control/follow.py), so they obey its rule: an appending
+transaction holds the log's order lock (storage/events.py), which makes sequences visible in order.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select
 
+from athena_server.storage.events import hold_log_order
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.tables import transcript_entries as te
 
@@ -41,6 +46,7 @@ def _row(r: Any) -> EntryRow:
 
 
 def append(conn: Connection, entry: EntryRow) -> None:
+    hold_log_order(conn)
     _INSERT.run(
         conn,
         {
@@ -68,9 +74,19 @@ def tail(conn: Connection, session_id: str, limit: int) -> list[EntryRow]:
     return rows
 
 
-def after(conn: Connection, session_id: str, after_seq: int, limit: int) -> list[EntryRow]:
-    """The first `limit` entries after `after_seq`, oldest first."""
+def after(
+    conn: Connection, session_id: str, after_seq: int, limit: int, up_to_seq: int | None = None
+) -> list[EntryRow]:
+    """The first `limit` entries after `after_seq` (and at most `up_to_seq`), oldest first."""
     q = select(te).where(te.c.session_id == session_id, te.c.seq > after_seq).order_by(te.c.seq).limit(limit)
+    if up_to_seq is not None:
+        q = q.where(te.c.seq <= up_to_seq)
+    return [_row(r) for r in conn.execute(q).all()]
+
+
+def between(conn: Connection, after_seq: int, up_to_seq: int, limit: int) -> list[EntryRow]:
+    """The first `limit` entries of any session with after_seq < seq <= up_to_seq, oldest first."""
+    q = select(te).where(te.c.seq > after_seq, te.c.seq <= up_to_seq).order_by(te.c.seq).limit(limit)
     return [_row(r) for r in conn.execute(q).all()]
 
 
