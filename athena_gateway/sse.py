@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -40,6 +41,36 @@ SSE_HEADERS = {
 _QUEUE_SIZE = 64  # a slow HTTP client pauses the reader, and gRPC flow control the server
 
 log = logging.getLogger("athena.gateway")
+
+# Frames rendered lately, by route and message bytes. A frame is a function of the two, and one event
+# usually goes to many streams at once (every subscriber of its session, every unfiltered tail), so it
+# is rendered once instead of once per stream: protobuf JSON is the costly part of a frame.
+FRAME_CACHE_SIZE = 4096
+
+
+class FrameCache:
+    """A bounded least-recently-used map of rendered frames."""
+
+    def __init__(self, size: int = FRAME_CACHE_SIZE) -> None:
+        self._size = size
+        self._frames: OrderedDict[tuple[str, bytes], str] = OrderedDict()
+
+    def get(self, key: tuple[str, bytes]) -> str | None:
+        frame = self._frames.get(key)
+        if frame is not None:
+            self._frames.move_to_end(key)
+        return frame
+
+    def put(self, key: tuple[str, bytes], frame: str) -> None:
+        self._frames[key] = frame
+        if len(self._frames) > self._size:
+            self._frames.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+_FRAMES = FrameCache()
 
 
 def _one_line(value: Any) -> str:
@@ -86,6 +117,15 @@ class EventStream:
             await self._queue.put(internal_error(self._trace_id))
 
     def frame(self, message: Message) -> str:
+        """The SSE frame of one message: rendered once per distinct message, then served from the cache."""
+        key = (self._spec.rpc_path, message.SerializeToString(deterministic=True))
+        frame = _FRAMES.get(key)
+        if frame is None:
+            frame = self._render(message)
+            _FRAMES.put(key, frame)
+        return frame
+
+    def _render(self, message: Message) -> str:
         lines = []
         if self._sse.id_field:
             event_id = field_json(message, self._sse.id_field)
@@ -104,7 +144,12 @@ class EventStream:
                 yield f"retry: {self._sse.retry_ms}\n\n"
             while True:
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), self._heartbeat)
+                    # An item already queued is taken without wait_for's task and timer.
+                    item = (
+                        self._queue.get_nowait()
+                        if self._queue.qsize()
+                        else await asyncio.wait_for(self._queue.get(), self._heartbeat)
+                    )
                 except TimeoutError:
                     yield ": heartbeat\n\n"
                     continue

@@ -978,3 +978,17 @@ async def test_serve_passes_the_settings_to_the_gateway(stack: Stack) -> None:
 
     with pytest.raises(SystemExit, match="ATHENA_ALLOWED_HOSTS"):
         serve_gateway_app(stack.grpc_target, Settings(allowed_hosts="api.*.example"))
+
+
+def test_the_frame_cache_keeps_the_most_recently_used_frames() -> None:
+    from athena_gateway.sse import FrameCache
+
+    cache = FrameCache(size=2)
+    cache.put(("/a", b"1"), "one")
+    cache.put(("/a", b"2"), "two")
+    assert cache.get(("/a", b"1")) == "one"  # now the most recent
+    cache.put(("/a", b"3"), "three")  # evicts the least recent: b"2"
+    assert cache.get(("/a", b"2")) is None
+    assert cache.get(("/a", b"1")) == "one"
+    assert cache.get(("/b", b"1")) is None  # the route is part of the key
+    assert len(cache) == 2
