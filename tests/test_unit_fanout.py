@@ -10,12 +10,13 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection
 
 from athena.v1 import events_pb2
 from athena_server.config import Settings
-from athena_server.control.events import EventService
-from athena_server.control.follow import PAGE, Followed, follow
+from athena_server.control.events import EVENT_LOG, EventService
+from athena_server.control.follow import PAGE, Followed, follow, tail_of
 from athena_server.engine.tail import Tail
 from athena_server.storage import events
 from athena_server.storage.events import EventFilter, EventRow
@@ -268,3 +269,45 @@ async def test_the_event_service_streams_of_a_process_share_one_tail(store: Stor
     assert list(store.tails) == ["events"]
     for s in streams:
         await s.aclose()  # type: ignore[attr-defined]  # open_stream's iterator is an async generator
+
+
+async def test_the_event_log_tail_reads_a_large_commit_in_pages(store: Store) -> None:
+    """However many rows one commit adds, the tail holds at most a page of them at a time."""
+    start = await store.read(events.last_seq)
+    tail = tail_of(store, EVENT_LOG, 30.0)
+    sub = tail.join(start)
+    ids = await add(store, *({"session_id": "s-big"} for _ in range(2 * PAGE + 10)))
+    await wait_until_async(lambda: tail.seen == ids[-1], "the tail to read the commit")
+    batches = []
+    while (batch := sub.take()) is not None:
+        batches.append(batch)
+    assert [len(b.rows) for b in batches] == [PAGE, PAGE, 10]
+    assert [r.seq for b in batches for r in b.rows] == ids
+    tail.leave(sub)
+
+
+async def test_a_subscriber_that_left_is_handed_nothing_more(store: Store) -> None:
+    start = await store.read(events.last_seq)
+    tail = tail_of(store, EVENT_LOG, 30.0)
+    stays, leaves, keyed = tail.join(start), tail.join(start), tail.join(start, key="s-k")
+    tail.leave(leaves)
+    tail.leave(keyed)
+    ids = await add(store, {"session_id": "s-k"})
+    await wait_until_async(lambda: tail.seen == ids[-1], "the tail to read the commit")
+    assert (got := stays.take()) is not None and [r.seq for r in got.rows] == ids
+    assert leaves.take() is None
+    assert keyed.take() is None
+    assert tail.subscribers == 1
+    tail.leave(stays)
+    assert not tail.running
+
+
+async def test_closing_the_store_stops_its_tails(store: Store) -> None:
+    tail = tail_of(store, EVENT_LOG, 30.0)
+    sub = tail.join(await store.read(events.last_seq))
+    task = tail._task
+    assert task is not None and not task.done()
+    await store.close()
+    assert task.done()
+    with pytest.raises(RuntimeError, match="the store is closed"):
+        sub.take()
