@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 
 from athena_client.contract import (
     API_TOKEN_HEADER,
@@ -157,13 +158,18 @@ def create_app(
     )
     app.state.upstream = client
     for spec in build_routes():
-        app.add_api_route(
+        # Starlette routes, not FastAPI's: the endpoint reads the request itself (build_request), so FastAPI's
+        # per-request dependency solving (which parses cookies among other things) would be pure cost, and
+        # the OpenAPI document comes from the contract, not from the routes.
+        route = Route(
             spec.path,
             _endpoint(spec.prepare(), client, forwarding, heartbeat_seconds),
             methods=[spec.http_method],
             name=spec.method.full_name,
             include_in_schema=False,
         )
+        route.methods = {spec.http_method}  # Starlette adds HEAD beside GET; the contract has no HEAD routes
+        app.router.routes.append(route)
 
     document: dict[str, Any] = build_openapi(identity_header=identity_header)
     app.openapi = lambda: document  # type: ignore[method-assign]
