@@ -6,6 +6,17 @@ the tests that reach the changed function; a mutant no test notices ("survivor")
 or an edit that cannot change behaviour ("equivalent"). Every survivor is reviewed: it gets a test that
 kills it, or a line in mutation/equivalent/<dotted.module>.txt saying why it is equivalent.
 
+An equivalent line is `<mutant name>  <fingerprint>  <reason>`. Mutmut numbers a function's mutants in
+order (x_enqueue__mutmut_56), so any change to the function renumbers them, and a record by name alone
+would then excuse some other mutant, possibly a real survivor, while the equivalent one went unrecorded.
+The fingerprint is the first 12 hex digits of the sha256 of the mutated function's source as mutmut
+generates it (dedented, with the mutant's own name written without its number), so it changes whenever
+the function does. Each run checks the records of the selected modules against the mutants generated from
+the code as it is: a record whose name no longer exists or whose fingerprint differs is stale, reported
+("the code changed: review again") and not counted; if that mutant survives it is an unresolved survivor
+and fails the run like any unrecorded one. `scripts/mutation --fingerprint <mutant name>...` prints the
+`<mutant name>  <fingerprint>` to paste before the reason (review the mutant first: mutmut show <name>).
+
 Which modules, and which tests judge them: mutation/modules.txt (format in that file). The run fails (exit
 1) when a survivor is neither killed nor recorded as equivalent, or when fewer than 90% of the mutants that
 ran were killed (kill % excludes recorded equivalents; the raw figure is printed beside it).
@@ -20,6 +31,7 @@ Usage (scripts/mutation is the entry point; it runs this file with .venv/bin/pyt
                                             origin/main, or every module when none changed (or no such ref); at most
                                             CI_SAMPLE mutants (fixed seed) so it fits CI_BUDGET seconds
   scripts/mutation --report                 print the table of the last results without running anything
+  scripts/mutation --fingerprint NAME...    print '<name>  <fingerprint>' for recording NAME as equivalent
 
 How mutmut 3 works here: it copies athena_server/ to mutants/athena_server/ (every function of a module in
 modules.txt becomes a trampoline to its mutants), puts mutants/ first on sys.path and runs pytest from
@@ -35,12 +47,16 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
+import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +74,7 @@ CI_BUDGET = 300
 CI_SAMPLE = 300
 CI_SEED = 12
 CLASS_SEP = "ǁ"  # mutmut's separator in the mangled names of methods
+FINGERPRINT = re.compile(r"[0-9a-f]{12}")
 
 KILLED, SURVIVED, TIMEOUT, SUSPICIOUS, NOT_RUN = "killed", "survived", "timeout", "suspicious", "not run"
 
@@ -120,19 +137,83 @@ def load_targets() -> list[Target]:
     return targets
 
 
-def load_equivalents() -> dict[str, str]:
-    """mutant name -> reason, from every file of mutation/equivalent/."""
-    out: dict[str, str] = {}
+@dataclass(frozen=True)
+class Equivalent:
+    """A reviewed survivor: valid only while the mutant of that name still has this fingerprint."""
+
+    fingerprint: str
+    reason: str
+
+
+def load_equivalents() -> dict[str, Equivalent]:
+    """mutant name -> its record, from every file of mutation/equivalent/."""
+    out: dict[str, Equivalent] = {}
     for file in sorted(EQUIVALENT_DIR.glob("*.txt")):
         for number, raw in enumerate(file.read_text().splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            name, _, reason = line.partition(" ")
-            if not reason.strip():
-                sys.exit(f"{file}:{number}: an equivalent mutant needs a reason: '<mutant name>  <reason>'")
-            out[name] = reason.strip()
+            parts = line.split(None, 2)
+            if len(parts) < 3 or not FINGERPRINT.fullmatch(parts[1]):
+                sys.exit(
+                    f"{file.relative_to(ROOT)}:{number}: expected '<mutant name>  <fingerprint>  <reason>' "
+                    "(scripts/mutation --fingerprint <mutant name> prints the first two)"
+                )
+            name, fp, reason = parts
+            if name in out:
+                sys.exit(f"{file.relative_to(ROOT)}:{number}: {name} is recorded twice")
+            out[name] = Equivalent(fp, reason)
     return out
+
+
+def fingerprint(mangled: str, source: str) -> str:
+    """Short hash of one mutant's generated function. Its own name loses the number, which is not part
+    of what the mutant is: the same edit of the same function keeps its fingerprint under any number."""
+    base = mangled.rpartition("__mutmut_")[0]
+    text = textwrap.dedent(source).strip("\n").replace(mangled, f"{base}__mutmut")
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@functools.cache
+def module_mutants(path: str) -> dict[str, str]:
+    """Every mutant mutmut makes of one module (full name -> fingerprint), generated the way mutmut
+    generates them (without running anything)."""
+    os.chdir(ROOT)
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    mutated = mutate_file_contents(path, (ROOT / path).read_text())
+    lines = mutated.code.splitlines(keepends=True)
+    out: dict[str, str] = {}
+    for name in mutated.mutant_names:
+        span = mutated.line_span_by_function_name[name]
+        out[get_mutant_name(Path(path), name)] = fingerprint(name, "".join(lines[span.start - 1 : span.end]))
+    return out
+
+
+def generated(targets: Iterable[Target]) -> dict[str, str]:
+    """The targets' mutants: full name -> fingerprint."""
+    return {n: fp for t in targets for n, fp in module_mutants(t.path).items() if t.owns(n)}
+
+
+def reviewed(selected: list[Target], equivalents: dict[str, Equivalent]) -> tuple[dict[str, Equivalent], list[str]]:
+    """The records of the selected modules that still name the mutant they were written for, and a line
+    for every record that does not (renumbered or changed by an edit of its function: review it again)."""
+    mutants = generated(selected)
+    valid: dict[str, Equivalent] = {}
+    stale: list[str] = []
+    for name, record in equivalents.items():
+        if not any(t.owns(name) for t in selected):
+            continue
+        if name not in mutants:
+            stale.append(f"{name}: no such mutant any more (the code changed: review again)")
+        elif mutants[name] != record.fingerprint:
+            stale.append(
+                f"{name}: not the mutant that was reviewed (fingerprint differs: the code changed, review again)"
+            )
+        else:
+            valid[name] = record
+    return valid, stale
 
 
 def git(*args: str) -> str | None:
@@ -151,19 +232,7 @@ def changed_targets(targets: list[Target], rev: str) -> list[Target]:
 
 def mutant_names(targets: Iterable[Target]) -> list[str]:
     """Every mutant mutmut makes of the targets, computed the way mutmut names them (without running)."""
-    os.chdir(ROOT)
-    from mutmut.mutation.file_mutation import mutate_file_contents
-    from mutmut.utils.format_utils import get_mutant_name
-
-    names: list[str] = []
-    for target in targets:
-        source = (ROOT / target.path).read_text()
-        mutated = mutate_file_contents(target.path, source)
-        for name in mutated.mutant_names:
-            full = get_mutant_name(Path(target.path), name)
-            if target.owns(full):
-                names.append(full)
-    return sorted(set(names))
+    return sorted(generated(targets))
 
 
 def read_results(targets: Iterable[Target]) -> dict[str, int | None]:
@@ -231,9 +300,11 @@ def mutmut_child(spec_json: str, argv: list[str]) -> None:
     cli(argv, prog_name="mutmut")
 
 
-def report(selected: list[Target], names: list[str], equivalents: dict[str, str]) -> bool:
-    """Print the table; True when the run meets the bar."""
+def report(selected: list[Target], names: list[str], recorded: dict[str, Equivalent]) -> bool:
+    """Print the table; True when the run meets the bar. Only records whose fingerprint still matches
+    count as equivalent."""
     results = read_results(selected)
+    equivalents, stale = reviewed(selected, recorded)
     header = (
         f"{'module':<58} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv':>5} {'timeout/susp':>12} "
         f"{'not run':>7} {'kill %':>7} {'raw %':>7}"
@@ -243,7 +314,6 @@ def report(selected: list[Target], names: list[str], equivalents: dict[str, str]
     print("-" * len(header))
     totals = dict.fromkeys(("mutants", "killed", "survived", "equiv", "timeout", "susp", "notrun"), 0)
     unresolved: list[str] = []
-    stale: list[str] = []
 
     def row(label: str, c: dict[str, int]) -> None:
         ran = c["mutants"] - c["notrun"]
@@ -286,12 +356,8 @@ def report(selected: list[Target], names: list[str], equivalents: dict[str, str]
         "\nkill % = (killed + timeout) / (mutants run - recorded equivalents); raw % counts equivalents as "
         "not killed. 'survived' lists only survivors not recorded in mutation/equivalent/."
     )
-    known = set(mutant_names(selected)) if stale or equivalents else set()
-    for name in equivalents:
-        if any(t.owns(name) for t in selected) and name not in known:
-            stale.append(f"{name}: recorded as equivalent but no such mutant (the code changed: review again)")
     if stale:
-        print("\nStale entries in mutation/equivalent/ (remove or update them):")
+        print("\nStale entries in mutation/equivalent/, not counted as equivalent (remove or update them):")
         for line in sorted(stale):
             print(f"  {line}")
     if unresolved:
@@ -302,6 +368,20 @@ def report(selected: list[Target], names: list[str], equivalents: dict[str, str]
     verdict = "OK" if ok else "FAILED"
     print(f"\n{verdict}: {pct:.1f}% killed (target {TARGET_PERCENT:.0f}%), {len(unresolved)} unresolved")
     return ok
+
+
+def print_fingerprints(targets: list[Target], names: list[str]) -> int:
+    """The start of an equivalent line for each named mutant of the current code."""
+    unknown = 0
+    for name in names:
+        owners = [t for t in targets if t.owns(name)]
+        fp = generated(owners).get(name) if owners else None
+        if fp is None:
+            print(f"{name}: no such mutant of a module in {MODULES_FILE.relative_to(ROOT)}", file=sys.stderr)
+            unknown += 1
+        else:
+            print(f"{name}  {fp}")
+    return 1 if unknown else 0
 
 
 def main() -> int:
@@ -317,9 +397,14 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--ci", action="store_true")
     parser.add_argument("--report", action="store_true", help="only print the table of the last results")
+    parser.add_argument(
+        "--fingerprint", nargs="+", metavar="NAME", help="print '<name>  <fingerprint>' to record NAME as equivalent"
+    )
     args = parser.parse_args()
 
     all_targets = load_targets()
+    if args.fingerprint:
+        return print_fingerprints(all_targets, args.fingerprint)
     equivalents = load_equivalents()
     selected = all_targets
     if args.modules:
@@ -333,7 +418,7 @@ def main() -> int:
         changed = changed_targets(selected, base) if base is not None else []
         if changed:
             selected = changed
-            print(f"ci: decision modules changed since {base[:12]} (merge-base with origin/main): {len(selected)}")
+            print(f"ci: decision modules changed since {str(base)[:12]} (merge-base with origin/main): {len(selected)}")
         elif base is not None:
             print("ci: no decision module changed since origin/main, so a fixed-seed sample of every one")
         else:

@@ -311,3 +311,25 @@ async def test_closing_the_store_stops_its_tails(store: Store) -> None:
     assert task.done()
     with pytest.raises(RuntimeError, match="the store is closed"):
         sub.take()
+
+
+async def test_a_dropped_range_longer_than_a_page_is_read_back_page_by_page(store: Store) -> None:
+    """A follower whose queue was full when a large commit came reads the whole range itself, in pages:
+    every row once, in order."""
+    start = await store.read(events.last_seq)
+    tail_fetch = Fetch()
+    table = event_log(tail_fetch)
+    tail: Tail[EventRow] = Tail(store, table, 60.0, queue_limit=1)
+    store.tails["events"] = tail
+    follower = Follower(store, table, start, EventFilter(session_id="s-big"))
+    first = asyncio.create_task(anext(follower.rows))
+    await joined(store, 1)
+    (seq,) = await add(store, {"session_id": "s-big"})
+    assert (await first).seq == seq
+    queued = await add(store, {"session_id": "s-big"})  # fills its queue of one
+    dropped = await add(store, *({"session_id": "s-big"} for _ in range(2 * PAGE + 7)))
+    await wait_until_async(lambda: tail.seen == dropped[-1], "the tail to read the large commit")
+    got = [(await anext(follower.rows)).seq for _ in range(1 + len(dropped))]
+    assert got == queued + dropped
+    assert len(follower.fetch.calls) >= 3, "the dropped range was read by the follower itself, a page at a time"
+    await follower.stop()
