@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
@@ -29,6 +30,7 @@ Resolve = Callable[[str], Awaitable[grpc.RpcMethodHandler]]
 Trailers = tuple[tuple[str, str | bytes], ...]
 
 IN_PROCESS_PEER = "unix:in-process"
+log = logging.getLogger("athena.gateway")
 _STREAM_BUFFER = 64  # messages a stream may run ahead of its reader, like the gateway's SSE queue
 
 
@@ -95,6 +97,9 @@ class LocalStreamCall:
         except asyncio.CancelledError:
             self._code, self._details = grpc.StatusCode.CANCELLED, "Locally cancelled by application!"
             raise
+        except Exception:  # the interceptor turns a handler's errors into aborts: this is the path's own bug
+            log.exception("in-process stream failed")
+            self._code, self._details = grpc.StatusCode.INTERNAL, "in-process stream failed"
         else:
             self._trailers = self._context.trailers
         finally:

@@ -992,3 +992,39 @@ def test_the_frame_cache_keeps_the_most_recently_used_frames() -> None:
     assert cache.get(("/a", b"1")) == "one"
     assert cache.get(("/b", b"1")) is None  # the route is part of the key
     assert len(cache) == 2
+
+
+async def _local_stream(items: list[Any], error: BaseException | None) -> tuple[list[Any], Any]:
+    """Read an in-process stream of `items` that then ends with `error` (or cleanly)."""
+    import grpc
+
+    from athena_gateway.inprocess import LocalContext, LocalStreamCall
+
+    async def responses() -> Any:
+        for item in items:
+            yield item
+        if error is not None:
+            raise error
+
+    call = LocalStreamCall(responses(), LocalContext(()))
+    await call.initial_metadata()
+    got: list[Any] = []
+    try:
+        while (item := await call.read()) is not grpc.aio.EOF:
+            got.append(item)
+    except grpc.aio.AioRpcError as exc:
+        return got, exc.code()
+    return got, await call.code()
+
+
+async def test_an_in_process_stream_ends_as_a_grpc_stream_would() -> None:
+    import grpc
+
+    from athena_gateway.inprocess import _Aborted
+
+    one, two = events_pb2.Event(id="evt_1"), events_pb2.Event(id="evt_2")
+    assert await _local_stream([one, two], None) == ([one, two], grpc.StatusCode.OK)
+    aborted = _Aborted(grpc.StatusCode.NOT_FOUND, "gone", ())
+    assert await _local_stream([one], aborted) == ([one], grpc.StatusCode.NOT_FOUND)
+    # Anything else escaping the interceptor is the path's own failure: an error, never a clean end.
+    assert await _local_stream([one], RuntimeError("bug")) == ([one], grpc.StatusCode.INTERNAL)
