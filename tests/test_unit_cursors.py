@@ -145,6 +145,30 @@ async def test_newest_first_pages_cover_every_row_once(store: Store) -> None:
     assert page(None, 2, offset=2) == expected[2:4]
 
 
+async def test_oldest_first_pages_cover_every_row_once(store: Store) -> None:
+    base = uuid.uuid4().hex
+    # Ties on the first column are ordered by the second, both ascending.
+    keys = [(1, f"{base}-e"), (2, f"{base}-b"), (2, f"{base}-c"), (2, f"{base}-d"), (3, f"{base}-a")]
+    for created, sid in reversed(keys):
+        row = schedules.ScheduleRow(sid, "s", "i", 5, None, None, True, False, created, created, 0, None)
+        await store.write(lambda conn, row=row: schedules.upsert(conn, row))
+    cols = [schedules_table.c.created_at_ms, schedules_table.c.id]
+
+    def page(after: tuple[int, str] | None, limit: int) -> list[tuple[int, str]]:
+        q = keyset.oldest_first(select(*cols), cols, after, limit)
+        return [(r.created_at_ms, r.id) for r in store.engine.connect().execute(q).all()]
+
+    assert page(None, 10) == keys
+    seen: list[tuple[int, str]] = []
+    after = None
+    while rows := page(after, 2):
+        seen += rows
+        after = rows[-1]
+    assert seen == keys
+    assert page((2, f"{base}-c"), 10) == keys[3:]
+    assert page((2, f"{base}-d"), 1) == keys[4:]
+
+
 # ---- byte-bounded pages ---------------------------------------------------------------------------------
 
 

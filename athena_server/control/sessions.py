@@ -75,17 +75,16 @@ class SessionService:
 
     async def list(self, req: sessions_pb2.ListSessionsRequest) -> sessions_pb2.ListSessionsResponse:
         limit = validation.page_limit(req.limit if req.HasField("limit") else None)
-        if not req.cursor:
-            rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, None))
-        else:
+        key: tuple[int, str] | None = None
+        offset = 0
+        if req.cursor:
             fields: dict[str, cursors.KeyField] = {"updatedAt": "instant", "id": "text"}
             position = cursors.decode_keyset(req.cursor, "sessions", "sessions.list", fields)
             if isinstance(position, int):
                 offset = position
-                rows = await self.store.read(lambda conn: sessions.page_offset(conn, limit + 1, offset))
             else:
                 key = (int(position["updatedAt"]), str(position["id"]))
-                rows = await self.store.read(lambda conn: sessions.page_keyset(conn, limit + 1, key))
+        rows = await self.store.read(lambda conn: sessions.page(conn, limit + 1, key, offset))
         page = pages.fill(rows, limit, session_message)
         resp = sessions_pb2.ListSessionsResponse(items=page.items)
         if page.last is not None:

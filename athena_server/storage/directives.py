@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import directives
@@ -68,7 +69,6 @@ def get(conn: Connection, directive_id: str) -> DirectiveRow | None:
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[DirectiveRow]:
     """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
-    q = select(directives).order_by(directives.c.seq.desc()).limit(limit).offset(offset)
-    if before_seq is not None:
-        q = q.where(directives.c.seq < before_seq)
+    before = None if before_seq is None else (before_seq,)
+    q = keyset.newest_first(select(directives), [directives.c.seq], before, limit, offset)
     return [_row(r) for r in conn.execute(q).all()]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage import keyset
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import harness_profiles
 
@@ -41,7 +42,6 @@ def exists(conn: Connection, profile_id: str) -> bool:
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[ProfileRow]:
     """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
-    q = select(harness_profiles).order_by(harness_profiles.c.seq.desc()).limit(limit).offset(offset)
-    if before_seq is not None:
-        q = q.where(harness_profiles.c.seq < before_seq)
+    before = None if before_seq is None else (before_seq,)
+    q = keyset.newest_first(select(harness_profiles), [harness_profiles.c.seq], before, limit, offset)
     return [row_of(ProfileRow, r, document=dict(r.document)) for r in conn.execute(q).all()]

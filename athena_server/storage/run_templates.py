@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy import insert as sql_insert
 
+from athena_server.storage import keyset
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import run_templates
 
@@ -57,7 +58,6 @@ def get(conn: Connection, template_id: str) -> RunTemplateRow | None:
 
 def page(conn: Connection, limit: int, before_seq: int | None, offset: int = 0) -> list[RunTemplateRow]:
     """Newest first, strictly before `before_seq` (a keyset cursor), or skipping `offset` rows (a legacy one)."""
-    q = select(run_templates).order_by(run_templates.c.seq.desc()).limit(limit).offset(offset)
-    if before_seq is not None:
-        q = q.where(run_templates.c.seq < before_seq)
+    before = None if before_seq is None else (before_seq,)
+    q = keyset.newest_first(select(run_templates), [run_templates.c.seq], before, limit, offset)
     return [_row(r) for r in conn.execute(q).all()]

@@ -94,12 +94,7 @@ def remove(conn: Connection, schedule_id: str) -> bool:
 
 def page(conn: Connection, limit: int, after: tuple[int, str] | None) -> list[ScheduleRow]:
     """Oldest first by (createdAt, id), strictly after the key `after`."""
-    q = select(*_SCHEDULE).order_by(schedules.c.created_at_ms, schedules.c.id).limit(limit)
-    if after is not None:
-        created, sid = after
-        q = q.where(
-            (schedules.c.created_at_ms > created) | ((schedules.c.created_at_ms == created) & (schedules.c.id > sid))
-        )
+    q = keyset.oldest_first(select(*_SCHEDULE), [schedules.c.created_at_ms, schedules.c.id], after, limit)
     return [ScheduleRow(**r._mapping) for r in conn.execute(q).all()]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import sessions
@@ -35,20 +36,8 @@ def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: i
         _INSERT.run(conn, {"id": session_id, "created_at_ms": at_ms, **values})
 
 
-def page_keyset(conn: Connection, limit: int, before: tuple[int, str] | None) -> list[SessionRow]:
-    """Sessions ordered by (updated_at, id) descending, strictly after the `before` key."""
-    q = select(sessions).order_by(sessions.c.updated_at_ms.desc(), sessions.c.id.desc()).limit(limit)
-    if before is not None:
-        updated, sid = before
-        q = q.where(
-            or_(
-                sessions.c.updated_at_ms < updated,
-                and_(sessions.c.updated_at_ms == updated, sessions.c.id < sid),
-            )
-        )
-    return [_row(r) for r in conn.execute(q).all()]
-
-
-def page_offset(conn: Connection, limit: int, offset: int) -> list[SessionRow]:
-    q = select(sessions).order_by(sessions.c.updated_at_ms.desc(), sessions.c.id.desc()).limit(limit).offset(offset)
+def page(conn: Connection, limit: int, before: tuple[int, str] | None, offset: int) -> list[SessionRow]:
+    """Sessions by (updated_at, id) descending, strictly after the `before` key, or skipping `offset` rows
+    (a legacy offset cursor)."""
+    q = keyset.newest_first(select(sessions), [sessions.c.updated_at_ms, sessions.c.id], before, limit, offset)
     return [_row(r) for r in conn.execute(q).all()]
