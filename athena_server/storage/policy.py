@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
+from athena_server.storage.prepared import Prepared
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import policy, policy_rejections
 
 _ROW_ID = 1
-_GET = select(policy).where(policy.c.id == _ROW_ID)
+# Read by every run's admission: through the driver on SQLite (storage/prepared.py), the JSON decoded here.
+_GET = Prepared(select(policy.c.document, policy.c.updated_at_ms).where(policy.c.id == _ROW_ID))
 REJECTION_ID_PREFIX = "rej_"
 
 
@@ -54,8 +57,12 @@ class PolicyDoc:
 
 
 def get(conn: Connection) -> PolicyDoc | None:
-    row = conn.execute(_GET).one_or_none()
-    return PolicyDoc.from_json(row.document, row.updated_at_ms) if row is not None else None
+    rows = _GET.rows(conn, {})
+    if not rows:
+        return None
+    document, updated_at_ms = rows[0]
+    # SQLite hands back the stored text; other drivers the decoded JSON column.
+    return PolicyDoc.from_json(json.loads(document) if isinstance(document, str) else document, updated_at_ms)
 
 
 def put(conn: Connection, doc: PolicyDoc) -> None:
