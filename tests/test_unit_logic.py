@@ -64,6 +64,16 @@ def test_iso_is_to_iso_string_form() -> None:
     assert parse_iso("yesterday") is None
 
 
+@pytest.mark.parametrize("ms", [-1, -1000, -1001, 1, 999, 1000, 1001, 1771254000999, 1771254001000, 253402300799999])
+def test_iso_agrees_with_datetime_either_side_of_a_second(ms: int) -> None:
+    """The cached seconds never shift an instant across a second, before 1970 included."""
+    from datetime import UTC, datetime, timedelta
+
+    expected = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    assert iso(ms) == expected[:-3] + "Z"
+    assert parse_iso(iso(ms)) == ms
+
+
 @pytest.mark.parametrize(("given", "expected"), [(None, 50), (0, 1), (-5, 1), (1, 1), (500, 500), (501, 500)])
 def test_page_limit_clamps(given: int | None, expected: int) -> None:
     assert validation.page_limit(given) == expected
