@@ -159,6 +159,7 @@ async def test_oldest_first_pages_cover_every_row_once(store: Store) -> None:
         return [(r.created_at_ms, r.id) for r in store.engine.connect().execute(q).all()]
 
     assert page(None, 10) == keys
+    assert page(None, 2) == keys[:2]
     seen: list[tuple[int, str]] = []
     after = None
     while rows := page(after, 2):
