@@ -89,20 +89,14 @@ async def abandon(ctx: RunContext, run_id: str, err: AthenaError) -> None:
         if row is None or row.status not in ACTIVE:
             return
         status, event_type = ending_of(err)
-        ending_store.record_failure(
+        ending_store.record_stored_failure(
             conn,
-            run_id=row.id,
-            session_id=row.session_id,
-            trace_id=row.trace_id,
-            provider=row.provider,
-            model=row.model,
+            row,
             status=status,
             event_type=event_type,
             code=err.code_name,
             message=err.message,
             at=now_ms(),
-            attempts=row.attempts,
-            started=row.status == RunStatus.RUNNING,
             payload={"provider": row.provider, "model": row.model},
         )
 

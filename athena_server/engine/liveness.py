@@ -106,20 +106,14 @@ class Liveness:
                 f"The server process executing this run stopped (pid {owner.pid} on {owner.hostname}); "
                 "the run was abandoned."
             )
-            run_endings.record_failure(
+            run_endings.record_stored_failure(
                 conn,
-                run_id=run.id,
-                session_id=run.session_id,
-                trace_id=run.trace_id,
-                provider=run.provider,
-                model=run.model,
+                run,
                 status=RunStatus.FAILED,
                 event_type=EventType.RUN_FAILED,
                 code=LOST_CODE,
                 message=message,
                 at=at,
-                attempts=run.attempts,
-                started=run.status == RunStatus.RUNNING,
                 payload={"provider": run.provider, "model": run.model, "reason": "owner-lost"},
             )
         idempotency.release_owned(conn, list(by_id))

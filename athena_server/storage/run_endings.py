@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from athena_client.vocab import EventType, RunStatus, TranscriptRole
 from athena_server.storage import cancels, events, runs, sessions, transcripts
+from athena_server.storage.runs import RunRow
 from athena_server.storage.transcripts import EntryRow
 
 
@@ -58,3 +59,34 @@ def record_failure(
         created_at_ms=at,
     )
     return True
+
+
+def record_stored_failure(
+    conn: Connection,
+    row: RunRow,
+    *,
+    status: RunStatus,
+    event_type: EventType,
+    code: str,
+    message: str,
+    at: int,
+    payload: dict[str, Any],
+) -> bool:
+    """`record_failure` of a run known only by its stored row (abandoned by its driver, or reaped): the
+    row says who it belongs to, how far it got and how many attempts it made."""
+    return record_failure(
+        conn,
+        run_id=row.id,
+        session_id=row.session_id,
+        trace_id=row.trace_id,
+        provider=row.provider,
+        model=row.model,
+        status=status,
+        event_type=event_type,
+        code=code,
+        message=message,
+        at=at,
+        attempts=row.attempts,
+        started=row.status == RunStatus.RUNNING,
+        payload=payload,
+    )
