@@ -58,11 +58,11 @@ def test_allowed_reads_the_table(old: str, new: RunStatus, expected: bool) -> No
     assert allowed(old, new) is expected
 
 
-def _insert(conn: Connection, run_id: str, status: RunStatus) -> None:
+def _insert(conn: Connection, run_id: str, status: RunStatus, session_id: str = "s1") -> None:
     runs.insert_run(
         conn,
         id=run_id,
-        session_id="s1",
+        session_id=session_id,
         status=status,
         provider="mock",
         model="m",
@@ -174,3 +174,17 @@ async def test_status_writes_outside_the_table_are_bugs(store: Store) -> None:
 
     with pytest.raises(runs.IllegalTransition, match="no run status moves to"):
         await store.write(back_to_pending)
+
+
+async def test_update_run_sets_the_columns_it_is_given_on_that_run_only(store: Store) -> None:
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def unit(conn: Connection) -> None:
+        _insert(conn, mine, RunStatus.RUNNING)
+        _insert(conn, other, RunStatus.RUNNING, session_id="s2")
+        runs.update_run(conn, mine, pid=4242)
+
+    await store.write(unit)
+    got = await store.read(lambda conn: (runs.get(conn, mine), runs.get(conn, other)))
+    assert got[0] is not None and got[0].pid == 4242 and got[0].status == RunStatus.RUNNING
+    assert got[1] is not None and got[1].pid is None
