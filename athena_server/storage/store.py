@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from athena_server.engine.bus import CommitBus
+from athena_server.storage import json_text
 from athena_server.storage.notify import NOTIFY_FROM, Listener
 
 if TYPE_CHECKING:
@@ -199,11 +200,20 @@ class Store:
                 connect_args={"timeout": 30, "check_same_thread": False},
                 pool_size=8,
                 max_overflow=8,
+                json_serializer=json_text.dumps,
+                json_deserializer=json_text.loads,
             )
             _configure_sqlite(self.engine)
             self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="athena-sqlite-read")
         else:
-            self._async_engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self._async_engine = create_async_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                json_serializer=json_text.dumps,
+                json_deserializer=json_text.loads,
+            )
             self.engine = self._async_engine.sync_engine
 
     @property
@@ -211,9 +221,13 @@ class Store:
         """ "sqlite" or "postgresql"."""
         return self.engine.dialect.name
 
-    async def write(self, unit: Callable[[Connection], T]) -> T:
-        """Run `unit` in a write transaction and return its result once committed. A unit that raises
-        is rolled back and its exception re-raised here. Streams are woken if it appended events.
+    def write(self, unit: Callable[[Connection], T]) -> Awaitable[T]:
+        """Run `unit` in a write transaction; the awaitable gives its result once committed. A unit that
+        raises is rolled back and its exception re-raised there. Streams are woken if it appended events.
+
+        On SQLite the unit is queued at once and the awaitable is the writer's future itself, not a
+        coroutine around it: a run awaits three writes, and `asyncio.shield` of a future creates no task.
+        Not awaiting it does not stop it; cancelling the waiter does not undo it.
 
         The unit runs in a copy of the caller's context (as `asyncio.to_thread` does), so what the request
         set there (its authenticated caller, which events record as their actor) reaches the writer thread."""
@@ -228,12 +242,15 @@ class Store:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
             self._writer.submit(_Job(in_context, loop, future))
-            return await future
+            return future
+        return self._write_async(in_context)
+
+    async def _write_async(self, unit: Callable[[Connection], T]) -> T:
         assert self._async_engine is not None
         async with self._async_engine.begin() as conn:
             conn.info[NOTIFY_FROM] = self._token
             try:
-                result = await conn.run_sync(in_context)
+                result = await conn.run_sync(unit)
             finally:
                 # Always cleared: `info` outlives the transaction on the pooled connection, and a mark left by
                 # a unit that raised would let the next transaction on it skip the log's lock.
