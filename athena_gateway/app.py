@@ -15,6 +15,7 @@ import grpc
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -121,6 +122,18 @@ def _add_cors(app: FastAPI, origins: list[str], identity_header: str) -> None:
     )
 
 
+class GatewayApp(FastAPI):
+    """FastAPI with Starlette's middleware stack: the error layers (ServerErrorMiddleware, outermost, and
+    ExceptionMiddleware, which runs the envelope handlers) around the gateway's own middleware. FastAPI's
+    stack adds three layers a contract route never uses: a body limit that is a pass-through without
+    `max_body_size` (body.py bounds bodies, with its own error), an exit stack for FastAPI dependencies
+    (Starlette routes have none) and OpenTelemetry exception recording for FastAPI's built-in telemetry
+    (off unless a tracer provider is configured). Each is a coroutine frame that every resumption of a
+    request walks through, and a run's request is resumed several times."""
+
+    build_middleware_stack = Starlette.build_middleware_stack
+
+
 def create_app(
     upstream: str | Upstream,
     *,
@@ -147,7 +160,7 @@ def create_app(
         yield
         await client.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Athena control plane API",
         version="v1",
         docs_url=None,
