@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from athena_client.contract import DEFAULT_IDENTITY_HEADER
+from athena_server import heap
 from athena_server.config import Settings
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ def gateway_app(upstream: str | Upstream, settings: Settings) -> FastAPI:
 
 
 async def _run_rest(server: _Uvicorn, stop: asyncio.Event) -> None:
+    heap.settle()
     task = asyncio.create_task(server.serve())
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -192,6 +194,7 @@ async def serve_grpc(settings: Settings) -> None:
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
     async with _grpc_running(settings):
+        heap.settle()
         await stop.wait()
 
 
