@@ -14,6 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from athena_client.contract import json_to_message
+from athena_client.message_parse import parse_request
 from athena_gateway.body import read_body
 from athena_gateway.errors import config_error
 from athena_gateway.params import query_json
@@ -57,6 +58,11 @@ async def build_request(
     parsers = spec.path_param_parsers
     for name, text in path_params.items():
         _put(data, by_name[name], parsers[name].parse(name, text))
+    # The compiled parser takes the common well-typed body; anything else (errors included) is the slow
+    # path's, run from scratch on the same, unmodified dict.
+    fast = parse_request(request_type, data)
+    if fast is not None:
+        return fast
     message = message_factory.GetMessageClass(request_type)()
     try:
         return json_to_message(data, message)
