@@ -5,15 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from athena_server.storage import keyset
 from athena_server.storage.prepared import Prepared
 from athena_server.storage.rows import row_of
 from athena_server.storage.tables import sessions
 
-_TOUCH = Prepared(update(sessions).where(sessions.c.id == bindparam("_id")))
-_INSERT = Prepared(insert(sessions))
+
+def _upsert(dialect: Any) -> Prepared:
+    """One statement that creates the session or records its latest run's provider, model and time: one
+    write fewer than an UPDATE and then an INSERT, and no race between two first runs of one session."""
+    stmt = dialect.insert(sessions)
+    changed = ("provider", "model", "updated_at_ms")
+    return Prepared(
+        stmt.on_conflict_do_update(index_elements=[sessions.c.id], set_={c: stmt.excluded[c] for c in changed})
+    )
+
+
+_TOUCH = {"sqlite": _upsert(sqlite), "postgresql": _upsert(postgresql)}
 
 
 @dataclass(frozen=True)
@@ -31,9 +42,10 @@ def _row(r: Any) -> SessionRow:
 
 def touch(conn: Connection, session_id: str, provider: str, model: str, at_ms: int) -> None:
     """Create the session, or record the provider and model of its latest run."""
-    values = {"provider": provider, "model": model, "updated_at_ms": at_ms}
-    if _TOUCH.run(conn, {"_id": session_id, **values}).rowcount == 0:
-        _INSERT.run(conn, {"id": session_id, "created_at_ms": at_ms, **values})
+    _TOUCH[conn.dialect.name].run(
+        conn,
+        {"id": session_id, "provider": provider, "model": model, "created_at_ms": at_ms, "updated_at_ms": at_ms},
+    )
 
 
 def page(conn: Connection, limit: int, before: tuple[int, str] | None, offset: int) -> list[SessionRow]:
