@@ -158,6 +158,21 @@ class Settings(BaseSettings):
     persona_repo_roots: str = ""
     log_level: str = "INFO"
 
+    # ---- operating (issue 14) ----
+    # `text` (one line per record) or `json` (one object per line, with the trace id): `--log-format`.
+    log_format: str = "text"
+    # `/metrics` on a port of its own (0.0.0.0 is never implied: it binds `host`), for a process without a REST
+    # port (`athena grpc serve`); a REST process also answers `/metrics` on its REST port.
+    metrics_port: int | None = None
+    # Retention (athena_server/engine/retention.py): runs, transcripts, schedule logs, idempotency keys and
+    # rejections older than this are deleted by a background sweep (the original's variable and default).
+    run_history_retention_days: float = 30.0
+    # Events may be kept for a different age; unset: the run history's.
+    event_retention_days: float | None = None
+    # How often the sweep runs (0: never) and how many rows one of its transactions deletes at most.
+    retention_sweep_seconds: float = 3600.0
+    retention_batch_rows: int = 1000
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL for the configured store."""
         return normalise_database_url(self.database_url, self.data_dir)
