@@ -43,13 +43,29 @@ def _serve() -> Any:
 def _run(coro: Any, settings: Settings) -> None:
     from athena_server import serve
 
-    serve.configure_logging(settings.log_level)
+    try:
+        serve.configure_logging(settings.log_level, settings.log_format)
+    except ValueError as exc:  # ATHENA_LOG_LEVEL / ATHENA_LOG_FORMAT from the environment (flags are checked)
+        coro.close()  # never started: no "coroutine was never awaited" warning under the message
+        raise SystemExit(f"athena: {exc}") from None
     with asyncio.Runner(loop_factory=serve.event_loop_factory()) as runner:
         runner.run(coro)
 
 
 db_option = click.option(
     "--db", help="SQLite file path or database URL (default: .athena/athena.db; env ATHENA_DATABASE_URL)."
+)
+# The names are athena_server.logs.LOG_FORMATS (not imported: the CLI does not load the server to build).
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    help="Log lines as text or one JSON object per line, both with the request's trace id (default text; "
+    "env ATHENA_LOG_FORMAT).",
+)
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve /metrics on this port too (default: none; env ATHENA_METRICS_PORT).",
 )
 
 
@@ -79,9 +95,27 @@ def auth_group() -> None:
 @click.option("--grpc-host", help="gRPC bind address (default 127.0.0.1).")
 @click.option("--grpc-port", type=int, help="gRPC port (default 50051).")
 @db_option
-def api_serve(host: str | None, port: int | None, grpc_host: str | None, grpc_port: int | None, db: str | None) -> None:
+@log_format_option
+@metrics_port_option
+def api_serve(
+    host: str | None,
+    port: int | None,
+    grpc_host: str | None,
+    grpc_port: int | None,
+    db: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+) -> None:
     """Serve gRPC and the REST gateway together."""
-    settings = _server_settings(host=host, port=port, grpc_host=grpc_host, grpc_port=grpc_port, database_url=db)
+    settings = _server_settings(
+        host=host,
+        port=port,
+        grpc_host=grpc_host,
+        grpc_port=grpc_port,
+        database_url=db,
+        log_format=log_format,
+        metrics_port=metrics_port,
+    )
     _run(_serve().serve_api(settings), settings)
 
 
@@ -89,9 +123,15 @@ def api_serve(host: str | None, port: int | None, grpc_host: str | None, grpc_po
 @click.option("--host", help="gRPC bind address (default 127.0.0.1).")
 @click.option("--port", type=int, help="gRPC port (default 50051).")
 @db_option
-def grpc_serve(host: str | None, port: int | None, db: str | None) -> None:
+@log_format_option
+@metrics_port_option
+def grpc_serve(
+    host: str | None, port: int | None, db: str | None, log_format: str | None, metrics_port: int | None
+) -> None:
     """Serve gRPC only."""
-    settings = _server_settings(grpc_host=host, grpc_port=port, database_url=db)
+    settings = _server_settings(
+        grpc_host=host, grpc_port=port, database_url=db, log_format=log_format, metrics_port=metrics_port
+    )
     _run(_serve().serve_grpc(settings), settings)
 
 
@@ -99,9 +139,10 @@ def grpc_serve(host: str | None, port: int | None, db: str | None) -> None:
 @click.option("--upstream", required=True, help="The gRPC server, HOST:PORT.")
 @click.option("--host", help="REST bind address (default 127.0.0.1).")
 @click.option("--port", type=int, help="REST port (default 8787).")
-def gateway_serve(upstream: str, host: str | None, port: int | None) -> None:
+@log_format_option
+def gateway_serve(upstream: str, host: str | None, port: int | None, log_format: str | None) -> None:
     """Serve the REST gateway in front of a running gRPC server."""
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, log_format=log_format)
     _run(_serve().serve_gateway(settings, upstream), settings)
 
 
