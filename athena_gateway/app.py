@@ -2,11 +2,19 @@
 transcoding JSON to a gRPC call on the upstream server and the answer back into the envelope.
 
 Middleware, outermost first: TraceMiddleware (trace id on every answer, the last-resort 500),
-BrowserGuardMiddleware (Host allow-list, Origin check), then CORS when origins are configured."""
+BrowserGuardMiddleware (Host allow-list, Origin check), then CORS when origins are configured.
+
+`GET /metrics` is the Prometheus text exposition of the `Metrics` the app is given (in `athena api serve`,
+the control plane's; a separate gateway process, its own REST request figures). It is no contract route
+and has no envelope. It follows the Host allow-list like every route and asks for no credentials, as the
+original's did: Prometheus scrapers seldom carry tokens, and it shows counts by bounded labels only (no
+session, run or trace ids, no inputs). The bind check (athena_server/serve.py) already keeps an
+unauthenticated server on loopback; an operator exposing the port should not route `/metrics` outward."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +48,7 @@ from athena_gateway.sse import open_stream
 from athena_gateway.tracing import TraceMiddleware, trace_id_of
 from athena_gateway.transcode import build_request
 from athena_gateway.upstream import GrpcUpstream, Upstream
+from athena_server.metrics import CONTENT_TYPE_LATEST, OK, Metrics
 
 log = logging.getLogger("athena.gateway")
 
@@ -50,30 +59,64 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 CORS_EXPOSED_HEADERS = (TRACE_HEADER, "retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 
 
-def _endpoint(spec: RouteSpec, upstream: Upstream, forwarding: HeaderForwarding, heartbeat_seconds: float) -> Endpoint:
-    """The one handler shape every route shares; `spec` is all that differs between routes."""
+def _endpoint(
+    spec: RouteSpec, upstream: Upstream, forwarding: HeaderForwarding, heartbeat_seconds: float, metrics: Metrics
+) -> Endpoint:
+    """The one handler shape every route shares; `spec` is all that differs between routes. Each answer is
+    counted by route template, method and code (the envelope's error code, or OK)."""
+    counted = _Counted(metrics, spec.path, spec.http_method)
 
     async def endpoint(request: Request) -> Response:
+        start = time.perf_counter()
         trace_id = trace_id_of(request)
-        client = request.client
-        # Headers first: they are already here, the body may still be on its way.
-        metadata = forwarding.metadata(request.scope["headers"], trace_id, client.host if client else None)
-        headers = dict(request.headers.items())  # ASGI header names are lowercase
-        message = await build_request(
-            spec, headers, request.query_params.multi_items(), request.path_params, request.stream()
-        )
-        if spec.sse is not None:
-            return await open_stream(upstream, spec, message, metadata, trace_id, heartbeat_seconds)
         try:
-            response, status = await upstream.unary(spec, message, metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, spec.method.name, trace_id) from None
+            client = request.client
+            # Headers first: they are already here, the body may still be on its way.
+            metadata = forwarding.metadata(request.scope["headers"], trace_id, client.host if client else None)
+            headers = dict(request.headers.items())  # ASGI header names are lowercase
+            message = await build_request(
+                spec, headers, request.query_params.multi_items(), request.path_params, request.stream()
+            )
+            if spec.sse is not None:
+                stream = await open_stream(upstream, spec, message, metadata, trace_id, heartbeat_seconds)
+                counted.record(OK, start)
+                return stream
+            try:
+                response, status = await upstream.unary(spec, message, metadata)
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc_error(exc, spec.method.name, trace_id) from None
+        except GatewayError as exc:
+            counted.record(exc.code, start)
+            raise
+        except Exception:
+            counted.record("INTERNAL_ERROR", start)
+            raise
+        counted.record(OK, start)
         # A non-200 success only where the contract declares it (`(athena.v1.accepted)`).
         return success_response(field_json(response, spec.response_body), status if spec.accepted else 200)
 
     endpoint.__name__ = spec.method.name
     endpoint.__doc__ = f"{spec.http_method} {spec.path} -> {spec.rpc_path}"
     return endpoint
+
+
+class _Counted:
+    """One route's request counter and duration histogram, their children made on first use (a route
+    never called adds no series)."""
+
+    __slots__ = ("method", "metrics", "route", "seconds")
+
+    def __init__(self, metrics: Metrics, route: str, method: str) -> None:
+        self.metrics = metrics
+        self.route = route
+        self.method = method
+        self.seconds: Any = None
+
+    def record(self, code: str, start: float) -> None:
+        if self.seconds is None:
+            self.seconds = self.metrics.http_seconds(self.route, self.method)
+        self.metrics.http_requests(self.route, self.method, code).inc()
+        self.seconds.observe(time.perf_counter() - start)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -142,13 +185,16 @@ def create_app(
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
     cors_origins: Iterable[str] = (),
     identity_header: str = DEFAULT_IDENTITY_HEADER,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The gateway in front of the gRPC server at `upstream`: host:port, or an `Upstream` such as the
     in-process one `athena api serve` passes. `channel`, if given with a host:port, is used instead of
     opening one (and is left open on shutdown: its owner closes it). `allowed_hosts` are the
     Host names served (`*` any, `*.domain` patterns), `cors_origins` the browser origins allowed to call
     (empty: CORS off), `identity_header` the trusted identity header's name, forwarded to the server.
+    `metrics` are recorded into and served at `/metrics` (None: the app's own).
     ValueError for a malformed allowed host."""
+    metrics = metrics if metrics is not None else Metrics()
     hosts = HostAllowList(allowed_hosts)  # here, not in the lazily built middleware: fail at start-up
     client = GrpcUpstream(upstream, channel) if isinstance(upstream, str) else upstream
     forwarding = HeaderForwarding(identity_header)
@@ -176,7 +222,7 @@ def create_app(
         # the OpenAPI document comes from the contract, not from the routes.
         route = Route(
             spec.path,
-            _endpoint(spec.prepare(), client, forwarding, heartbeat_seconds),
+            _endpoint(spec.prepare(), client, forwarding, heartbeat_seconds, metrics),
             methods=[spec.http_method],
             name=spec.method.full_name,
             include_in_schema=False,
@@ -195,6 +241,12 @@ def create_app(
 
     app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
     app.add_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+
+    async def metrics_text(_: Request) -> Response:
+        return Response(await metrics.scrape(), headers={"content-type": CONTENT_TYPE_LATEST})
+
+    app.add_route("/metrics", metrics_text, methods=["GET"], include_in_schema=False)
+    app.state.metrics = metrics
     _install_error_handlers(app)
     if origins:
         _add_cors(app, origins, identity_header)

@@ -1,6 +1,6 @@
 """One interceptor for every RPC: trace id, header bounds, the access gate (identity, role, rate limit),
-request bounds, error mapping, access log. The order matters: headers are bounded before the gate reads
-them, and callers are authenticated before their requests are examined (a 401 before a 400).
+request bounds, error mapping, access log, request metrics. The order matters: headers are bounded before
+the gate reads them, and callers are authenticated before their requests are examined (a 401 before a 400).
 
 Errors: an AthenaError becomes the gRPC status its code names in the contract, with a
 `google.rpc.ErrorInfo{reason=<code>, domain="athena.dev", metadata={retryable, traceId}}` detail, which
@@ -38,6 +38,7 @@ from athena_server.access.caller import ANONYMOUS, AuthzDenied, set_caller
 from athena_server.access.gate import Gate
 from athena_server.bounds import check_headers, check_message, rpc_name, valid_trace_id
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
+from athena_server.metrics import ABORTED, CANCELLED, GRPC, OK, REST, Metrics
 from athena_server.tracing import http_status, set_http_status, set_trace_id
 
 log = logging.getLogger("athena.server")
@@ -86,9 +87,24 @@ def to_grpc_status(err: AthenaError, trace: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=err.message, details=details))
 
 
+# The transport of a call, by the type of its context: the in-process gateway's LocalContext is REST.
+_TRANSPORTS: dict[type, str] = {}
+
+
+def transport_of(context: Any) -> str:
+    kind = type(context)
+    transport = _TRANSPORTS.get(kind)
+    if transport is None:
+        from athena_gateway.inprocess import IN_PROCESS_PEER
+
+        transport = _TRANSPORTS[kind] = REST if context.peer() == IN_PROCESS_PEER else GRPC
+    return transport
+
+
 class AthenaServerInterceptor(AsyncServerInterceptor):
-    def __init__(self, gate: Gate | None = None) -> None:
+    def __init__(self, gate: Gate | None = None, metrics: Metrics | None = None) -> None:
         self.gate = gate
+        self.metrics = metrics or Metrics()
         # Every header the server reads, with its bound (the identity header's name is configurable).
         self.header_limits = {**HEADER_MAX_CHARS, **(gate.header_limits if gate is not None else {})}
 
@@ -117,6 +133,7 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
         extra = ((HTTP_STATUS_HEADER, str(status)),) if status is not None else ()
         context.set_trailing_metadata(((TRACE_HEADER, trace), *extra))
         self._log(method_name, "OK", trace, start)
+        self._count(context, method_name, OK, start)
         return result
 
     async def _stream(
@@ -127,26 +144,44 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
         trace: str,
         start: float,
     ) -> AsyncIterator[Any]:
+        subscribers = self.metrics.stream_subscribers(method_name[1:], transport_of(context))
+        subscribers.inc()
+        ended = False
         try:
             async for item in responses:
                 yield item
+            ended = True
         except Exception as exc:
+            ended = True
             await self._abort(context, exc, method_name, trace, start)
+        finally:
+            subscribers.dec()
+            if not ended:  # the client left (or the server is stopping): the stream did not end, it was cut
+                self._count(context, method_name, CANCELLED, start)
         self._log(method_name, "OK", trace, start)
+        self._count(context, method_name, OK, start)
 
     async def _abort(
         self, context: grpc.aio.ServicerContext, exc: Exception, method_name: str, trace: str, start: float
     ) -> None:
         if isinstance(exc, grpc.aio.AbortError):
+            self._count(context, method_name, ABORTED, start)
             raise exc
         if isinstance(exc, AuthzDenied) and not exc.recorded and self.gate is not None:
             await self.gate.record_denied(exc)  # raised by domain code (a check on the request's content)
         err = as_athena_error(exc, method_name, trace)
         status = to_grpc_status(err, trace)
         self._log(method_name, f"{status.code.name}/{err.code_name}", trace, start)
+        self._count(context, method_name, err.code_name, start)
         await context.abort(
             status.code, status.details, trailing_metadata=(*status.trailing_metadata, (TRACE_HEADER, trace))
         )
+
+    def _count(self, context: Any, method_name: str, code: str, start: float) -> None:
+        """athena_rpc_requests_total and the duration histogram; `rpc` is the method's full name."""
+        rpc, transport = method_name[1:], transport_of(context)
+        self.metrics.rpc_requests(rpc, transport, code).inc()
+        self.metrics.rpc_seconds(rpc, transport).observe(time.perf_counter() - start)
 
     @staticmethod
     def _log(method_name: str, outcome: str, trace: str, start: float) -> None:

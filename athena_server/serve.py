@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from athena_gateway.upstream import Upstream
+    from athena_server.metrics import Metrics
     from athena_server.server import GrpcServer
 
 log = logging.getLogger("athena")
@@ -84,8 +85,12 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Every record (uvicorn's too) through one stderr handler in `log_format` (`text` or `json`), and a
+    quiet start-up at INFO (athena_server/logs.py). ValueError names an unknown level or format."""
+    from athena_server.logs import configure
+
+    configure(level, log_format)
 
 
 def _stop_event() -> asyncio.Event:
@@ -107,7 +112,8 @@ def _uvicorn(app: object, host: str, port: int, settings: Settings) -> _Uvicorn:
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        log_level=settings.log_level.lower(),
+        log_config=None,
+        log_level=None,  # its loggers propagate to the root handler (configure_logging)
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace_seconds)),
@@ -120,9 +126,10 @@ def _uvicorn(app: object, host: str, port: int, settings: Settings) -> _Uvicorn:
     return _Uvicorn(config)
 
 
-def gateway_app(upstream: str | Upstream, settings: Settings) -> FastAPI:
+def gateway_app(upstream: str | Upstream, settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     """The REST gateway with the operator's settings: the hosts it answers (the loopback names and the bind
-    address unless ATHENA_ALLOWED_HOSTS says otherwise), the CORS origins and the identity header's name."""
+    address unless ATHENA_ALLOWED_HOSTS says otherwise), the CORS origins and the identity header's name;
+    `metrics` (the plane's, in `athena api serve`) are the ones its `/metrics` shows."""
     from athena_gateway.app import create_app
     from athena_gateway.guard import default_allowed_hosts, split_setting
 
@@ -133,6 +140,7 @@ def gateway_app(upstream: str | Upstream, settings: Settings) -> FastAPI:
             allowed_hosts=split_setting(settings.allowed_hosts) or default_allowed_hosts(settings.host),
             cors_origins=split_setting(settings.cors_origins),
             identity_header=settings.auth_identity_header.strip().lower() or DEFAULT_IDENTITY_HEADER,
+            metrics=metrics,
         )
     except ValueError as exc:
         raise SystemExit(f"ATHENA_ALLOWED_HOSTS: {exc}") from None
@@ -163,11 +171,37 @@ async def _grpc_running(settings: Settings) -> AsyncIterator[GrpcServer]:
     await plane.start()
     grpc_server = await start_grpc_server(plane, settings.grpc_host, settings.grpc_port)
     try:
-        yield grpc_server
+        async with _metrics_port(settings, plane.metrics):
+            yield grpc_server
     finally:
         await grpc_server.stop(settings.shutdown_grace_seconds)
         await plane.close()
         log.info("stopped")
+
+
+@contextlib.asynccontextmanager
+async def _metrics_port(settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
+    """`/metrics` on a port of its own on `host` when `metrics_port` is set (ATHENA_METRICS_PORT), stopped
+    on exit; a port it cannot bind stops start-up."""
+    if settings.metrics_port is None:
+        yield
+        return
+    from athena_server.metrics import exposition_app
+
+    check_bind(settings.host, settings)
+    server = _uvicorn(exposition_app(metrics), settings.host, settings.metrics_port, settings)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raise its failure (port taken, ...)
+            raise SystemExit("metrics server failed to start")
+        await asyncio.sleep(0.01)
+    log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def serve_api(settings: Settings) -> None:
@@ -180,7 +214,7 @@ async def serve_api(settings: Settings) -> None:
     stop = _stop_event()
     async with _grpc_running(settings) as grpc_server:
         upstream = InProcessUpstream(grpc_server.local_handler)
-        rest = _uvicorn(gateway_app(upstream, settings), settings.host, settings.port, settings)
+        rest = _uvicorn(gateway_app(upstream, settings, grpc_server.metrics), settings.host, settings.port, settings)
         log.info(
             "REST listening on http://%s:%d (in-process, gRPC on port %d)",
             settings.host,

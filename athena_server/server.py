@@ -53,6 +53,7 @@ class LocalHandlers:
         registrations = _Registrations()
         register_all(cast(grpc.aio.Server, registrations), plane)
         self._raw = registrations.handlers
+        self.metrics = plane.metrics
         self._interceptors = tuple(interceptors)
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -95,6 +96,7 @@ class GrpcServer:
         self.port = port
         self.health = health_servicer
         self.local_handler = local.handler
+        self.metrics = local.metrics
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -105,7 +107,7 @@ async def start_grpc_server(plane: ControlPlane, host: str, port: int, *, addres
     """Serve every athena.v1 service and the health service; reflection unless the settings switch it off.
     `address` binds something other than `host:port`: `unix:/path/to/socket` for the CLI's in-process
     plane (athena_server/local.py), which no other user can connect to."""
-    interceptors = [AthenaServerInterceptor(Gate(plane.settings, plane.store))]
+    interceptors = [AthenaServerInterceptor(Gate(plane.settings, plane.store), plane.metrics)]
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

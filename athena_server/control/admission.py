@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from athena_client.vocab import EventType
 from athena_server.errors import AthenaError, ErrorCode
+from athena_server.metrics import after_commit
 from athena_server.storage import events, runs
 from athena_server.storage import policy as policy_store
 from athena_server.storage.policy import PolicyDoc
@@ -137,6 +138,7 @@ def _reject(
         payload={"rejection": rejection, "reason": reason, **event_extra, **refs},
         **common,  # type: ignore[arg-type]
     )
+    after_commit(conn, lambda m: m.admission_refusals(reason).inc())
     return rejection
 
 

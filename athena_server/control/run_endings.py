@@ -19,6 +19,7 @@ from athena_server.control.run_context import RunContext
 from athena_server.control.run_states import Admitted, Finished
 from athena_server.engine.context import CompiledContext
 from athena_server.errors import AthenaError, ErrorCode
+from athena_server.metrics import after_commit
 from athena_server.storage import cancels, events, evidence, runs, sessions, transcripts
 from athena_server.storage import run_endings as ending_store
 from athena_server.storage.run_transitions import ACTIVE
@@ -56,7 +57,7 @@ def cancelled_error(reason: str | None) -> AthenaError:
 def record_failure(conn: Connection, adm: Admitted, err: AthenaError, at: int, attempts: int, *, started: bool) -> bool:
     status, event_type = ending_of(err)
     spec = adm.spec
-    return ending_store.record_failure(
+    moved = ending_store.record_failure(
         conn,
         run_id=adm.run_id,
         session_id=spec.session_id,
@@ -72,6 +73,10 @@ def record_failure(conn: Connection, adm: Admitted, err: AthenaError, at: int, a
         started=started,
         payload=dict(spec.labels),
     )
+    if moved:
+        began = adm.started_ms if started else None
+        after_commit(conn, lambda m: m.run_ended(status, spec.provider, adm.created_ms, began, at))
+    return moved
 
 
 async def finish_failed(ctx: RunContext, adm: Admitted, err: AthenaError, attempts: int) -> None:
@@ -169,4 +174,8 @@ def record_success(conn: Connection, adm: Admitted, fin: Finished, compiled: Com
         run_id=adm.run_id,
         payload=payload,
         created_at_ms=fin.finished_ms,
+    )
+    started = adm.started_ms
+    after_commit(
+        conn, lambda m: m.run_ended(RunStatus.SUCCEEDED, spec.provider, adm.created_ms, started, fin.finished_ms)
     )

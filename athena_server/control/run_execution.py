@@ -98,7 +98,7 @@ async def execute(ctx: RunContext, adm: Admitted) -> runs_pb2.RunResult:
     )
     provider = ctx.providers.get(spec.provider)
     attempts = Attempts()
-    inner = asyncio.create_task(call_with_retries(provider, request, adm.retry_budget, attempts))
+    inner = asyncio.create_task(call_with_retries(provider, request, adm.retry_budget, attempts, ctx.store.metrics))
     handle = ctx.watcher.register(adm.run_id, inner)
     try:
         try:

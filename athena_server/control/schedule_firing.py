@@ -36,6 +36,9 @@ from athena_server.tracing import trace_id
 
 log = logging.getLogger(__name__)
 
+# athena_schedule_slots_total's outcome for a slot whose run started (a skipped one: its log status).
+FIRED = "fired"
+
 
 class ScheduleFiring:
     def __init__(self, store: Store, settings: Settings, runs: RunService, owner_id: str) -> None:
@@ -79,8 +82,10 @@ class ScheduleFiring:
                 done: asyncio.Future[LogRow] = loop.create_future()
                 done.set_result(item)
                 fired.append(done)
+                self.store.metrics.schedule_slots(ScheduleRunStatus.ALREADY_RUNNING).inc()
             else:
                 fired.append(self.spawn(item, item.next_run_at_ms, provider, model, trace))
+                self.store.metrics.schedule_slots(FIRED).inc()
         return total, fired
 
     async def tick_event(self, trace: str, payload: dict[str, object]) -> None:

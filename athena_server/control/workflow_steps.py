@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -18,11 +19,15 @@ from athena_client.vocab import EventType, RunStatus, WorkflowRunStatus
 from athena_server.control.workflow_graph import Definition, Step, render_input
 from athena_server.control.workflow_messages import progress_message
 from athena_server.errors import AthenaError, config_error
+from athena_server.metrics import after_commit
 from athena_server.storage import directives, events
 from athena_server.storage import runs as run_store
 from athena_server.storage import workflows as store_
 from athena_server.storage.workflows import RunRow, StepRow
 from athena_server.timefmt import now_ms
+
+if TYPE_CHECKING:
+    from athena_server.metrics import Metrics
 
 STALE_STEP = "Recovered stale running step after restart."
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -50,10 +55,12 @@ def reconcile(conn: Connection, run: RunRow, definition: Definition, at: int) ->
                 finished_at_ms=ran.finished_at_ms,
                 updated_at_ms=at,
             )
+            after_commit(conn, _step_entered(WorkflowRunStatus.OK))
         else:
             store_.update_step(
                 conn, run.id, s.step_id, status=WorkflowRunStatus.PENDING, error=STALE_STEP, updated_at_ms=at
             )
+            after_commit(conn, _step_entered(WorkflowRunStatus.PENDING))
     rows = store_.steps(conn, run.id)
     failed = [s.step_id for s in rows if s.status == WorkflowRunStatus.FAILED]
     behind = definition.descendants(failed)
@@ -69,6 +76,7 @@ def reconcile(conn: Connection, run: RunRow, definition: Definition, at: int) ->
                 finished_at_ms=None,
                 updated_at_ms=at,
             )
+            after_commit(conn, _step_entered(WorkflowRunStatus.PENDING))
 
 
 def begin(
@@ -92,6 +100,7 @@ def begin(
         finished_at_ms=None,
         updated_at_ms=at,
     )
+    after_commit(conn, _step_entered(WorkflowRunStatus.RUNNING))
     events.append(
         conn,
         EventType.WORKFLOW_STEP_STARTED,
@@ -133,11 +142,13 @@ def requeue(conn: Connection, run_id: str, step_id: str) -> None:
         started_at_ms=None,
         updated_at_ms=now_ms(),
     )
+    after_commit(conn, _step_entered(WorkflowRunStatus.PENDING))
 
 
 def succeeded(conn: Connection, workflow_id: str, run_id: str, step: Step, athena_run: str, trace: str) -> None:
     at = now_ms()
     store_.update_step(conn, run_id, step.id, status=WorkflowRunStatus.OK, finished_at_ms=at, updated_at_ms=at)
+    after_commit(conn, _step_entered(WorkflowRunStatus.OK))
     events.append(
         conn,
         EventType.WORKFLOW_STEP_COMPLETED,
@@ -159,6 +170,7 @@ def failed(conn: Connection, workflow_id: str, run_id: str, step: Step, err: Ath
         finished_at_ms=at,
         updated_at_ms=at,
     )
+    after_commit(conn, _step_entered(WorkflowRunStatus.FAILED))
     payload: dict[str, Any] = {
         "workflowId": workflow_id,
         "workflowRunId": run_id,
@@ -166,6 +178,11 @@ def failed(conn: Connection, workflow_id: str, run_id: str, step: Step, err: Ath
         "error": {"code": err.code_name, "message": err.message},
     }
     events.append(conn, EventType.WORKFLOW_STEP_FAILED, trace_id=trace, payload=payload)
+
+
+def _step_entered(status: WorkflowRunStatus) -> Callable[[Metrics], None]:
+    """The recording of a step entering `status`, applied once its transaction committed."""
+    return lambda m: m.workflow_steps(status).inc()
 
 
 def finalise(conn: Connection, workflow_id: str, run_id: str, trace: str) -> None:

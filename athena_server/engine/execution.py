@@ -9,10 +9,13 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from athena_server.engine.providers import Evidence, Provider, ProviderRequest, ProviderResult
 from athena_server.errors import AthenaError, ErrorCode
+
+if TYPE_CHECKING:
+    from athena_server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +36,26 @@ def backoff_seconds(attempt: int) -> float:
 
 
 async def call_with_retries(
-    provider: Provider, request: ProviderRequest, retry_budget: int, attempts: Attempts
+    provider: Provider,
+    request: ProviderRequest,
+    retry_budget: int,
+    attempts: Attempts,
+    metrics: Metrics | None = None,
 ) -> ProviderResult:
-    """Call the provider; retry retryable PROVIDER errors up to `retry_budget` times, with back-off."""
+    """Call the provider; retry retryable PROVIDER errors up to `retry_budget` times, with back-off.
+    `metrics` counts the attempts and their errors by provider."""
     attempt = 0
     while True:
         attempt += 1
         attempts.made = attempt
+        if metrics is not None:
+            metrics.provider_attempts(provider.name).inc()
         try:
             return await provider.complete(_with_attempt(request, attempt))
         except AthenaError as err:
             attempts.errors.append(err.message)
+            if metrics is not None:
+                metrics.provider_errors(provider.name, err.code_name).inc()
             if not err.retryable or attempt > retry_budget:
                 raise
             log.info("run %s: provider attempt %d failed (%s); retrying", request.run_id, attempt, err.message)
@@ -51,7 +63,10 @@ async def call_with_retries(
             raise
         except Exception as exc:
             log.exception("provider %s failed for run %s", provider.name, request.run_id)
-            raise AthenaError(ErrorCode.ERROR_CODE_PROVIDER_ERROR, str(exc) or type(exc).__name__) from exc
+            failure = AthenaError(ErrorCode.ERROR_CODE_PROVIDER_ERROR, str(exc) or type(exc).__name__)
+            if metrics is not None:
+                metrics.provider_errors(provider.name, failure.code_name).inc()
+            raise failure from exc
         await asyncio.sleep(backoff_seconds(attempt))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from athena_client.vocab import EventType, RunStatus, TranscriptRole
+from athena_server.metrics import after_commit
 from athena_server.storage import cancels, events, runs, sessions, transcripts
 from athena_server.storage.runs import RunRow
 from athena_server.storage.transcripts import EntryRow
@@ -74,7 +75,7 @@ def record_stored_failure(
 ) -> bool:
     """`record_failure` of a run known only by its stored row (abandoned by its driver, or reaped): the
     row says who it belongs to, how far it got and how many attempts it made."""
-    return record_failure(
+    moved = record_failure(
         conn,
         run_id=row.id,
         session_id=row.session_id,
@@ -90,3 +91,7 @@ def record_stored_failure(
         started=row.status == RunStatus.RUNNING,
         payload=payload,
     )
+    if moved:
+        began = row.started_at_ms if row.status == RunStatus.RUNNING else None
+        after_commit(conn, lambda m: m.run_ended(status, row.provider, row.created_at_ms, began, at))
+    return moved

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from athena_server.engine.bus import CommitBus
+from athena_server.metrics import PENDING, READ, WRITE, Metrics
 from athena_server.storage import json_text
 from athena_server.storage.notify import NOTIFY_FROM, Listener
 
@@ -86,15 +87,20 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class _SqliteWriter:
     """The single writer thread of a SQLite store."""
 
-    def __init__(self, engine: Engine, on_events: Callable[[], None]) -> None:
+    def __init__(self, engine: Engine, on_events: Callable[[], None], metrics: Metrics) -> None:
         self._engine = engine
         self._on_events = on_events
+        self._metrics = metrics
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="athena-sqlite-writer", daemon=True)
         self._thread.start()
 
     def submit(self, job: _Job) -> None:
         self._queue.put(job)
+
+    def queued(self) -> int:
+        """Units waiting for the writer (approximate, as any queue length read from another thread)."""
+        return self._queue.qsize()
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -123,6 +129,8 @@ class _SqliteWriter:
 
     def _commit_group(self, conn: Connection, group: list[_Job]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
+        start = time.perf_counter()
+        committed = False
         try:
             with conn.begin():
                 for job in group:
@@ -132,12 +140,18 @@ class _SqliteWriter:
                         outcomes.append(self._call(conn, job, savepoint=True))
                     if outcomes[-1][1] is not None and len(group) == 1:
                         raise _RolledBack()
+            committed = True
         except _RolledBack:
             pass
         except BaseException as exc:  # the COMMIT (or BEGIN) itself failed: nothing in the group stands
             log.exception("SQLite group commit failed")
             outcomes = [(None, exc)] * len(group)
         wrote_events = bool(conn.info.pop(EVENTS_WRITTEN, False))
+        pending = conn.info.pop(PENDING, None)
+        if committed:  # recorded before anyone is answered, so a caller reading /metrics next sees it
+            self._metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
+            if pending:
+                self._metrics.apply(pending)
         for job, (result, error) in zip(group, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
@@ -148,6 +162,8 @@ class _SqliteWriter:
     @staticmethod
     def _call(conn: Connection, job: _Job, *, savepoint: bool) -> tuple[Any, BaseException | None]:
         before = conn.info.get(EVENTS_WRITTEN, False)
+        pending: list[Any] | None = conn.info.get(PENDING)
+        recorded = len(pending) if pending is not None else 0
         if not savepoint:
             try:
                 return job.unit(conn), None
@@ -164,6 +180,9 @@ class _SqliteWriter:
             raw.execute("ROLLBACK TO SAVEPOINT athena_unit")
             raw.execute("RELEASE SAVEPOINT athena_unit")
             conn.info[EVENTS_WRITTEN] = before
+            pending = conn.info.get(PENDING)
+            if pending is not None:
+                del pending[recorded:]  # what the rolled-back unit would have recorded
             return None, exc
         raw.execute("RELEASE SAVEPOINT athena_unit")
         return result, None
@@ -181,9 +200,11 @@ def sync_url(url: str) -> str:
 class Store:
     """The database, as the control plane sees it."""
 
-    def __init__(self, url: str, *, bus: CommitBus | None = None) -> None:
+    def __init__(self, url: str, *, bus: CommitBus | None = None, metrics: Metrics | None = None) -> None:
         self.url = url
         self.bus = bus or CommitBus()
+        self.metrics = metrics or Metrics()
+        self.metrics.watch(self, self._writer_queue)
         self._sqlite = url.startswith("sqlite")
         self._writer: _SqliteWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -238,7 +259,7 @@ class Store:
 
         if self._sqlite:
             if self._writer is None:
-                self._writer = _SqliteWriter(self.engine, self.bus.notify)
+                self._writer = _SqliteWriter(self.engine, self.bus.notify, self.metrics)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
             self._writer.submit(_Job(in_context, loop, future))
@@ -247,14 +268,20 @@ class Store:
 
     async def _write_async(self, unit: Callable[[Connection], T]) -> T:
         assert self._async_engine is not None
+        start = time.perf_counter()
         async with self._async_engine.begin() as conn:
             conn.info[NOTIFY_FROM] = self._token
+            conn.info.pop(PENDING, None)  # left by a transaction on this pooled connection that did not commit
             try:
                 result = await conn.run_sync(unit)
             finally:
                 # Always cleared: `info` outlives the transaction on the pooled connection, and a mark left by
                 # a unit that raised would let the next transaction on it skip the log's lock.
                 wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
+                pending = conn.info.pop(PENDING, None)
+        self.metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
+        if pending:
+            self.metrics.apply(pending)
         if wrote_events:
             self.bus.notify()
         return result
@@ -265,13 +292,24 @@ class Store:
             assert self._readers is not None
             return await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
         assert self._async_engine is not None
+        start = time.perf_counter()
         async with self._async_engine.connect() as conn:
             async with conn.begin():
-                return await conn.run_sync(unit)
+                result = await conn.run_sync(unit)
+        self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
+        return result
 
     def _read_sync(self, unit: Callable[[Connection], T]) -> T:
+        start = time.perf_counter()
         with self.engine.connect() as conn, conn.begin():
-            return unit(conn)
+            result = unit(conn)
+        self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
+        return result
+
+    def _writer_queue(self) -> int:
+        """Write units queued for the SQLite writer thread (0 on PostgreSQL, or before the first write)."""
+        writer = self._writer
+        return writer.queued() if writer is not None else 0
 
     async def ping(self) -> float:
         """Round-trip time of a trivial query, in ms; raises when the store is unreachable."""
