@@ -151,6 +151,11 @@ class ErrorCode(StrEnum):
     # of `ATHENA_CORS_ORIGINS`).
     ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
 
+    # A stream's resume point (`after`, `Last-Event-ID`) or an events list cursor names an event the retention sweep has
+    # deleted (`ATHENA_EVENT_RETENTION_DAYS`): the events after it are no longer all there. List `GET /api/v1/events`
+    # again without a cursor, from the oldest retained event.
+    EVENT_CURSOR_EXPIRED = "EVENT_CURSOR_EXPIRED"
+
 
 class EventType(StrEnum):
     """The type of an event (`Event.type`, the REST stream's `event:` line): every type the server writes. The field
@@ -266,6 +271,10 @@ class EventType(StrEnum):
 
     # The access gate refused a call (role or identity).
     AUTHZ_DENIED = "authz.denied"
+
+    # The retention sweep deleted records older than the configured ages; the payload counts them per table and
+    # `eventsPrunedThrough` is the highest deleted event id (a resume from an id below it is refused).
+    EVENTS_PRUNED = "events.pruned"
 
 
 class RateClass(StrEnum):

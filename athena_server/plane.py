@@ -29,6 +29,7 @@ from athena_server.engine.providers import ProviderRegistry
 from athena_server.engine.providers.command import CommandProvider
 from athena_server.engine.providers.registry import build_registry
 from athena_server.engine.providers.sandbox import CommandConfigError
+from athena_server.engine.retention import RetentionSweep
 from athena_server.personas.service import PersonaService
 from athena_server.storage import work as work_store
 from athena_server.storage.migrate import migrate
@@ -41,6 +42,8 @@ class ControlPlane:
         # Before the store: a configuration the providers cannot use stops start-up with nothing opened.
         self.providers = providers or _build_providers(settings)
         self.store = Store(settings.resolved_database_url())
+        # Every metric of this plane (athena_server/metrics.py): its store records into them, so they live there.
+        self.metrics = self.store.metrics
         self.system = SystemService(self.store, self.providers)
         self.liveness = Liveness(self.store, settings.heartbeat_seconds, settings.instance_stale_seconds)
         self.watcher = CancelWatcher(self.store, settings.cancel_poll_seconds)
@@ -70,6 +73,7 @@ class ControlPlane:
         self.liveness.on_reap.append(self.a2a_dispatcher.release_owned)
         self.a2a = A2aService(self.store, settings, self.providers, self.a2a_dispatcher.wake)
         self.personas = PersonaService(self.store, settings, self.runs)
+        self.retention = RetentionSweep(self.store, settings, self.liveness.instance_id)
 
     def _allowed_models(self, provider: str) -> list[str]:
         """Models a harness profile may name: the default model (the original's only one) and every model
@@ -93,6 +97,7 @@ class ControlPlane:
             await self.workflows.recover()
             self.schedules.start_ticker()
             self.a2a_dispatcher.start()
+            self.retention.start()
 
     def background_work(self) -> list[asyncio.Task[Any]]:
         """Work this process carries on after answering the request that started it: runs started without
@@ -102,6 +107,7 @@ class ControlPlane:
 
     async def close(self) -> None:
         """After the transports stopped: end background runs, stop watching, deregister."""
+        await self.retention.close()
         await self.a2a_dispatcher.close()
         await self.schedules.close()
         await self.workflows.close()

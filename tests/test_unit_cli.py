@@ -291,7 +291,7 @@ def test_calls_that_start_work_are_not_bounded_by_the_api_timeout() -> None:
 
 
 def test_exit_codes_by_class() -> None:
-    expected = {400: 2, 401: 4, 403: 4, 404: 3, 408: 5, 409: 4, 413: 2, 415: 2, 422: 2, 429: 4}
+    expected = {400: 2, 401: 4, 403: 4, 404: 3, 408: 5, 409: 4, 410: 2, 413: 2, 415: 2, 422: 2, 429: 4}
     for code, info in ERROR_CODES.items():
         want = 5 if info.http_status >= 500 else expected[info.http_status]
         assert exits.exit_code(AthenaError(code, "m")) == want, code

@@ -6,9 +6,9 @@ carried it:
 
 - 0: done.
 - 1: anything else (an error without a status, e.g. an unknown code from a newer server).
-- 2: usage: bad flags or values; the server refused the input: 400, 413, 415, 422 (`CONFIG_ERROR`,
-  `PAYLOAD_TOO_LARGE`, `CONTEXT_OVERFLOW`, `IDEMPOTENCY_KEY_REUSED`, ...); a local setting the in-process
-  plane cannot use.
+- 2: usage: bad flags or values; the server refused the input: 400, 410, 413, 415, 422 (`CONFIG_ERROR`,
+  `EVENT_CURSOR_EXPIRED`, `PAYLOAD_TOO_LARGE`, `CONTEXT_OVERFLOW`, `IDEMPOTENCY_KEY_REUSED`, ...); a local
+  setting the in-process plane cannot use.
 - 3: not found: 404 (`NOT_FOUND`, `PROVIDER_NOT_FOUND`).
 - 4: refused by policy, auth, rate limit or a conflict: 401, 403, 409, 429 (`AUTH_*`, `AUTHZ_DENIED`,
   `SESSION_LOCK_TIMEOUT`, `RUN_CANCELLED`, `POLICY_*`, `RATE_LIMITED`).

@@ -12,8 +12,8 @@ from athena_server import cursors, validation
 from athena_server.config import Settings
 from athena_server.control import pages
 from athena_server.control.follow import Followed, follow
-from athena_server.errors import AthenaError, config_error
-from athena_server.storage import events
+from athena_server.errors import AthenaError, ErrorCode, config_error
+from athena_server.storage import events, retention
 from athena_server.storage.events import EVENT_ID_PREFIX, EventFilter, EventRow
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso
@@ -73,6 +73,23 @@ def _issued(start: int, newest: int, after: str, context: str) -> None:
         )
 
 
+def _retained(start: int, pruned_through: int, shown: str, context: str) -> None:
+    """A resume point or cursor below the retention watermark would skip events the sweep deleted: refuse
+    it with EVENT_CURSOR_EXPIRED (a silent gap would look like a complete log)."""
+    if start < pruned_through:
+        raise AthenaError(
+            ErrorCode.ERROR_CODE_EVENT_CURSOR_EXPIRED,
+            f"{context} '{shown}' is older than the retained events (events up to "
+            f"{EVENT_ID_PREFIX}{pruned_through} were deleted by retention); list GET /api/v1/events without a "
+            "cursor to start again from the oldest retained event.",
+        )
+
+
+def _bounds(conn: Connection) -> tuple[int, int]:
+    """(the newest event id, the highest id retention deleted), in one snapshot."""
+    return events.last_seq(conn), retention.events_pruned_through(conn)
+
+
 class EventService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -90,7 +107,13 @@ class EventService:
             created_after_ms=validation.optional_instant(req.created_after, ctx, "createdAfter"),
             created_before_ms=validation.optional_instant(req.created_before, ctx, "createdBefore"),
         )
-        rows = await self.store.read(lambda conn: events.list_after(conn, after, limit + 1, flt))
+
+        def unit(conn: Connection) -> list[EventRow]:
+            if after:
+                _retained(after, retention.events_pruned_through(conn), req.cursor.strip(), f"{ctx}.cursor")
+            return events.list_after(conn, after, limit + 1, flt)
+
+        rows = await self.store.read(unit)
         page = pages.fill(rows, limit, event_message)
         resp = events_pb2.ListEventsResponse(events=page.items)
         if page.last is not None:
@@ -102,14 +125,21 @@ class EventService:
         return the stream."""
         ctx = "events.stream"
         flt = EventFilter(session_id=validation.optional_session_id(req.session_id, ctx), types=_types(list(req.types)))
-        newest = await self.store.read(events.last_seq)
+        # The watermark counts as issued: between a sweep's last batch and its `events.pruned` the log
+        # may be empty.
+        newest, pruned_through = await self.store.read(_bounds)
+        newest = max(newest, pruned_through)
         if req.after.strip():
             start = _resume_point(req.after, ctx)
             _issued(start, newest, req.after, ctx)
+            _retained(start, pruned_through, req.after.strip(), f"{ctx}.after")
         else:
             start = newest
 
         def fetch(conn: Connection, after: int, up_to: int, limit: int) -> list[EventRow]:
+            # A stream reading its backlog (or a gap, when it lagged) while the sweep deletes ahead of it
+            # ends with EVENT_CURSOR_EXPIRED rather than skipping what was deleted.
+            _retained(after, retention.events_pruned_through(conn), f"{EVENT_ID_PREFIX}{after}", f"{ctx}.after")
             return events.list_after(conn, after, limit, flt, up_to_seq=up_to)
 
         async def stream() -> AsyncIterator[events_pb2.Event]:

@@ -277,6 +277,7 @@ schedule_logs = Table(
     Column("run_id", String(64), nullable=True),
     Index("ix_schedule_logs_schedule", "schedule_id", "seq"),
     Index("ux_schedule_logs_slot", "schedule_id", "slot_ms", unique=True),
+    Index("ix_schedule_logs_finished", "finished_at_ms"),
     sqlite_autoincrement=True,
 )
 
@@ -305,6 +306,7 @@ workflow_runs = Table(
     Column("started_at_ms", BigInteger, nullable=True),
     Column("finished_at_ms", BigInteger, nullable=True),
     Index("ix_workflow_runs_workflow", "workflow_id", "seq"),
+    Index("ix_workflow_runs_finished", "finished_at_ms"),
     sqlite_autoincrement=True,
 )
 
@@ -392,4 +394,16 @@ a2a_dlq = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
     Index("ix_a2a_dlq_status", "status", "seq"),
     sqlite_autoincrement=True,
+)
+
+# The retention sweep's state (athena_server/storage/retention.py), one row (id 1): the highest event id it
+# deleted, below which a resume point is refused, and the lease that lets one process of a fleet sweep at a time.
+retention_state = Table(
+    "retention_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("events_pruned_through", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=False),
+    Column("swept_at_ms", BigInteger, nullable=True),
 )

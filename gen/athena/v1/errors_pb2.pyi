@@ -82,6 +82,11 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """REST only: a state-changing request from a browser page of another origin (`Origin` is neither this
     server nor one of `ATHENA_CORS_ORIGINS`).
     """
+    ERROR_CODE_EVENT_CURSOR_EXPIRED: _ErrorCode.ValueType  # 27
+    """A stream's resume point (`after`, `Last-Event-ID`) or an events list cursor names an event the retention
+    sweep has deleted (`ATHENA_EVENT_RETENTION_DAYS`): the events after it are no longer all there. List
+    `GET /api/v1/events` again without a cursor, from the oldest retained event.
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """Stable, machine-readable error codes. Build error handling on the code, never on the message.
@@ -150,6 +155,11 @@ stops DNS-rebinding pages from reaching a local server.
 ERROR_CODE_ORIGIN_NOT_ALLOWED: ErrorCode.ValueType  # 26
 """REST only: a state-changing request from a browser page of another origin (`Origin` is neither this
 server nor one of `ATHENA_CORS_ORIGINS`).
+"""
+ERROR_CODE_EVENT_CURSOR_EXPIRED: ErrorCode.ValueType  # 27
+"""A stream's resume point (`after`, `Last-Event-ID`) or an events list cursor names an event the retention
+sweep has deleted (`ATHENA_EVENT_RETENTION_DAYS`): the events after it are no longer all there. List
+`GET /api/v1/events` again without a cursor, from the oldest retained event.
 """
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 

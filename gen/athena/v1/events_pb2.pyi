@@ -99,6 +99,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A workflow step failed."""
     EVENT_TYPE_AUTHZ_DENIED: _EventType.ValueType  # 36
     """The access gate refused a call (role or identity)."""
+    EVENT_TYPE_EVENTS_PRUNED: _EventType.ValueType  # 37
+    """The retention sweep deleted records older than the configured ages; the payload counts them per table
+    and `eventsPrunedThrough` is the highest deleted event id (a resume from an id below it is refused).
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """The type of an event (`Event.type`, the REST stream's `event:` line): every type the server writes. The
@@ -179,6 +183,10 @@ EVENT_TYPE_WORKFLOW_STEP_FAILED: EventType.ValueType  # 35
 """A workflow step failed."""
 EVENT_TYPE_AUTHZ_DENIED: EventType.ValueType  # 36
 """The access gate refused a call (role or identity)."""
+EVENT_TYPE_EVENTS_PRUNED: EventType.ValueType  # 37
+"""The retention sweep deleted records older than the configured ages; the payload counts them per table
+and `eventsPrunedThrough` is the highest deleted event id (a resume from an id below it is refused).
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
@@ -268,7 +276,8 @@ class ListEventsRequest(_message.Message):
     cursor: _builtins.str
     """Opaque cursor from a previous page's `nextCursor`. At most 512 characters (every cursor the server
     issues is shorter); one that is not a cursor of this list, or names a position the store cannot hold,
-    is CONFIG_ERROR `<list>.cursor is invalid.`
+    is CONFIG_ERROR `<list>.cursor is invalid.` One older than the retained events (retention deleted events
+    after it) is EVENT_CURSOR_EXPIRED (410): list again without a cursor.
     """
     limit: _builtins.int
     """Page size, default 50, clamped to 1..500. A page also ends early once its items pass 1 MiB (it always
@@ -345,7 +354,9 @@ class StreamEventsRequest(_message.Message):
     TYPES_FIELD_NUMBER: _builtins.int
     after: _builtins.str
     """Resume strictly after this event id (or ListEvents cursor). At most 64 characters: event ids and
-    events cursors are short. One beyond the newest event is CONFIG_ERROR.
+    events cursors are short. One beyond the newest event is CONFIG_ERROR; one older than the retained events
+    (retention deleted events after it) is EVENT_CURSOR_EXPIRED (410), also mid-stream for a stream whose
+    backlog the sweep overtook: list GET /api/v1/events again without a cursor.
     """
     session_id: _builtins.str
     """Only events of this session."""
