@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from athena_client.contract import HTTP_STATUS_HEADER
 from athena_gateway.metadata import Metadata
 from athena_gateway.routes import RouteSpec
+from athena_server import otel
 
 
 def _serialize(message: Message) -> bytes:
@@ -87,12 +88,17 @@ class GrpcUpstream:
 
     async def unary(self, spec: RouteSpec, request: Message, metadata: Metadata) -> tuple[Message, int]:
         """The response and the REST status the server asked for (200 unless it said otherwise).
-        Raises grpc.aio.AioRpcError on a non-OK status."""
+        Raises grpc.aio.AioRpcError on a non-OK status. With tracing on, the request span goes along as
+        `traceparent`, so the server's RPC span is its child."""
+        if otel.ENABLED:
+            metadata = otel.inject(metadata)
         call = self._callable(spec)(request, metadata=metadata)
         response: Message = await call
         return response, status_from_trailers(await call.trailing_metadata() or ())
 
     def stream(self, spec: RouteSpec, request: Message, metadata: Metadata) -> grpc.aio.UnaryStreamCall:
+        if otel.ENABLED:
+            metadata = otel.inject(metadata)
         call: grpc.aio.UnaryStreamCall = self._callable(spec)(request, metadata=metadata)
         return call
 

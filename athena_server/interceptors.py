@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -34,22 +33,60 @@ from athena_client.contract import (
     HTTP_STATUS_HEADER,
     TRACE_HEADER,
 )
+from athena_server import otel
 from athena_server.access.caller import ANONYMOUS, AuthzDenied, set_caller
 from athena_server.access.gate import Gate
 from athena_server.bounds import check_headers, check_message, rpc_name, valid_trace_id
 from athena_server.errors import AthenaError, ErrorCode, not_implemented
 from athena_server.metrics import ABORTED, CANCELLED, GRPC, OK, REST, Metrics
-from athena_server.tracing import http_status, set_http_status, set_trace_id
+from athena_server.tracing import http_status, new_trace_id, set_http_status, set_trace_id, traceparent_trace_id
 
 log = logging.getLogger("athena.server")
 access_log = logging.getLogger("athena.access")
 
 
+TRACEPARENT = "traceparent"
+# The W3C headers an RPC's span is parented on (when tracing is on).
+_PROPAGATED = frozenset({TRACEPARENT, "tracestate", "baggage"})
+
+
 def _trace_from(metadata: Iterable[tuple[str, str | bytes]]) -> str:
+    """The request's trace id: the caller's `x-trace-id` (free-form, contract), else the trace id of its
+    W3C `traceparent`, else a new one (32 hex, an OTel trace id)."""
+    parent: str | bytes | None = None
     for key, value in metadata:
         if key == TRACE_HEADER and isinstance(value, str) and valid_trace_id(value):
             return value
-    return str(uuid.uuid4())
+        if key == TRACEPARENT:
+            parent = value
+    if isinstance(parent, str):
+        return traceparent_trace_id(parent) or new_trace_id()
+    return new_trace_id()
+
+
+def _rpc_span(method_name: str, metadata: Iterable[tuple[str, str | bytes]], trace: str, context: Any) -> Any:
+    """The RPC's server span: a child of the active span (the in-process gateway's request), else of the
+    caller's `traceparent`; a root carries the request's trace id (otel.start_span)."""
+    carrier = {k: v for k, v in metadata if k in _PROPAGATED and isinstance(v, str)}
+    service, _, method = method_name[1:].rpartition("/")
+    attributes = {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": method,
+        "athena.transport": transport_of(context),
+    }
+    return otel.start_span(
+        method_name[1:],
+        kind=otel.SpanKind.SERVER,
+        parent=otel.parent_from(carrier),
+        athena_trace_id=trace,
+        attributes=attributes,
+    )
+
+
+def _end_rpc_span(span: Any, code: grpc.StatusCode, error: BaseException | None = None) -> None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    otel.end_span(span, error)
 
 
 def as_athena_error(exc: BaseException, method_name: str, trace: str) -> AthenaError:
@@ -116,6 +153,10 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
         set_trace_id(trace)
         set_http_status(None)
         set_caller(ANONYMOUS)
+        span = token = None
+        if otel.ENABLED:
+            span = _rpc_span(method_name, metadata, trace, context)
+            token = otel.attach(span)
         start = time.perf_counter()
         try:
             check_headers(metadata, self.header_limits)
@@ -124,16 +165,22 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
             if isinstance(request_or_iterator, Message):  # unary and server-streaming requests
                 check_message(request_or_iterator, rpc_name(method_name))
             response = method(request_or_iterator, context)
-            if hasattr(response, "__aiter__"):
-                return self._stream(response, context, method_name, trace, start)
+            if hasattr(response, "__aiter__"):  # the span stays active in the stream's task, which ends it
+                token = None
+                return self._stream(response, context, method_name, trace, start, span)
             result = await response
         except Exception as exc:
-            await self._abort(context, exc, method_name, trace, start)
+            await self._abort(context, exc, method_name, trace, start, span)
+        finally:
+            if token is not None:  # an in-process call returns to the gateway's request span
+                otel.detach(token)
         status = http_status()
         extra = ((HTTP_STATUS_HEADER, str(status)),) if status is not None else ()
         context.set_trailing_metadata(((TRACE_HEADER, trace), *extra))
         self._log(method_name, "OK", trace, start)
         self._count(context, method_name, OK, start)
+        if span is not None:
+            _end_rpc_span(span, grpc.StatusCode.OK)
         return result
 
     async def _stream(
@@ -143,6 +190,7 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
         method_name: str,
         trace: str,
         start: float,
+        span: Any = None,
     ) -> AsyncIterator[Any]:
         subscribers = self.metrics.stream_subscribers(method_name[1:], transport_of(context))
         subscribers.inc()
@@ -153,19 +201,31 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
             ended = True
         except Exception as exc:
             ended = True
-            await self._abort(context, exc, method_name, trace, start)
+            await self._abort(context, exc, method_name, trace, start, span)
         finally:
             subscribers.dec()
             if not ended:  # the client left (or the server is stopping): the stream did not end, it was cut
                 self._count(context, method_name, CANCELLED, start)
+                if span is not None:
+                    _end_rpc_span(span, grpc.StatusCode.CANCELLED)
         self._log(method_name, "OK", trace, start)
         self._count(context, method_name, OK, start)
+        if span is not None:
+            _end_rpc_span(span, grpc.StatusCode.OK)
 
     async def _abort(
-        self, context: grpc.aio.ServicerContext, exc: Exception, method_name: str, trace: str, start: float
+        self,
+        context: grpc.aio.ServicerContext,
+        exc: Exception,
+        method_name: str,
+        trace: str,
+        start: float,
+        span: Any = None,
     ) -> None:
         if isinstance(exc, grpc.aio.AbortError):
             self._count(context, method_name, ABORTED, start)
+            if span is not None:  # the handler aborted with a status of its own: it is on the context
+                otel.end_span(span, exc)
             raise exc
         if isinstance(exc, AuthzDenied) and not exc.recorded and self.gate is not None:
             await self.gate.record_denied(exc)  # raised by domain code (a check on the request's content)
@@ -173,6 +233,8 @@ class AthenaServerInterceptor(AsyncServerInterceptor):
         status = to_grpc_status(err, trace)
         self._log(method_name, f"{status.code.name}/{err.code_name}", trace, start)
         self._count(context, method_name, err.code_name, start)
+        if span is not None:
+            _end_rpc_span(span, status.code, err)
         await context.abort(
             status.code, status.details, trailing_metadata=(*status.trailing_metadata, (TRACE_HEADER, trace))
         )

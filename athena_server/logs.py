@@ -15,6 +15,7 @@ import sys
 from json.encoder import encode_basestring_ascii
 from typing import Final
 
+from athena_server.otel import current_span_id
 from athena_server.timefmt import iso
 from athena_server.tracing import current_trace_id
 
@@ -26,13 +27,15 @@ ATHENA_LOGGERS: Final = ("athena", "athena_server", "athena_gateway", "athena_cl
 # The attribute a record may carry (`extra={"traceId": ...}`) for work logged outside the request's
 # context, e.g. the gateway's middleware; otherwise the trace id comes from the request's context.
 TRACE_ATTR: Final = "traceId"
+# The active span's id on a JSON line, when tracing is on (athena_server/otel.py) and a span is active.
+SPAN_ATTR: Final = "spanId"
 
 # Every attribute a LogRecord has of its own; whatever else a record carries came from `extra=`.
 _BLANK: Final = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
 _NOT_EXTRA: Final = frozenset(_BLANK) | {"message", "asctime", "taskName", TRACE_ATTR}
 _BASE_COUNT: Final = len(_BLANK)
 # The fields a JSON line names itself; an extra of the same name is dropped.
-_NAMED: Final = frozenset({"time", "level", "logger", "message", TRACE_ATTR, "exc", "stack"})
+_NAMED: Final = frozenset({"time", "level", "logger", "message", TRACE_ATTR, SPAN_ATTR, "exc", "stack"})
 # ASCII-only throughout: a line stays valid JSON whatever encoding stderr has (a non-UTF-8 stream would
 # otherwise write `\xe9`-style replacements, which are not JSON). Strings go through the C escaper directly
 # (1 µs a line where a JSONEncoder over a dict takes 5); extras through the encoder, where a value JSON has
@@ -60,8 +63,9 @@ def _trace(record: logging.LogRecord) -> str | None:
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: `time`, `level`, `logger`, `message`, `traceId` (when the record was
-    logged while handling a request), `exc` / `stack` (when there is one), then the `extra=` fields. The
-    named fields win over an extra of the same name, so an extra cannot disguise a record's level."""
+    logged while handling a request), `spanId` (when tracing is on and a span is active), `exc` / `stack`
+    (when there is one), then the `extra=` fields. The named fields win over an extra of the same name, so
+    an extra cannot disguise a record's level."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = (
@@ -71,6 +75,9 @@ class JsonFormatter(logging.Formatter):
         trace = _trace(record)
         if trace is not None:
             line += f',"traceId":{_str(trace)}'
+        span = current_span_id()
+        if span is not None:
+            line += f',"spanId":"{span}"'
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

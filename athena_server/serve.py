@@ -204,6 +204,22 @@ async def _metrics_port(settings: Settings, metrics: Metrics) -> AsyncIterator[N
         await task
 
 
+@contextlib.asynccontextmanager
+async def _traces(service: str) -> AsyncIterator[None]:
+    """OpenTelemetry traces when the `OTEL_*` variables ask for an exporter (athena_server/otel.py), their
+    last spans flushed on exit; a variable Athena cannot honour stops start-up."""
+    from athena_server import otel
+
+    try:
+        otel.configure(service)
+    except ValueError as exc:
+        raise SystemExit(f"athena: {exc}") from None
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(otel.shutdown)
+
+
 async def serve_api(settings: Settings) -> None:
     """gRPC and REST in one process, the gateway calling the servicers in-process through the server's
     interceptor chain (athena_gateway/inprocess.py): the same answers as over gRPC, without the hop."""
@@ -212,7 +228,7 @@ async def serve_api(settings: Settings) -> None:
     check_bind(settings.host, settings)
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
-    async with _grpc_running(settings) as grpc_server:
+    async with _traces("athena"), _grpc_running(settings) as grpc_server:
         upstream = InProcessUpstream(grpc_server.local_handler)
         rest = _uvicorn(gateway_app(upstream, settings, grpc_server.metrics), settings.host, settings.port, settings)
         log.info(
@@ -227,7 +243,7 @@ async def serve_api(settings: Settings) -> None:
 async def serve_grpc(settings: Settings) -> None:
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
-    async with _grpc_running(settings):
+    async with _traces("athena"), _grpc_running(settings):
         heap.settle()
         await stop.wait()
 
@@ -236,6 +252,7 @@ async def serve_gateway(settings: Settings, upstream: str) -> None:
     check_bind(settings.host, settings)
     stop = _stop_event()
     app = gateway_app(upstream, settings)
-    log.info("REST listening on http://%s:%d (upstream gRPC %s)", settings.host, settings.port, upstream)
-    await _run_rest(_uvicorn(app, settings.host, settings.port, settings), stop)
+    async with _traces("athena-gateway"):
+        log.info("REST listening on http://%s:%d (upstream gRPC %s)", settings.host, settings.port, upstream)
+        await _run_rest(_uvicorn(app, settings.host, settings.port, settings), stop)
     log.info("stopped")

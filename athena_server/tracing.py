@@ -1,15 +1,43 @@
 """Per-request context: the trace id (set by the interceptor, read by domain code for events) and the
-REST status a successful answer should carry when it is not 200."""
+REST status a successful answer should carry when it is not 200.
+
+A trace id Athena mints is an OpenTelemetry trace id (32 lowercase hex digits), and a caller's W3C
+`traceparent` gives the request its trace id, so `traceId` on runs, events and errors is the trace id
+of the request's spans (athena_server/otel.py). A caller's own `x-trace-id` stays free-form (contract).
+"""
 
 from __future__ import annotations
 
-import uuid
+import os
+import re
 from contextvars import ContextVar
 
 _trace_id: ContextVar[str | None] = ContextVar("athena_trace_id", default=None)
 # The id `trace_id()` minted for work outside a request, kept apart from a request's (set_trace_id), so log
 # lines name only a trace something asked for: the start-up lines are not stamped with one minted there.
 _minted_trace_id: ContextVar[str | None] = ContextVar("athena_minted_trace_id", default=None)
+
+
+# W3C trace context, version 00 (and the future versions' leading fields): version-traceid-parentid-flags.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+
+
+def new_trace_id() -> str:
+    """A fresh trace id: 128 random bits as 32 lowercase hex digits, a valid OTel trace id."""
+    return os.urandom(16).hex()
+
+
+def traceparent_trace_id(traceparent: str) -> str | None:
+    """The trace id of a valid W3C `traceparent` header, None for a malformed one (which is ignored, as the
+    specification asks, and the request gets a trace id of its own)."""
+    match = _TRACEPARENT.fullmatch(traceparent)
+    if match is None:
+        return None
+    version, trace, span, _flags, rest = match.groups()
+    if version == "ff" or trace == _ZERO_TRACE or span == _ZERO_SPAN or (version == "00" and rest):
+        return None
+    return trace
 
 
 def set_trace_id(trace_id: str) -> None:
@@ -22,7 +50,7 @@ def trace_id() -> str:
     if current is None:
         current = _minted_trace_id.get()
         if current is None:
-            current = str(uuid.uuid4())
+            current = new_trace_id()
             _minted_trace_id.set(current)
     return current
 

@@ -19,7 +19,8 @@ from tests.support.shapes import new_session, unique
 from tests.support.sse import read_sse
 
 _VOLATILE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuids: run, trace, directive ids
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuids: run, directive ids
+    r"|[0-9a-f]{32}"  # trace ids (OTel)
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"  # timestamps
     r"|shadow-harness-[0-9a-f]+"
     r"|s-[0-9a-f]{12}(-[ab])?"  # the test's session ids

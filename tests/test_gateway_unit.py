@@ -557,7 +557,7 @@ def _assert_error(response: httpx.Response, status: int, code: str, message: str
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     trace_id = response.headers["x-trace-id"]
-    assert re.fullmatch(r"[0-9a-f-]{36}", trace_id)
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)  # an OTel trace id
     assert response.json() == {
         "ok": False,
         "error": {"code": code, "message": message, "retryable": retryable, "traceId": trace_id},
@@ -672,7 +672,7 @@ async def test_sse_frames_heartbeat_resume_and_cancel(http: httpx.AsyncClient, s
         assert response.headers["content-type"] == "text/event-stream"
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
-        assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["x-trace-id"])
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-trace-id"])
         frames = await _read_frames(response, 4)
     assert frames[0] == "retry: 2000"
     assert frames[1].split("\n")[:2] == ["id: evt_5", "event: run.created"]

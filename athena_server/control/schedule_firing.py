@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from athena.v1 import runs_pb2
 from athena_client.vocab import EventType, ScheduleRunStatus
+from athena_server import otel
 from athena_server.config import Settings
 from athena_server.control.background import stop_background
 from athena_server.control.runs import RunOptions, RunService
@@ -32,12 +33,13 @@ from athena_server.storage import schedules as store_
 from athena_server.storage.schedules import LogRow, ScheduleRow
 from athena_server.storage.store import Store
 from athena_server.timefmt import iso, now_ms
-from athena_server.tracing import trace_id
+from athena_server.tracing import new_trace_id, set_trace_id
 
 log = logging.getLogger(__name__)
 
 # athena_schedule_slots_total's outcome for a slot whose run started (a skipped one: its log status).
 FIRED = "fired"
+TICK_SPAN = "athena.schedule.tick"
 
 
 class ScheduleFiring:
@@ -153,15 +155,24 @@ class ScheduleFiring:
         provider, model = self.settings.default_provider, self.settings.default_model
         while True:
             await asyncio.sleep(self.settings.schedule_tick_seconds)
+            # Each tick is a trace of its own (its runs, its event, its log lines), in a span when tracing is on.
+            trace = new_trace_id()
+            set_trace_id(trace)
             try:
-                trace = trace_id()
-                at = now_ms()
-                total, fired = await self.fire_due(at, provider, model, trace)
-                if fired:
-                    payload = {"at": iso(at), "run": len(fired), "skipped": total - len(fired), "background": True}
-                    await self.tick_event(trace, payload)
+                if otel.ENABLED:
+                    with otel.span(TICK_SPAN, athena_trace_id=trace):
+                        await self._tick(provider, model, trace)
+                else:
+                    await self._tick(provider, model, trace)
             except Exception:
                 log.exception("background schedule tick failed")
+
+    async def _tick(self, provider: str, model: str, trace: str) -> None:
+        at = now_ms()
+        total, fired = await self.fire_due(at, provider, model, trace)
+        if fired:
+            payload = {"at": iso(at), "run": len(fired), "skipped": total - len(fired), "background": True}
+            await self.tick_event(trace, payload)
 
     def release_owned(self, conn: Connection, dead_owner_ids: list[str], at_ms: int) -> None:
         """The reaper's hook: a run of a dead process is logged as failed and its schedule freed. The slot

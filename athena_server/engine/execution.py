@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from athena_server import otel
 from athena_server.engine.providers import Evidence, Provider, ProviderRequest, ProviderResult
 from athena_server.errors import AthenaError, ErrorCode
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # The original's back-off between provider attempts: 50 ms times the attempt number.
 BACKOFF_MS = 50
+PROVIDER_SPAN = "athena.provider.attempt"
 
 
 @dataclass
@@ -51,7 +53,7 @@ async def call_with_retries(
         if metrics is not None:
             metrics.provider_attempts(provider.name).inc()
         try:
-            return await provider.complete(_with_attempt(request, attempt))
+            return await _complete(provider, _with_attempt(request, attempt))
         except AthenaError as err:
             attempts.errors.append(err.message)
             if metrics is not None:
@@ -68,6 +70,22 @@ async def call_with_retries(
                 metrics.provider_errors(provider.name, failure.code_name).inc()
             raise failure from exc
         await asyncio.sleep(backoff_seconds(attempt))
+
+
+def _complete(provider: Provider, request: ProviderRequest) -> Awaitable[ProviderResult]:
+    """One provider call; with tracing on, inside an `athena.provider.attempt` span (off: the call itself,
+    no coroutine around it)."""
+    if not otel.ENABLED:
+        return provider.complete(request)
+    return _traced_complete(provider, request)
+
+
+async def _traced_complete(provider: Provider, request: ProviderRequest) -> ProviderResult:
+    """The span is active during the call, so a provider that makes traced calls of its own nests them
+    there; an error ends it failed with its contract code."""
+    attributes = {"athena.provider": provider.name, "athena.run_id": request.run_id, "athena.attempt": request.attempt}
+    with otel.span(PROVIDER_SPAN, attributes):
+        return await provider.complete(request)
 
 
 def _with_attempt(request: ProviderRequest, attempt: int) -> ProviderRequest:

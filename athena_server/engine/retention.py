@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from athena_server.storage import retention
 from athena_server.storage.retention import Batch
 from athena_server.storage.store import Store
 from athena_server.timefmt import now_ms
-from athena_server.tracing import set_trace_id
+from athena_server.tracing import new_trace_id, set_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class RetentionSweep:
         """One sweep, batches until nothing old is left; None when another process holds the lease (or took
         it over during the sweep)."""
         at = self.clock()
-        trace = str(uuid.uuid4())
+        trace = new_trace_id()
         set_trace_id(trace)
         if not await self.store.write(partial(retention.claim, owner=self.owner_id, now_ms=at, until_ms=at + LEASE_MS)):
             return None

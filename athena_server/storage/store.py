@@ -12,6 +12,10 @@ writers of other processes queue on the busy timeout instead of failing on a loc
 a small thread pool over WAL snapshots, so they never wait for the writer.
 
 PostgreSQL: the async engine (asyncpg), each unit inside `run_sync` in its own transaction.
+
+Traces (when on, athena_server/otel.py): one span per transaction, a child of the caller's span, from the
+call to the commit: a SQLite unit's span covers its wait in the writer's queue and the group's COMMIT, and
+names how many units that commit carried (`athena.store.group_size`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from athena_server import otel
 from athena_server.engine.bus import CommitBus
 from athena_server.metrics import PENDING, READ, WRITE, Metrics
 from athena_server.storage import json_text
@@ -48,6 +53,8 @@ Unit = Callable[[Connection], T]
 EVENTS_WRITTEN = "athena_events_written"
 # Units that arrive while a group is committing join the next group, up to this many.
 _MAX_GROUP = 128
+WRITE_SPAN, READ_SPAN = "athena.store.write", "athena.store.read"
+GROUP_SIZE_ATTR = "athena.store.group_size"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -73,6 +80,7 @@ class _Job:
     unit: Callable[[Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    span: Any = None  # the transaction's span when tracing is on
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -153,6 +161,9 @@ class _SqliteWriter:
             if pending:
                 self._metrics.apply(pending)
         for job, (result, error) in zip(group, outcomes, strict=True):
+            if job.span is not None:
+                job.span.set_attribute(GROUP_SIZE_ATTR, len(group))
+                otel.end_span(job.span, error)
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
         if wrote_events:
@@ -257,28 +268,39 @@ class Store:
         def in_context(conn: Connection) -> T:
             return context.run(unit, conn)
 
+        span = self._span(WRITE_SPAN) if otel.ENABLED else None
         if self._sqlite:
             if self._writer is None:
                 self._writer = _SqliteWriter(self.engine, self.bus.notify, self.metrics)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
-            self._writer.submit(_Job(in_context, loop, future))
+            self._writer.submit(_Job(in_context, loop, future, span))
             return future
-        return self._write_async(in_context)
+        return self._write_async(in_context, span)
 
-    async def _write_async(self, unit: Callable[[Connection], T]) -> T:
+    def _span(self, name: str) -> Any:
+        return otel.start_span(name, attributes={"db.system.name": self.dialect})
+
+    async def _write_async(self, unit: Callable[[Connection], T], span: Any = None) -> T:
         assert self._async_engine is not None
         start = time.perf_counter()
-        async with self._async_engine.begin() as conn:
-            conn.info[NOTIFY_FROM] = self._token
-            conn.info.pop(PENDING, None)  # left by a transaction on this pooled connection that did not commit
-            try:
-                result = await conn.run_sync(unit)
-            finally:
-                # Always cleared: `info` outlives the transaction on the pooled connection, and a mark left by
-                # a unit that raised would let the next transaction on it skip the log's lock.
-                wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
-                pending = conn.info.pop(PENDING, None)
+        try:
+            async with self._async_engine.begin() as conn:
+                conn.info[NOTIFY_FROM] = self._token
+                conn.info.pop(PENDING, None)  # left by a transaction on this pooled connection that did not commit
+                try:
+                    result = await conn.run_sync(unit)
+                finally:
+                    # Always cleared: `info` outlives the transaction on the pooled connection, and a mark left
+                    # by a unit that raised would let the next transaction on it skip the log's lock.
+                    wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
+                    pending = conn.info.pop(PENDING, None)
+        except BaseException as exc:
+            if span is not None:
+                otel.end_span(span, exc)
+            raise
+        if span is not None:
+            otel.end_span(span)
         self.metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
         if pending:
             self.metrics.apply(pending)
@@ -288,15 +310,24 @@ class Store:
 
     async def read(self, unit: Callable[[Connection], T]) -> T:
         """Run `unit` on a read-only snapshot (rolled back at the end)."""
-        if self._sqlite:
-            assert self._readers is not None
-            return await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
-        assert self._async_engine is not None
-        start = time.perf_counter()
-        async with self._async_engine.connect() as conn:
-            async with conn.begin():
-                result = await conn.run_sync(unit)
-        self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
+        span = self._span(READ_SPAN) if otel.ENABLED else None
+        try:
+            if self._sqlite:
+                assert self._readers is not None
+                result: T = await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
+            else:
+                assert self._async_engine is not None
+                start = time.perf_counter()
+                async with self._async_engine.connect() as conn:
+                    async with conn.begin():
+                        result = await conn.run_sync(unit)
+                self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
+        except BaseException as exc:
+            if span is not None:
+                otel.end_span(span, exc)
+            raise
+        if span is not None:
+            otel.end_span(span)
         return result
 
     def _read_sync(self, unit: Callable[[Connection], T]) -> T:
