@@ -47,6 +47,7 @@ from athena_gateway.routes import RouteSpec, build_routes
 from athena_gateway.sse import open_stream
 from athena_gateway.tracing import TraceMiddleware, trace_id_of
 from athena_gateway.transcode import build_request
+from athena_gateway.ui import add_ui
 from athena_gateway.upstream import GrpcUpstream, Upstream
 from athena_server.metrics import CONTENT_TYPE_LATEST, OK, Metrics
 
@@ -246,6 +247,7 @@ def create_app(
         return Response(await metrics.scrape(), headers={"content-type": CONTENT_TYPE_LATEST})
 
     app.add_route("/metrics", metrics_text, methods=["GET"], include_in_schema=False)
+    add_ui(app)  # the operator dashboard at /ui (athena_gateway/ui.py)
     app.state.metrics = metrics
     _install_error_handlers(app)
     if origins:
