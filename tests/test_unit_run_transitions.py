@@ -159,7 +159,7 @@ async def test_status_writes_outside_the_table_are_bugs(store: Store) -> None:
         _insert(conn, run_id, RunStatus.SUCCEEDED)
 
     # The message names the statuses a run may be created in, so the bug it reports says what was expected.
-    with pytest.raises(runs.IllegalTransition, match="^a run is created pending or running, not 'succeeded'$"):
+    with pytest.raises(runs.IllegalTransition, match=r"^a run is created pending or running, not 'succeeded'$"):
         await store.write(created_final)
     assert await store.read(lambda conn: runs.get(conn, run_id)) is None
 
