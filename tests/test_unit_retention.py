@@ -437,3 +437,252 @@ async def test_two_sweepers_at_once_on_postgresql_delete_each_row_once(pg_stores
     assert sum(totals) == len(present) == 42
     assert await count(a, events) == 0
     assert await a.read(retention.events_pruned_through) == more[-1]
+
+
+# ---- the exact rules of each batch: order, bounds, `more`, the watermark, the lease --------------------
+
+
+def call(fn: Any, **kw: Any) -> Any:
+    return partial(fn, **kw)
+
+
+async def lease(store: Store) -> tuple[Any, ...]:
+    row = await store.read(
+        lambda conn: conn.execute(
+            select(
+                retention.retention_state.c.lease_owner,
+                retention.retention_state.c.lease_until_ms,
+                retention.retention_state.c.swept_at_ms,
+            )
+        ).one()
+    )
+    return tuple(row)
+
+
+async def test_the_lease_has_one_owner_until_it_expires_and_finish_holds_it_until_the_next_sweep(store: Store) -> None:
+    assert await store.write(call(retention.claim, owner="a", now_ms=NOW, until_ms=NOW + 100))
+    assert await lease(store) == ("a", NOW + 100, None)
+    assert not await store.write(call(retention.claim, owner="b", now_ms=NOW + 99, until_ms=NOW + 200))
+    assert not await store.write(call(retention.renew, owner="b", until_ms=NOW + 300))
+    assert await lease(store) == ("a", NOW + 100, None)
+    assert await store.write(call(retention.renew, owner="a", until_ms=NOW + 150))
+    assert not await store.write(call(retention.claim, owner="b", now_ms=NOW + 149, until_ms=NOW + 200))
+    done = call(retention.finish, owner="a", now_ms=NOW + 120, next_at_ms=NOW + 1000, deleted={}, trace_id="t")
+    assert await store.write(done) is None
+    assert await lease(store) == ("a", NOW + 1000, NOW + 120)
+    assert not await store.write(call(retention.claim, owner="b", now_ms=NOW + 999, until_ms=NOW + 1100))
+    assert await store.write(call(retention.claim, owner="b", now_ms=NOW + 1000, until_ms=NOW + 1100))
+    assert await lease(store) == ("b", NOW + 1100, NOW + 120)
+    late = call(retention.finish, owner="a", now_ms=NOW + 2000, next_at_ms=NOW + 5000, deleted={}, trace_id="t")
+    assert await store.write(late) is None
+    assert await lease(store) == ("b", NOW + 1100, NOW + 120)  # a finish by a process that lost the lease
+
+
+async def test_the_pruned_event_counts_every_table_with_zero_for_those_not_given(store: Store) -> None:
+    await store.write(call(retention.claim, owner="a", now_ms=NOW, until_ms=NOW + 100))
+    seq = await store.write(
+        call(retention.finish, owner="a", now_ms=NOW, next_at_ms=NOW + 1, deleted={"runs": 2}, trace_id="t")
+    )
+    row = await store.read(lambda conn: conn.execute(select(events).where(events.c.seq == seq)).one())
+    assert row.payload == {"deleted": {t: (2 if t == "runs" else 0) for t in retention.TABLES}}
+
+
+async def test_an_events_batch_covers_only_ids_after_its_start_and_moves_past_an_active_runs_events(
+    any_store: Store,
+) -> None:
+    running = await put_run(any_store, unique("s"), RunStatus.RUNNING, None)
+    ended = await put_run(any_store, unique("s"), RunStatus.SUCCEEDED, HISTORY_CUT)
+    e1 = await put_event(any_store, EVENT_CUT - 10)
+    active = await put_event(any_store, EVENT_CUT - 9, run_id=running)
+    of_ended = await put_event(any_store, EVENT_CUT - 8, run_id=ended)
+    e4 = await put_event(any_store, EVENT_CUT - 7)
+    young = await put_event(any_store, EVENT_CUT)
+
+    def prune(budget: int, after: int) -> Any:
+        return any_store.write(call(retention.prune_events, before_ms=EVENT_CUT, budget=budget, after=after))
+
+    first = await prune(1, e1)
+    assert (first.deleted, first.after, first.more) == ({}, active, True)
+    second = await prune(1, active)
+    assert (second.deleted, second.after, second.more) == ({"events": 1}, of_ended, True)
+    assert await any_store.read(retention.events_pruned_through) == of_ended
+    third = await prune(3, e1)
+    assert (third.deleted, third.after, third.more) == ({"events": 1}, e4, False)
+    last = await prune(3, e4)
+    assert (last.deleted, last.after, last.more) == ({}, e4, False)
+    assert await ids(any_store, events.c.seq) == {e1, active, young}
+    assert await any_store.read(retention.events_pruned_through) == e4
+
+
+async def test_events_go_in_id_order_whatever_order_they_were_written_in(any_store: Store) -> None:
+    for seq in (1001, 1000):
+        await put(any_store, events, seq=seq, type="run.created", trace_id="t", payload={}, created_at_ms=EVENT_CUT - 1)
+    batch = await any_store.write(call(retention.prune_events, before_ms=EVENT_CUT, budget=1, after=0))
+    assert (batch.deleted, batch.after, batch.more) == ({"events": 1}, 1000, True)
+    assert await ids(any_store, events.c.seq) == {1001}
+    assert await any_store.read(retention.events_pruned_through) == 1000
+
+
+async def test_runs_go_oldest_finished_first_and_a_run_larger_than_the_batch_goes_alone(any_store: Store) -> None:
+    s = unique("s")
+    newer = await put_run(any_store, s, RunStatus.SUCCEEDED, HISTORY_CUT - 10)
+    big = await put_run(any_store, s, RunStatus.FAILED, HISTORY_CUT - 20, evidence_rows=3)
+    batch = await any_store.write(call(retention.prune_runs, before_ms=HISTORY_CUT, budget=2))
+    assert (batch.deleted, batch.more) == ({"evidence": 3, "cancelRequests": 0, "runs": 1}, True)
+    assert await ids(any_store, runs.c.id) == {newer}
+    assert big not in await ids(any_store, evidence.c.run_id)
+
+
+async def put_session(store: Store, sid: str, updated: int, entries: int = 0) -> None:
+    await put(store, sessions, id=sid, provider="mock", model="m", created_at_ms=1, updated_at_ms=updated)
+    for _ in range(entries):
+        await put(store, transcript_entries, id=unique("e"), session_id=sid, role="user", content="c", created_at_ms=1)
+
+
+async def test_idle_sessions_go_oldest_first_then_by_id(any_store: Store) -> None:
+    p = unique("s")
+    for suffix, updated in (
+        ("a", HISTORY_CUT - 10),
+        ("b", HISTORY_CUT - 20),
+        ("d", HISTORY_CUT - 30),
+        ("c", HISTORY_CUT - 30),
+    ):
+        await put_session(any_store, f"{p}-{suffix}", updated)
+    order: list[str] = []
+    for _ in range(4):
+        before = await ids(any_store, sessions.c.id)
+        batch = await any_store.write(call(retention.prune_sessions, before_ms=HISTORY_CUT, budget=1))
+        assert (batch.deleted, batch.more) == ({"transcriptEntries": 0, "sessions": 1}, True)
+        order.extend(before - await ids(any_store, sessions.c.id))
+    assert order == [f"{p}-c", f"{p}-d", f"{p}-b", f"{p}-a"]
+
+
+async def test_a_sessions_batch_counts_entries_and_session_rows_against_the_budget(any_store: Store) -> None:
+    p = unique("s")
+    for n, entries in enumerate((1, 1, 0, 5)):
+        await put_session(any_store, f"{p}-{n}", HISTORY_CUT - 100 + n, entries)
+
+    def prune(budget: int) -> Any:
+        return any_store.write(call(retention.prune_sessions, before_ms=HISTORY_CUT, budget=budget))
+
+    first = await prune(4)
+    assert (first.deleted, first.more) == ({"transcriptEntries": 2, "sessions": 2}, True)
+    assert await ids(any_store, sessions.c.id) == {f"{p}-2", f"{p}-3"}
+    second = await prune(10)
+    assert (second.deleted, second.more) == ({"transcriptEntries": 5, "sessions": 2}, False)
+    await put_session(any_store, f"{p}-4", HISTORY_CUT - 50, 1)
+    await put_session(any_store, f"{p}-5", HISTORY_CUT - 40, 0)
+    third = await prune(3)  # 1 entry + 1 session leave room for exactly the next empty session
+    assert (third.deleted, third.more) == ({"transcriptEntries": 1, "sessions": 2}, False)
+    await put_session(any_store, f"{p}-6", HISTORY_CUT - 30)
+    await put_session(any_store, f"{p}-7", HISTORY_CUT - 20)
+    fourth = await prune(2)
+    assert (fourth.deleted, fourth.more) == ({"transcriptEntries": 0, "sessions": 2}, True)
+    assert await count(any_store, sessions) == 0
+
+
+async def test_a_transcript_goes_in_entry_order_whatever_order_it_was_written_in(any_store: Store) -> None:
+    sid = unique("s")
+    await put_session(any_store, sid, HISTORY_CUT - 1)
+    for seq in (2001, 2000):
+        await put(
+            any_store,
+            transcript_entries,
+            seq=seq,
+            id=unique("e"),
+            session_id=sid,
+            role="user",
+            content="c",
+            created_at_ms=1,
+        )
+    batch = await any_store.write(call(retention.prune_sessions, before_ms=HISTORY_CUT, budget=1))
+    assert (batch.deleted, batch.more) == ({"transcriptEntries": 1, "sessions": 0}, True)
+    assert await ids(any_store, transcript_entries.c.seq) == {2001}
+
+
+async def test_schedule_logs_and_rejections_go_oldest_first_at_most_the_budget(any_store: Store) -> None:
+    ends = (HISTORY_CUT - 10, HISTORY_CUT - 20, HISTORY_CUT - 30)
+    for fin in ends:
+        await put(
+            any_store,
+            schedule_logs,
+            id=unique("log"),
+            schedule_id="x",
+            session_id="s",
+            started_at_ms=fin - 1,
+            finished_at_ms=fin,
+            status="ok",
+        )
+        await put(
+            any_store,
+            policy_rejections,
+            created_at_ms=fin,
+            session_id="s",
+            active_runs=1,
+            max_concurrent_runs=1,
+            reason="x",
+        )
+    for fn, key, column in (
+        (retention.prune_schedule_logs, "scheduleLogs", schedule_logs.c.finished_at_ms),
+        (retention.prune_rejections, "policyRejections", policy_rejections.c.created_at_ms),
+    ):
+        first = await any_store.write(call(fn, before_ms=HISTORY_CUT, budget=2))
+        assert (first.deleted, first.more) == ({key: 2}, True)
+        assert await ids(any_store, column) == {HISTORY_CUT - 10}
+        second = await any_store.write(call(fn, before_ms=HISTORY_CUT, budget=2))
+        assert (second.deleted, second.more) == ({key: 1}, False)
+        assert await ids(any_store, column) == set()
+
+
+async def test_workflow_runs_go_whole_oldest_first_within_the_budget_and_never_an_unended_one(any_store: Store) -> None:
+    wf = unique("wf")
+
+    async def wf_run(status: str, finished: int, steps: int) -> str:
+        run_id = unique("wfr")
+        await put(
+            any_store,
+            workflow_runs,
+            id=run_id,
+            workflow_id=wf,
+            status=status,
+            created_at_ms=1,
+            updated_at_ms=finished,
+            finished_at_ms=finished,
+        )
+        for i in range(steps):
+            await put(
+                any_store,
+                workflow_steps,
+                workflow_run_id=run_id,
+                step_id=f"s{i}",
+                position=i,
+                status=status,
+                attempt=1,
+                updated_at_ms=finished,
+            )
+        return run_id
+
+    r3 = await wf_run(
+        WorkflowRunStatus.FAILED, HISTORY_CUT - 20, 3
+    )  # written first, finished third (after an r1 and an r2)
+    await wf_run(WorkflowRunStatus.OK, HISTORY_CUT - 40, 1)
+    await wf_run(WorkflowRunStatus.OK, HISTORY_CUT - 30, 0)
+    r4 = await wf_run(WorkflowRunStatus.OK, HISTORY_CUT - 10, 0)
+    running = await wf_run(WorkflowRunStatus.RUNNING, HISTORY_CUT - 50, 0)
+    latest = await wf_run(WorkflowRunStatus.FAILED, HISTORY_CUT - 5, 1)
+
+    def prune(budget: int) -> Any:
+        return any_store.write(call(retention.prune_workflow_runs, before_ms=HISTORY_CUT, budget=budget))
+
+    first = await prune(3)  # r1 (2 rows) + r2 (1 row) fill it; r3 (4 rows) waits
+    assert (first.deleted, first.more) == ({"workflowSteps": 1, "workflowRuns": 2}, True)
+    assert await ids(any_store, workflow_runs.c.id) == {r3, r4, running, latest}
+    second = await prune(3)  # r3 alone is larger than the budget: it goes whole, alone
+    assert (second.deleted, second.more) == ({"workflowSteps": 3, "workflowRuns": 1}, True)
+    assert await ids(any_store, workflow_runs.c.id) == {r4, running, latest}
+    third = await prune(5)
+    assert (third.deleted, third.more) == ({"workflowSteps": 0, "workflowRuns": 1}, False)
+    last = await prune(5)
+    assert (last.deleted, last.more) == ({}, False)
+    assert await ids(any_store, workflow_runs.c.id) == {running, latest}
+    assert await ids(any_store, workflow_steps.c.workflow_run_id) == {latest}
