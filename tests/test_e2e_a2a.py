@@ -73,10 +73,11 @@ class Bus:
     def get(self, message_id: str) -> dict[str, Any]:
         return dict(ok_data(self.rest.get(f"/api/v1/a2a/messages/{message_id}")))
 
-    def requeue(self, transport: str, item_id: str) -> dict[str, Any]:
+    def requeue(self, transport: str, item_id: str, note: str | None = None) -> dict[str, Any]:
+        body = {"auditNote": note} if note is not None else {}
         if transport == "rest":
-            return dict(ok_data(self.rest.post(f"/api/v1/a2a/dlq/{item_id}/requeue", json={})))
-        resp = self.dlq.RequeueA2aDlqItem(a2a_dlq_pb2.RequeueA2aDlqItemRequest(id=item_id))
+            return dict(ok_data(self.rest.post(f"/api/v1/a2a/dlq/{item_id}/requeue", json=body)))
+        resp = self.dlq.RequeueA2aDlqItem(a2a_dlq_pb2.RequeueA2aDlqItemRequest(id=item_id, audit_note=note))
         return message_to_json(resp)
 
     def discard(self, transport: str, item_id: str, note: str | None = None) -> dict[str, Any]:
@@ -381,13 +382,13 @@ def test_requeue_redelivers_once_the_target_accepts_again(bus: Bus, transport: s
     assert (dead["attempts"], dead["lastError"]["code"]) == (2, "POLICY_COST_BUDGET_EXCEEDED")
     assert "runId" not in dead and bus.runs_in(target) == []  # refused at admission: no run existed
 
-    answer = bus.requeue(transport, dead["id"])
+    answer = bus.requeue(transport, dead["id"], note="  budget restored  ")
     assert answer["updated"] is True
     item = answer["item"]
     assert (item["id"], item["status"]) == (dead["id"], "requeued")
     assert item["payload"]["lastError"]["code"] == "POLICY_COST_BUDGET_EXCEEDED"
     [event] = bus.events(target, "a2a.dlq.requeued")
-    assert event["payload"] == {"id": dead["id"]}
+    assert event["payload"] == {"id": dead["id"], "auditNote": "budget restored"}  # the operator's note, trimmed
 
     delivered = settled(bus, dead["id"], "delivered")
     assert (delivered["attempts"], delivered["requeues"]) == (1, 1)

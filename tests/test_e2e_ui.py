@@ -1,7 +1,7 @@
 """The operator dashboard at /ui, end to end in a real headless Chromium (Debian's `chromium`, driven by
 Playwright) against real `athena api serve` processes: the page is served with its strict CSP and only its
 own files, a run created through the API appears live in the active list, its cancel button cancels it, a
-dead letter is requeued (and another discarded with its audit note) from the page, a workflow run is drawn
+dead letter is requeued and another discarded from the page, each with its audit note, a workflow run is drawn
 as its DAG, and with auth on the page shows the 401 until it is given a token.
 
 A screenshot of each panel is saved under `test-artifacts/ui/` (ignored by git; the path is printed), which
@@ -216,7 +216,9 @@ def test_the_page_requeues_and_discards_dead_letters(served: Any, page: Page) ->
     page.locator(f'#panel-dlq button.requeue[data-dlq-id="{requeued["id"]}"]').click()
     form = page.locator("#panel-dlq form.audit")
     expect(form.locator(".audit-title")).to_have_text(f"Requeue dead letter {requeued['id']}")
-    expect(form.locator("input[name=note]")).to_be_hidden()  # the requeue route takes no note
+    form.locator(".audit-confirm").click()  # the note is required: nothing is sent without it
+    expect(form).to_be_visible()
+    form.locator("input[name=note]").fill("target fixed")
     form.locator(".audit-confirm").click()
     expect(page.locator("#panel-dlq .msg")).to_have_text(f"Requeued {requeued['id']} (updated: true)")
 
@@ -226,7 +228,7 @@ def test_the_page_requeues_and_discards_dead_letters(served: Any, page: Page) ->
 
     wait_until(requeued_once, f"{requeued['id']} requeued")
     [event] = events_of(rest, requeued["toSessionId"], EventType.A2A_DLQ_REQUEUED)
-    assert event["payload"]["id"] == requeued["id"]
+    assert event["payload"] == {"id": requeued["id"], "auditNote": "target fixed"}
 
     page.locator(f'#panel-dlq button.discard[data-dlq-id="{discarded["id"]}"]').click()
     expect(form.locator(".audit-title")).to_have_text(f"Discard dead letter {discarded['id']}")

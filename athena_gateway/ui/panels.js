@@ -473,24 +473,23 @@ export function dlqPanel() {
   function ask(kind, item) {
     action = { kind, id: item.id };
     form.querySelector(".audit-title").textContent = `${kind === "discard" ? "Discard" : "Requeue"} dead letter ${item.id}`;
-    // DiscardA2aDlqItem takes an `auditNote`; RequeueA2aDlqItem has no field for one (the contract records a
-    // requeue only as its a2a.dlq.requeued event), so the page does not collect a note it could not keep.
-    const withNote = kind === "discard";
-    note.closest("label").hidden = !withNote;
-    note.required = withNote;
+    // Both decisions take an `auditNote`, recorded on the item and in their a2a.dlq.* event beside the actor.
+    note.closest("label").hidden = false;
+    note.required = true;
     note.value = "";
-    form.querySelector(".audit-hint").textContent = withNote
-      ? "The note is recorded in the a2a.dlq.discarded event. Discarding is final."
-      : "The message goes back on the bus (attempts start again). The requeue route takes no audit note; the a2a.dlq.requeued event records who requeued it.";
+    form.querySelector(".audit-hint").textContent =
+      kind === "discard"
+        ? "The note is recorded in the a2a.dlq.discarded event. Discarding is final."
+        : "The message goes back on the bus (attempts start again). The note is recorded in the a2a.dlq.requeued event.";
     form.hidden = false;
-    (withNote ? note : form.querySelector(".audit-confirm")).focus();
+    note.focus();
   }
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!action) return;
     const { kind, id } = action;
-    const body = kind === "discard" ? { auditNote: note.value.trim() } : {};
+    const body = { auditNote: note.value.trim() };
     try {
       const answer = await api(`/api/v1/a2a/dlq/${seg(id)}/${kind}`, { method: "POST", body });
       message(panel, `${kind === "discard" ? "Discarded" : "Requeued"} ${id} (updated: ${answer.updated})`, false);

@@ -270,9 +270,10 @@ class A2aService:
             resp.next_cursor = catalog_pages.encode(_DLQ_KIND, page.last.seq)
         return resp
 
-    async def requeue(self, raw_id: str) -> a2a_dlq_pb2.RequeueA2aDlqItemResponse:
+    async def requeue(self, raw_id: str, audit_note: str | None = None) -> a2a_dlq_pb2.RequeueA2aDlqItemResponse:
         context = "a2a.dlq.requeue"
         item_id = _item_id(raw_id, context)
+        note = (audit_note or "").strip() or None
         trace = trace_id()
 
         def unit(conn: Connection) -> tuple[DlqRow, bool]:
@@ -282,14 +283,14 @@ class A2aService:
                 # The message first (the order every writer of both rows follows): a concurrent requeue
                 # waits for this one's row lock and then finds the message no longer dead-lettered.
                 if a2a.requeue_message(conn, item_id, at):
-                    a2a.move_dead_letter(conn, item_id, a2a.DLQ_PENDING, a2a.DLQ_REQUEUED, at)
+                    a2a.move_dead_letter(conn, item_id, a2a.DLQ_PENDING, a2a.DLQ_REQUEUED, at, audit_note=note)
                     message = a2a.get_message(conn, item_id)
                     events.append(
                         conn,
                         EventType.A2A_DLQ_REQUEUED,
                         trace_id=trace,
                         session_id=message.to_session_id if message else None,
-                        payload={"id": item_id},
+                        payload=_audited(item_id, note),
                         created_at_ms=at,
                     )
                     return _dead_letter(conn, item_id), True
@@ -320,15 +321,12 @@ class A2aService:
                 if a2a.move(conn, item_id, a2a.DEAD_LETTERED, status=a2a.DISCARDED, updated_at_ms=at):
                     a2a.move_dead_letter(conn, item_id, a2a.DLQ_PENDING, a2a.DLQ_DISCARDED, at, audit_note=note)
                     message = a2a.get_message(conn, item_id)
-                    payload: dict[str, Any] = {"id": item_id}
-                    if note is not None:
-                        payload["auditNote"] = note
                     events.append(
                         conn,
                         EventType.A2A_DLQ_DISCARDED,
                         trace_id=trace,
                         session_id=message.to_session_id if message else None,
-                        payload=payload,
+                        payload=_audited(item_id, note),
                         created_at_ms=at,
                     )
                     return _dead_letter(conn, item_id), True
@@ -351,6 +349,11 @@ def _dead_letter(conn: Connection, item_id: str) -> DlqRow:
     if item is None:
         raise not_found(f"DLQ item '{item_id}' not found.")
     return item
+
+
+def _audited(item_id: str, note: str | None) -> dict[str, Any]:
+    """The payload of a DLQ decision's event: the item, and the operator's note when one was given."""
+    return {"id": item_id, "auditNote": note} if note is not None else {"id": item_id}
 
 
 def _changed(item_id: str) -> AthenaError:

@@ -51,7 +51,8 @@ class A2aDlqServicer(a2a_dlq_pb2_grpc.A2aDlqServiceServicer):
     async def RequeueA2aDlqItem(
         self, request: a2a_dlq_pb2.RequeueA2aDlqItemRequest, context: grpc.aio.ServicerContext
     ) -> a2a_dlq_pb2.RequeueA2aDlqItemResponse:
-        return await self.plane.a2a.requeue(request.id)
+        audit_note = request.audit_note if request.HasField("audit_note") else None
+        return await self.plane.a2a.requeue(request.id, audit_note)
 
     async def DiscardA2aDlqItem(
         self, request: a2a_dlq_pb2.DiscardA2aDlqItemRequest, context: grpc.aio.ServicerContext

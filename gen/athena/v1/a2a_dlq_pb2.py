@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61thena/v1/a2a_dlq.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe6\x01\n\nA2aDlqItem\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x17.athena.v1.A2aDlqStatusR\x06status\x12\x1d\n\ncreated_at\x18\x03 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x04 \x01(\tR\tupdatedAt\x12\x31\n\x07payload\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1b\n\x06reason\x18\x06 \x01(\tH\x00R\x06reason\x88\x01\x01\x42\t\n\x07_reason\"\x8f\x01\n\x16ListA2aDlqItemsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x17.athena.v1.A2aDlqStatusR\x06statusB\x08\n\x06_limit\"|\n\x17ListA2aDlqItemsResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x15.athena.v1.A2aDlqItemR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"*\n\x18RequeueA2aDlqItemRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"`\n\x19RequeueA2aDlqItemResponse\x12\x18\n\x07updated\x18\x01 \x01(\x08R\x07updated\x12)\n\x04item\x18\x02 \x01(\x0b\x32\x15.athena.v1.A2aDlqItemR\x04item\"f\n\x18\x44iscardA2aDlqItemRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12+\n\naudit_note\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08H\x00R\tauditNote\x88\x01\x01\x42\r\n\x0b_audit_note\"`\n\x19\x44iscardA2aDlqItemResponse\x12\x18\n\x07updated\x18\x01 \x01(\x08R\x07updated\x12)\n\x04item\x18\x02 \x01(\x0b\x32\x15.athena.v1.A2aDlqItemR\x04item*\xaf\x01\n\x0c\x41\x32\x61\x44lqStatus\x12\x1e\n\x1a\x41\x32\x41_DLQ_STATUS_UNSPECIFIED\x10\x00\x12\'\n\x16\x41\x32\x41_DLQ_STATUS_PENDING\x10\x01\x1a\x0b\x8a\xb5\x18\x07pending\x12)\n\x17\x41\x32\x41_DLQ_STATUS_REQUEUED\x10\x02\x1a\x0c\x8a\xb5\x18\x08requeued\x12+\n\x18\x41\x32\x41_DLQ_STATUS_DISCARDED\x10\x03\x1a\r\x8a\xb5\x18\tdiscarded2\xae\x03\n\rA2aDlqService\x12y\n\x0fListA2aDlqItems\x12!.athena.v1.ListA2aDlqItemsRequest\x1a\".athena.v1.ListA2aDlqItemsResponse\"\x1f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/a2a/dlq\x12\x8f\x01\n\x11RequeueA2aDlqItem\x12#.athena.v1.RequeueA2aDlqItemRequest\x1a$.athena.v1.RequeueA2aDlqItemResponse\"/\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/a2a/dlq/{id}/requeue:\x01*\x12\x8f\x01\n\x11\x44iscardA2aDlqItem\x12#.athena.v1.DiscardA2aDlqItemRequest\x1a$.athena.v1.DiscardA2aDlqItemResponse\"/\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/a2a/dlq/{id}/discard:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61thena/v1/a2a_dlq.proto\x12\tathena.v1\x1a\x17\x61thena/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe6\x01\n\nA2aDlqItem\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x17.athena.v1.A2aDlqStatusR\x06status\x12\x1d\n\ncreated_at\x18\x03 \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\x04 \x01(\tR\tupdatedAt\x12\x31\n\x07payload\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1b\n\x06reason\x18\x06 \x01(\tH\x00R\x06reason\x88\x01\x01\x42\t\n\x07_reason\"\x8f\x01\n\x16ListA2aDlqItemsRequest\x12\x1f\n\x06\x63ursor\x18\x01 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x04R\x06\x63ursor\x12\x19\n\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x17.athena.v1.A2aDlqStatusR\x06statusB\x08\n\x06_limit\"|\n\x17ListA2aDlqItemsResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x15.athena.v1.A2aDlqItemR\x05items\x12$\n\x0bnext_cursor\x18\x02 \x01(\tH\x00R\nnextCursor\x88\x01\x01\x42\x0e\n\x0c_next_cursor\"f\n\x18RequeueA2aDlqItemRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12+\n\naudit_note\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08H\x00R\tauditNote\x88\x01\x01\x42\r\n\x0b_audit_note\"`\n\x19RequeueA2aDlqItemResponse\x12\x18\n\x07updated\x18\x01 \x01(\x08R\x07updated\x12)\n\x04item\x18\x02 \x01(\x0b\x32\x15.athena.v1.A2aDlqItemR\x04item\"f\n\x18\x44iscardA2aDlqItemRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12+\n\naudit_note\x18\x02 \x01(\tB\x07\x8a\xb5\x18\x03\x08\x80\x08H\x00R\tauditNote\x88\x01\x01\x42\r\n\x0b_audit_note\"`\n\x19\x44iscardA2aDlqItemResponse\x12\x18\n\x07updated\x18\x01 \x01(\x08R\x07updated\x12)\n\x04item\x18\x02 \x01(\x0b\x32\x15.athena.v1.A2aDlqItemR\x04item*\xaf\x01\n\x0c\x41\x32\x61\x44lqStatus\x12\x1e\n\x1a\x41\x32\x41_DLQ_STATUS_UNSPECIFIED\x10\x00\x12\'\n\x16\x41\x32\x41_DLQ_STATUS_PENDING\x10\x01\x1a\x0b\x8a\xb5\x18\x07pending\x12)\n\x17\x41\x32\x41_DLQ_STATUS_REQUEUED\x10\x02\x1a\x0c\x8a\xb5\x18\x08requeued\x12+\n\x18\x41\x32\x41_DLQ_STATUS_DISCARDED\x10\x03\x1a\r\x8a\xb5\x18\tdiscarded2\xae\x03\n\rA2aDlqService\x12y\n\x0fListA2aDlqItems\x12!.athena.v1.ListA2aDlqItemsRequest\x1a\".athena.v1.ListA2aDlqItemsResponse\"\x1f\x98\xb5\x18\x02\xa0\xb5\x18\x02\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/a2a/dlq\x12\x8f\x01\n\x11RequeueA2aDlqItem\x12#.athena.v1.RequeueA2aDlqItemRequest\x1a$.athena.v1.RequeueA2aDlqItemResponse\"/\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/a2a/dlq/{id}/requeue:\x01*\x12\x8f\x01\n\x11\x44iscardA2aDlqItem\x12#.athena.v1.DiscardA2aDlqItemRequest\x1a$.athena.v1.DiscardA2aDlqItemResponse\"/\x98\xb5\x18\x03\xa0\xb5\x18\x04\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/a2a/dlq/{id}/discard:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_A2ADLQSTATUS'].values_by_name["A2A_DLQ_STATUS_DISCARDED"]._serialized_options = b'\212\265\030\tdiscarded'
   _globals['_LISTA2ADLQITEMSREQUEST'].fields_by_name['cursor']._loaded_options = None
   _globals['_LISTA2ADLQITEMSREQUEST'].fields_by_name['cursor']._serialized_options = b'\212\265\030\003\010\200\004'
+  _globals['_REQUEUEA2ADLQITEMREQUEST'].fields_by_name['audit_note']._loaded_options = None
+  _globals['_REQUEUEA2ADLQITEMREQUEST'].fields_by_name['audit_note']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_DISCARDA2ADLQITEMREQUEST'].fields_by_name['audit_note']._loaded_options = None
   _globals['_DISCARDA2ADLQITEMREQUEST'].fields_by_name['audit_note']._serialized_options = b'\212\265\030\003\010\200\010'
   _globals['_A2ADLQSERVICE'].methods_by_name['ListA2aDlqItems']._loaded_options = None
@@ -50,8 +52,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_A2ADLQSERVICE'].methods_by_name['RequeueA2aDlqItem']._serialized_options = b'\230\265\030\003\240\265\030\004\202\323\344\223\002!\"\034/api/v1/a2a/dlq/{id}/requeue:\001*'
   _globals['_A2ADLQSERVICE'].methods_by_name['DiscardA2aDlqItem']._loaded_options = None
   _globals['_A2ADLQSERVICE'].methods_by_name['DiscardA2aDlqItem']._serialized_options = b'\230\265\030\003\240\265\030\004\202\323\344\223\002!\"\034/api/v1/a2a/dlq/{id}/discard:\001*'
-  _globals['_A2ADLQSTATUS']._serialized_start=973
-  _globals['_A2ADLQSTATUS']._serialized_end=1148
+  _globals['_A2ADLQSTATUS']._serialized_start=1033
+  _globals['_A2ADLQSTATUS']._serialized_end=1208
   _globals['_A2ADLQITEM']._serialized_start=124
   _globals['_A2ADLQITEM']._serialized_end=354
   _globals['_LISTA2ADLQITEMSREQUEST']._serialized_start=357
@@ -59,13 +61,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTA2ADLQITEMSRESPONSE']._serialized_start=502
   _globals['_LISTA2ADLQITEMSRESPONSE']._serialized_end=626
   _globals['_REQUEUEA2ADLQITEMREQUEST']._serialized_start=628
-  _globals['_REQUEUEA2ADLQITEMREQUEST']._serialized_end=670
-  _globals['_REQUEUEA2ADLQITEMRESPONSE']._serialized_start=672
-  _globals['_REQUEUEA2ADLQITEMRESPONSE']._serialized_end=768
-  _globals['_DISCARDA2ADLQITEMREQUEST']._serialized_start=770
-  _globals['_DISCARDA2ADLQITEMREQUEST']._serialized_end=872
-  _globals['_DISCARDA2ADLQITEMRESPONSE']._serialized_start=874
-  _globals['_DISCARDA2ADLQITEMRESPONSE']._serialized_end=970
-  _globals['_A2ADLQSERVICE']._serialized_start=1151
-  _globals['_A2ADLQSERVICE']._serialized_end=1581
+  _globals['_REQUEUEA2ADLQITEMREQUEST']._serialized_end=730
+  _globals['_REQUEUEA2ADLQITEMRESPONSE']._serialized_start=732
+  _globals['_REQUEUEA2ADLQITEMRESPONSE']._serialized_end=828
+  _globals['_DISCARDA2ADLQITEMREQUEST']._serialized_start=830
+  _globals['_DISCARDA2ADLQITEMREQUEST']._serialized_end=932
+  _globals['_DISCARDA2ADLQITEMRESPONSE']._serialized_start=934
+  _globals['_DISCARDA2ADLQITEMRESPONSE']._serialized_end=1030
+  _globals['_A2ADLQSERVICE']._serialized_start=1211
+  _globals['_A2ADLQSERVICE']._serialized_end=1641
 # @@protoc_insertion_point(module_scope)

@@ -142,17 +142,23 @@ class RequeueA2aDlqItemRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    AUDIT_NOTE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    audit_note: _builtins.str
+    """Why the item was requeued (recorded on the item and in `a2a.dlq.requeued`); at most 1,024 characters."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        audit_note: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_audit_note", b"_audit_note", "audit_note", b"audit_note"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_audit_note", b"_audit_note", "audit_note", b"audit_note", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__audit_note: _TypeAlias = _typing.Literal["audit_note"]  # noqa: Y015
+    _WhichOneofArgType__audit_note: _TypeAlias = _typing.Literal["_audit_note", b"_audit_note"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__audit_note) -> _WhichOneofReturnType__audit_note | None: ...
 
 Global___RequeueA2aDlqItemRequest: _TypeAlias = RequeueA2aDlqItemRequest  # noqa: Y015
 

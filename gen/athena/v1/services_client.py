@@ -85,6 +85,7 @@ class A2aDlqServiceClient:
         /,
         *,
         id: str | None = None,
+        audit_note: str | None = None,
         rpc_timeout: float | None = None,
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
@@ -96,7 +97,7 @@ class A2aDlqServiceClient:
 
         REST: `POST /api/v1/a2a/dlq/{id}/requeue`. Needs role Operator when auth is on.
         """
-        message = build(a2a_dlq_pb2.RequeueA2aDlqItemRequest, request, {"id": id})
+        message = build(a2a_dlq_pb2.RequeueA2aDlqItemRequest, request, {"id": id, "audit_note": audit_note})
         return cast(a2a_dlq_pb2.RequeueA2aDlqItemResponse, self._client.call("athena.v1.A2aDlqService.RequeueA2aDlqItem", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
 
     def discard_a2a_dlq_item(
@@ -1584,6 +1585,7 @@ class AsyncA2aDlqServiceClient:
         /,
         *,
         id: str | None = None,
+        audit_note: str | None = None,
         rpc_timeout: float | None = None,
         rpc_retry: bool | None = None,
         rpc_metadata: Mapping[str, str] | None = None,
@@ -1595,7 +1597,7 @@ class AsyncA2aDlqServiceClient:
 
         REST: `POST /api/v1/a2a/dlq/{id}/requeue`. Needs role Operator when auth is on.
         """
-        message = build(a2a_dlq_pb2.RequeueA2aDlqItemRequest, request, {"id": id})
+        message = build(a2a_dlq_pb2.RequeueA2aDlqItemRequest, request, {"id": id, "audit_note": audit_note})
         return cast(a2a_dlq_pb2.RequeueA2aDlqItemResponse, await self._client.call("athena.v1.A2aDlqService.RequeueA2aDlqItem", message, timeout=rpc_timeout, retry=rpc_retry, metadata=rpc_metadata))
 
     async def discard_a2a_dlq_item(
