@@ -7,6 +7,7 @@ pristine store or other settings starts its own with `tests.support.processes.se
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ import grpc
 import httpx
 import pytest
 
+from athena_server.config import normalise_database_url
 from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
-from tests.support.postgres import throwaway_cluster
+from tests.support.postgres import new_database, throwaway_cluster
 from tests.support.processes import AthenaProcess, start_api
 
 
@@ -60,6 +62,24 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated store of each kind in turn, for rules that must hold on both (PostgreSQL: a new database
+    on the session's own cluster)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite+pysqlite:///{tmp_path / 'athena.db'}"
+        else:
+            cluster = request.getfixturevalue("postgres_cluster")
+            url = normalise_database_url(stack.enter_context(new_database(cluster)), tmp_path)
+        s = Store(url)
+        await migrate(s)
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 @pytest.fixture

@@ -108,21 +108,6 @@ async def count(store: Store, table: Table) -> int:
     return int(await store.read(lambda conn: conn.execute(select(func.count()).select_from(table)).scalar_one()))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The store-level rules hold on both stores (PostgreSQL: a new database of the test's own cluster)."""
-    if request.param == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path / 'athena.db'}"
-    else:
-        url = normalise_database_url(request.getfixturevalue("pg_url"), tmp_path)
-    s = Store(url)
-    await migrate(s)
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
 def sweeper(store: Store, owner: str = "me", at: int = NOW, **kw: Any) -> RetentionSweep:
     return RetentionSweep(store, settings(**kw), owner, clock=lambda: at)
 

@@ -3,36 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
-
-from athena_server.config import normalise_database_url
 from athena_server.storage import sessions
-from athena_server.storage.migrate import migrate
 from athena_server.storage.store import Store
-from tests.support.postgres import new_database
-
-
-@pytest.fixture
-def pg_url(postgres_cluster: str) -> Iterator[str]:
-    with new_database(postgres_cluster) as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path / 'athena.db'}"
-    else:
-        url = normalise_database_url(request.getfixturevalue("pg_url"), tmp_path)
-    store = Store(url)
-    await migrate(store)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_the_first_touch_creates_the_session_and_later_ones_record_the_latest_run(any_store: Store) -> None:
