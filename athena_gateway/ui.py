@@ -27,6 +27,7 @@ UI_FILES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "vocab.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "stream.js": "text/javascript; charset=utf-8",
     "dom.js": "text/javascript; charset=utf-8",

@@ -4,9 +4,9 @@
 // with `Last-Event-ID`, so no event is missed or repeated.
 
 import { authHeaders, errorOf, onTokenChange } from "./api.js";
+import { ErrorCode } from "./vocab.js";
 
 const STREAM_PATH = "/api/v1/events/stream";
-const EXPIRED = "EVENT_CURSOR_EXPIRED";
 
 /**
  * Follows the stream until the page closes. `after`: the event id to resume after (null: only new events).
@@ -37,7 +37,7 @@ export function followEvents({ after, onEvent, onState, onExpired }) {
     const response = await fetch(STREAM_PATH, { headers, cache: "no-store" });
     if (!response.ok) {
       const error = await errorOf(response);
-      if (error.code === EXPIRED) {
+      if (error.code === ErrorCode.EVENT_CURSOR_EXPIRED) {
         lastId = null;
         onExpired();
       }
@@ -82,7 +82,7 @@ export function followEvents({ after, onEvent, onState, onExpired }) {
     const envelope = JSON.parse(data.join("\n"));
     if (type === "error" || envelope.ok !== true) {
       const err = envelope.error || {};
-      if (err.code === EXPIRED) {
+      if (err.code === ErrorCode.EVENT_CURSOR_EXPIRED) {
         lastId = null;
         onExpired();
       }
