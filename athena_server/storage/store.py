@@ -5,10 +5,11 @@ transaction. Keeping units synchronous lets a whole transaction run with one hop
 instead of one hop per statement (SQLAlchemy's asyncio bridge over aiosqlite costs ~0.5 ms a
 statement; a sync statement ~0.03 ms).
 
-SQLite: one writer thread owns the write connection and commits queued units in groups (group commit):
-each unit runs in its own SAVEPOINT, so a unit that raises rolls back alone, and one COMMIT makes the
-whole group durable before any caller is answered. `BEGIN IMMEDIATE` takes the write lock up front so
-writers of other processes queue on the busy timeout instead of failing on a lock upgrade. Reads run on
+SQLite: one writer thread owns the write connection and commits queued units in groups (group commit,
+storage/sqlite_writer.py): one COMMIT makes the whole group durable before any caller is answered, and a
+unit that raises rolls back alone (the group runs again without it). `BEGIN IMMEDIATE` takes the write
+lock up front so writers of other processes queue on the busy timeout instead of failing on a lock
+upgrade. Reads run on
 a small thread pool over WAL snapshots, so they never wait for the writer.
 
 PostgreSQL: the async engine (asyncpg), each unit inside `run_sync` in its own transaction.
@@ -21,16 +22,12 @@ names how many units that commit carried (`athena.store.group_size`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -41,6 +38,8 @@ from athena_server.engine.bus import CommitBus
 from athena_server.metrics import PENDING, READ, WRITE, Metrics
 from athena_server.storage import json_text
 from athena_server.storage.notify import NOTIFY_FROM, Listener
+from athena_server.storage.sqlite_writer import EVENTS_WRITTEN as EVENTS_WRITTEN
+from athena_server.storage.sqlite_writer import Job, SqliteWriter
 
 if TYPE_CHECKING:
     from athena_server.engine.tail import Tail
@@ -50,11 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
 
-EVENTS_WRITTEN = "athena_events_written"
-# Units that arrive while a group is committing join the next group, up to this many.
-_MAX_GROUP = 128
 WRITE_SPAN, READ_SPAN = "athena.store.write", "athena.store.read"
-GROUP_SIZE_ATTR = "athena.store.group_size"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -75,134 +70,6 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-@dataclass
-class _Job:
-    unit: Callable[[Connection], Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    span: Any = None  # the transaction's span when tracing is on
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller stopped waiting; the transaction's outcome stands regardless
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-class _SqliteWriter:
-    """The single writer thread of a SQLite store."""
-
-    def __init__(self, engine: Engine, on_events: Callable[[], None], metrics: Metrics) -> None:
-        self._engine = engine
-        self._on_events = on_events
-        self._metrics = metrics
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="athena-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: _Job) -> None:
-        self._queue.put(job)
-
-    def queued(self) -> int:
-        """Units waiting for the writer (approximate, as any queue length read from another thread)."""
-        return self._queue.qsize()
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        conn = self._engine.connect().execution_options(athena_write=True)
-        try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                group = [first]
-                while len(group) < _MAX_GROUP:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._queue.put(None)
-                        break
-                    group.append(nxt)
-                self._commit_group(conn, group)
-        finally:
-            conn.close()
-
-    def _commit_group(self, conn: Connection, group: list[_Job]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        start = time.perf_counter()
-        committed = False
-        try:
-            with conn.begin():
-                for job in group:
-                    if len(group) == 1:
-                        outcomes.append(self._call(conn, job, savepoint=False))
-                    else:
-                        outcomes.append(self._call(conn, job, savepoint=True))
-                    if outcomes[-1][1] is not None and len(group) == 1:
-                        raise _RolledBack()
-            committed = True
-        except _RolledBack:
-            pass
-        except BaseException as exc:  # the COMMIT (or BEGIN) itself failed: nothing in the group stands
-            log.exception("SQLite group commit failed")
-            outcomes = [(None, exc)] * len(group)
-        wrote_events = bool(conn.info.pop(EVENTS_WRITTEN, False))
-        pending = conn.info.pop(PENDING, None)
-        if committed:  # recorded before anyone is answered, so a caller reading /metrics next sees it
-            self._metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
-            if pending:
-                self._metrics.apply(pending)
-        for job, (result, error) in zip(group, outcomes, strict=True):
-            if job.span is not None:
-                job.span.set_attribute(GROUP_SIZE_ATTR, len(group))
-                otel.end_span(job.span, error)
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
-        if wrote_events:
-            with contextlib.suppress(RuntimeError):
-                group[0].loop.call_soon_threadsafe(self._on_events)
-
-    @staticmethod
-    def _call(conn: Connection, job: _Job, *, savepoint: bool) -> tuple[Any, BaseException | None]:
-        before = conn.info.get(EVENTS_WRITTEN, False)
-        pending: list[Any] | None = conn.info.get(PENDING)
-        recorded = len(pending) if pending is not None else 0
-        if not savepoint:
-            try:
-                return job.unit(conn), None
-            except Exception as exc:
-                return None, exc
-        # Plain SQL with one fixed name: SQLAlchemy's begin_nested() compiles a fresh, uniquely named
-        # SAVEPOINT for every unit, which costs more than the unit's own statements.
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.execute("SAVEPOINT athena_unit")
-        try:
-            result = job.unit(conn)
-        except Exception as exc:
-            raw.execute("ROLLBACK TO SAVEPOINT athena_unit")
-            raw.execute("RELEASE SAVEPOINT athena_unit")
-            conn.info[EVENTS_WRITTEN] = before
-            pending = conn.info.get(PENDING)
-            if pending is not None:
-                del pending[recorded:]  # what the rolled-back unit would have recorded
-            return None, exc
-        raw.execute("RELEASE SAVEPOINT athena_unit")
-        return result, None
-
-
-class _RolledBack(Exception):
-    """Raised inside `conn.begin()` to roll back a single failed unit's transaction."""
-
-
 def sync_url(url: str) -> str:
     """The synchronous driver URL of a SQLite store (older configurations named the aiosqlite driver)."""
     return url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1)
@@ -217,7 +84,7 @@ class Store:
         self.metrics = metrics or Metrics()
         self.metrics.watch(self, self._writer_queue)
         self._sqlite = url.startswith("sqlite")
-        self._writer: _SqliteWriter | None = None
+        self._writer: SqliteWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._async_engine: AsyncEngine | None = None
         # The shared readers of followed tables (control/follow.py), by table name.
@@ -257,6 +124,11 @@ class Store:
         """Run `unit` in a write transaction; the awaitable gives its result once committed. A unit that
         raises is rolled back and its exception re-raised there. Streams are woken if it appended events.
 
+        A unit may run more than once (on SQLite, when another unit of its group raised, the group is rolled
+        back and runs again), so it keeps its effects in the transaction: statements on `conn`, marks in
+        `conn.info`, metrics through `after_commit`, and what it returns. Nothing else it touches may
+        outlive it: no caller's object mutated, no task woken, no I/O.
+
         On SQLite the unit is queued at once and the awaitable is the writer's future itself, not a
         coroutine around it: a run awaits three writes, and `asyncio.shield` of a future creates no task.
         Not awaiting it does not stop it; cancelling the waiter does not undo it.
@@ -271,10 +143,10 @@ class Store:
         span = self._span(WRITE_SPAN) if otel.ENABLED else None
         if self._sqlite:
             if self._writer is None:
-                self._writer = _SqliteWriter(self.engine, self.bus.notify, self.metrics)
+                self._writer = SqliteWriter(self.engine, self.bus.notify, self.metrics)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
-            self._writer.submit(_Job(in_context, loop, future, span))
+            self._writer.submit(Job(in_context, loop, future, span))
             return future
         return self._write_async(in_context, span)
 
