@@ -84,24 +84,33 @@ class Liveness:
         return reaped
 
     async def reap(self) -> int:
-        return await self.store.write(self._reap)
+        """Fail the runs of dead server processes; then, the failure committed, stop their agents here."""
+        lost, dead, groups = await self.store.write(self._reap)
+        for pid in groups:
+            kill_group(pid)
+        if lost:
+            log.warning("reaped %d run(s) of %d dead server process(es)", lost, dead)
+        return lost
 
     def _dead(self, other: InstanceRow, at: int) -> bool:
         if at - other.heartbeat_at_ms > self.stale_ms:
             return True
         return other.hostname == self.hostname and (other.pid == self.pid or not pid_alive(other.pid))
 
-    def _reap(self, conn: Connection) -> int:
+    def _reap(self, conn: Connection) -> tuple[int, int, list[int]]:
+        """(runs failed, dead processes, this host's agent process groups to stop once committed): a unit
+        may run twice (Store.write), so it signals nothing itself."""
         at = now_ms()
         dead = [o for o in instances.others(conn, self.instance_id) if self._dead(o, at)]
         if not dead:
-            return 0
+            return 0, 0, []
         by_id = {o.id: o for o in dead}
         lost = runs.owned_active(conn, list(by_id))
+        groups: list[int] = []
         for run in lost:
             owner = by_id[run.owner_id or ""]
             if run.pid and run.pid != owner.pid and owner.hostname == self.hostname:
-                kill_group(run.pid)
+                groups.append(run.pid)
             message = (
                 f"The server process executing this run stopped (pid {owner.pid} on {owner.hostname}); "
                 "the run was abandoned."
@@ -120,9 +129,7 @@ class Liveness:
         for release in self.on_reap:
             release(conn, list(by_id), at)
         instances.remove(conn, list(by_id))
-        if lost:
-            log.warning("reaped %d run(s) of %d dead server process(es)", len(lost), len(dead))
-        return len(lost)
+        return len(lost), len(dead), groups
 
     async def _beat(self) -> None:
         while True:
