@@ -5,6 +5,8 @@ order, filters and cursor."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from athena_server.storage.policy import PolicyDoc, RejectionRow
 from athena_server.storage.store import Store
 from athena_server.storage.tables import events
 from athena_server.timefmt import iso, now_ms, parse_iso
+from tests.support.writer import one_group
 
 FULL = PolicyDoc(
     schema_version=2,
@@ -377,3 +380,46 @@ async def test_page_rejections_returns_whole_rows_up_to_the_limit(store: Store) 
         (7, "why-0", {"n": 0}, {"e": 0}),
         (7, "why-1", {"n": 1}, {"e": 1}),
     ]
+
+
+async def test_a_write_group_reads_the_policy_once_and_never_a_stale_one(store: Store) -> None:
+    """The units of one SQLite write group share the policy one of them read (GROUP_MEMO), so a group of
+    admissions reads it once; but a unit's put is what the next unit reads, and a put rolled back with its
+    unit is not."""
+    second = replace(FULL, max_concurrent_runs=9)
+    third = replace(FULL, max_concurrent_runs=7)
+    statements: list[str] = []
+
+    def trace(conn: Connection) -> None:
+        conn.connection.driver_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+
+    def untrace(conn: Connection) -> None:
+        conn.connection.driver_connection.set_trace_callback(None)  # type: ignore[union-attr]
+
+    def put(doc: PolicyDoc) -> Callable[[Connection], None]:
+        return lambda conn: policy_store.put(conn, doc)
+
+    def put_read_fail(conn: Connection) -> None:
+        policy_store.put(conn, third)
+        assert policy_store.get(conn) == third
+        raise AthenaError(ErrorCode.ERROR_CODE_CONFIG_ERROR, "refused after its put")
+
+    await store.write(put(FULL))
+    assert await one_group(store, [trace, policy_store.get, policy_store.get, policy_store.get, untrace]) == [
+        None,
+        FULL,
+        FULL,
+        FULL,
+        None,
+    ]
+    assert sum(s.startswith("SELECT policy.document") for s in statements) == 1
+    # The first group with a failing unit runs optimistically (then again without it); the writer then runs
+    # the next groups with a savepoint per unit, so the second pass covers a unit rolled back alone.
+    for _pass in ("optimistic", "cautious"):
+        await store.write(put(FULL))
+        results = await one_group(
+            store, [policy_store.get, put(second), policy_store.get, put_read_fail, policy_store.get]
+        )
+        assert results[:3] == [FULL, None, second] and results[4] == second
+        assert isinstance(results[3], AthenaError)
+        assert await store.read(policy_store.get) == second

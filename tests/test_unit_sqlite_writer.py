@@ -7,12 +7,9 @@ queued: they then all join the next group."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection, insert, select
@@ -25,6 +22,7 @@ from athena_server.storage.migrate import migrate
 from athena_server.storage.sqlite_writer import CAUTIOUS_GROUPS
 from athena_server.storage.store import Store
 from athena_server.storage.tables import directives
+from tests.support.writer import one_group
 
 
 class CountingBus(CommitBus):
@@ -62,20 +60,6 @@ class Units:
             raise AthenaError(ErrorCode.ERROR_CODE_CONFIG_ERROR, f"{name} refused")
 
         return unit
-
-
-async def one_group(store: Store, units: list[Callable[[Connection], Any]]) -> list[Any]:
-    """Run `units` as one group: the writer is held until all are queued behind it."""
-    queued = threading.Event()
-
-    def hold(_conn: Connection) -> None:
-        queued.wait(10)
-
-    held = store.write(hold)
-    futures: list[Awaitable[Any]] = [store.write(u) for u in units]
-    queued.set()
-    await held
-    return await asyncio.gather(*futures, return_exceptions=True)
 
 
 async def ids(store: Store) -> list[str]:
@@ -117,16 +101,21 @@ async def test_streams_are_woken_only_by_a_commit_that_wrote_events(store: Store
     bus = store.bus
     assert isinstance(bus, CountingBus)
     u = Units()
-    before = bus.notified
-    alone = await one_group(store, [u.bad("doomed")])
-    await asyncio.sleep(0.05)  # the writer hands the wake-up to the loop
-    assert isinstance(alone[0], AthenaError) and bus.notified == before
+
+    def nothing(_conn: Connection) -> None:
+        return None
 
     def appends(conn: Connection) -> None:
         events.append(conn, "test.kept", trace_id="t", payload={})
 
+    # The writer hands a group's wake-up to the loop before it answers the next group, so once a later
+    # write is answered the wake-up of every earlier one has run.
+    before = bus.notified
+    alone = await one_group(store, [u.bad("doomed")])
+    await store.write(nothing)
+    assert isinstance(alone[0], AthenaError) and bus.notified == before
     await one_group(store, [appends])
-    await asyncio.sleep(0.05)
+    await store.write(nothing)
     assert bus.notified == before + 1
 
 

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # Marks a transaction that appended to a followed table (events, transcript entries): streams are woken when
 # it commits (storage/events.py sets it).
 EVENTS_WRITTEN = "athena_events_written"
+# What units of one group may share for as long as it stays true (storage/policy.py keeps the policy it
+# read there): a dict in conn.info, set only on the writer's connection, emptied whenever a unit is rolled back.
+GROUP_MEMO = "athena_group_memo"
 # Units that arrive while a group is committing join the next group, up to this many.
 MAX_GROUP = 128
 # After a unit raised in an optimistic group, this many groups run with a savepoint per unit.
@@ -143,6 +146,7 @@ class SqliteWriter:
         """Run the group in one transaction: its units' outcomes, and whether it committed. Without
         savepoints, the first unit that raises rolls everything back and the rest run again with them."""
         outcomes: list[Outcome] = []
+        conn.info[GROUP_MEMO] = {}
         try:
             with conn.begin():
                 for job in group:
@@ -155,6 +159,8 @@ class SqliteWriter:
         except BaseException as exc:  # the COMMIT (or BEGIN) itself failed: nothing in the group stands
             log.exception("SQLite group commit failed")
             return [(None, exc)] * len(group), False
+        finally:
+            conn.info.pop(GROUP_MEMO, None)
         # A unit raised in an optimistic transaction, now rolled back: its caller gets the error, the others
         # run again, each in a savepoint of its own.
         conn.info.pop(EVENTS_WRITTEN, None)
@@ -186,6 +192,7 @@ class SqliteWriter:
         except Exception as exc:
             raw.execute("ROLLBACK TO SAVEPOINT athena_unit")
             raw.execute("RELEASE SAVEPOINT athena_unit")
+            conn.info[GROUP_MEMO] = {}
             conn.info[EVENTS_WRITTEN] = before
             pending = conn.info.get(PENDING)
             if pending is not None:
