@@ -61,13 +61,19 @@ class Job:
     span: Any = None  # the transaction's span when tracing is on
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller stopped waiting; the transaction's outcome stands regardless
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _settle(
+    answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]], then: Callable[[], None] | None
+) -> None:
+    """Answer a group's callers on their loop (one hand-over per group, not one per unit), then `then`."""
+    for future, result, error in answers:
+        if future.done():  # the caller stopped waiting; the transaction's outcome stands regardless
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    if then is not None:
+        then()
 
 
 class _RolledBack(Exception):
@@ -132,15 +138,16 @@ class SqliteWriter:
             self._metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
             if pending:
                 self._metrics.apply(pending)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
         for job, (result, error) in zip(group, outcomes, strict=True):
             if job.span is not None:
                 job.span.set_attribute(GROUP_SIZE_ATTR, len(group))
                 otel.end_span(job.span, error)
+            by_loop.setdefault(job.loop, []).append((job.future, result, error))
+        wake = self._on_events if committed and wrote_events else None
+        for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
-        if committed and wrote_events:
-            with contextlib.suppress(RuntimeError):
-                group[0].loop.call_soon_threadsafe(self._on_events)
+                loop.call_soon_threadsafe(_settle, answers, wake if loop is group[0].loop else None)
 
     def _transaction(self, conn: Connection, group: list[Job], *, savepoints: bool) -> tuple[list[Outcome], bool]:
         """Run the group in one transaction: its units' outcomes, and whether it committed. Without
