@@ -57,6 +57,47 @@ async def test_append_returns_increasing_ids_and_stores_every_field(store: Store
     assert rows[1].created_at_ms > 1_700_000_000_000  # now, not 0
 
 
+async def test_append_all_appends_in_order_as_append_would(any_store: Store) -> None:
+    """Several events in one call (a run's `run.created` and `run.started`): stored in order with every
+    field and the caller as actor, streams woken; on SQLite in one statement."""
+    news = [
+        events.NewEvent("run.created", "tr1", {"a": 1}, session_id="s1", run_id="r1", created_at_ms=1234),
+        events.NewEvent("run.started", "tr2", {"b": [2]}, session_id="s2", run_id="r2", created_at_ms=1235),
+    ]
+    inserts: list[str] = []
+
+    def unit(conn: Connection) -> None:
+        if conn.dialect.name == "sqlite":
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.set_trace_callback(lambda sql: inserts.append(sql) if sql.startswith("INSERT") else None)
+            events.append_all(conn, news)
+            raw.set_trace_callback(None)
+        else:
+            events.append_all(conn, news)
+
+    async def as_alice() -> None:
+        set_caller(Caller(identity="alice", role=None))
+        await any_store.write(unit)
+
+    before = await any_store.read(events.last_seq)
+    woken = any_store.bus.ticket()
+    await asyncio.create_task(as_alice())
+    assert woken.done()
+    assert len(inserts) == (1 if any_store.dialect == "sqlite" else 0)
+    await any_store.write(lambda conn: events.append_all(conn, [events.NewEvent("solo", "tr3", {})]))
+    await any_store.write(lambda conn: events.append_all(conn, []))
+    rows = await any_store.read(lambda conn: events.list_after(conn, before, 10, EventFilter()))
+    assert rows[:2] == [
+        EventRow(before + 1, "run.created", "tr1", "s1", "r1", {"a": 1}, 1234, None, "alice"),
+        EventRow(before + 2, "run.started", "tr2", "s2", "r2", {"b": [2]}, 1235, None, "alice"),
+    ]
+    assert [(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload, r.actor) for r in rows[2:]] == [
+        (before + 3, "solo", "tr3", None, None, {}, None)
+    ]
+    assert rows[2].created_at_ms > 1_700_000_000_000  # now, not 0
+
+
 async def test_an_empty_log_has_last_seq_zero(store: Store) -> None:
     assert await store.read(events.last_seq) == 0
 

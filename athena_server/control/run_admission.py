@@ -102,7 +102,7 @@ def admit(ctx: RunContext, conn: Connection, spec: RunSpec, run_id: str, trace: 
         id=run_id,
         session_id=spec.session_id,
         # A free session's run starts in this transaction: written running at once (one write fewer);
-        # `run.created` and `run.started` still both commit, in that order.
+        # `run.created` and `run.started` still both commit, in that order, in one statement (run_turns.start).
         status=RunStatus.PENDING if busy else RunStatus.RUNNING,
         started_at_ms=None if busy else at,
         pid=None if busy else os.getpid(),
@@ -121,13 +121,12 @@ def admit(ctx: RunContext, conn: Connection, spec: RunSpec, run_id: str, trace: 
         evidence_count=0,
     )
     labels = {**spec.labels, "directiveId": directive_id}
-    events.append(
-        conn,
+    created = events.NewEvent(
         EventType.RUN_CREATED,
         trace_id=trace,
+        payload=labels,
         session_id=spec.session_id,
         run_id=run_id,
-        payload=labels,
         created_at_ms=at,
     )
     admitted = Admitted(
@@ -140,5 +139,6 @@ def admit(ctx: RunContext, conn: Connection, spec: RunSpec, run_id: str, trace: 
         interrupted=interrupted,
     )
     if busy:
+        events.append_all(conn, [created])
         return admitted
-    return start(ctx, conn, admitted, at, row_started=True)
+    return start(ctx, conn, admitted, at, created=created)

@@ -39,12 +39,16 @@ def workload(spec: RunSpec, run_id: str, trace: str) -> Workload:
     )
 
 
-def start(ctx: RunContext, conn: Connection, adm: Admitted, at: int, *, row_started: bool = False) -> Admitted:
-    """The run takes the turn: `running` (unless it was written running at creation, `row_started`), its
-    user entry, `run.started`; returns it with the session's history before it."""
+def start(
+    ctx: RunContext, conn: Connection, adm: Admitted, at: int, *, created: events.NewEvent | None = None
+) -> Admitted:
+    """The run takes the turn: `running`, its user entry, `run.started`; returns it with the session's
+    history before it. A run admitted into a free session starts in the transaction that creates it: it was
+    written running at once and its `run.created` (`created`) is appended here with `run.started`, one
+    write fewer each."""
     spec = adm.spec
     history = transcripts.history(conn, spec.session_id, MAX_HISTORY_ENTRIES)
-    if not row_started and not runs.move(
+    if created is None and not runs.move(
         conn, adm.run_id, RunStatus.RUNNING, started_at_ms=at, owner_id=ctx.owner_id, pid=os.getpid()
     ):
         # Only a pending run the caller just read in this transaction gets here: a bug, not a race.
@@ -53,15 +57,15 @@ def start(ctx: RunContext, conn: Connection, adm: Admitted, at: int, *, row_star
         conn,
         EntryRow(0, str(uuid.uuid4()), spec.session_id, adm.run_id, TranscriptRole.USER, spec.input, False, None, at),
     )
-    events.append(
-        conn,
+    started = events.NewEvent(
         EventType.RUN_STARTED,
         trace_id=adm.trace,
+        payload={**spec.labels, "status": RunStatus.RUNNING},
         session_id=spec.session_id,
         run_id=adm.run_id,
-        payload={**spec.labels, "status": RunStatus.RUNNING},
         created_at_ms=at,
     )
+    events.append_all(conn, [started] if created is None else [created, started])
     return replace(adm, started_ms=at, history=tuple(history))
 
 

@@ -8,11 +8,11 @@ from their first event to commit, which makes commit order follow id order there
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 
 from athena_server.access.caller import actor as request_actor
 from athena_server.storage.notify import CHANNEL, NOTIFY_FROM
@@ -83,6 +83,62 @@ def append(
         },
     )
     return int(outcome.lastrowid or 0)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append with others in one statement (append_all)."""
+
+    type: str
+    trace_id: str
+    payload: dict[str, Any]
+    session_id: str | None = None
+    run_id: str | None = None
+    created_at_ms: int | None = None
+
+
+_COLUMNS = ("type", "trace_id", "session_id", "run_id", "payload", "created_at_ms", "policy", "actor")
+# One multi-row INSERT per number of rows, built on first use (a run appends two events at once).
+_INSERT_ROWS: dict[int, Prepared] = {}
+
+
+def _insert_rows(count: int) -> Prepared:
+    prepared = _INSERT_ROWS.get(count)
+    if prepared is None:
+        rows = [{c: bindparam(f"{c}_{i}", type_=events.c[c].type) for c in _COLUMNS} for i in range(count)]
+        prepared = _INSERT_ROWS[count] = Prepared(insert(events).values(rows))
+    return prepared
+
+
+def append_all(conn: Connection, news: Sequence[NewEvent]) -> None:
+    """Append `news` in the caller's transaction, in that order, as `append` would one by one. On SQLite as
+    one multi-row INSERT: a statement the SQLite writer steps is a hand-over of the GIL, the cost that
+    bounds the run path (storage/sqlite_writer.py)."""
+    if len(news) < 2 or conn.dialect.name != "sqlite":
+        for new in news:
+            append(
+                conn,
+                new.type,
+                trace_id=new.trace_id,
+                payload=new.payload,
+                session_id=new.session_id,
+                run_id=new.run_id,
+                created_at_ms=new.created_at_ms,
+            )
+        return
+    hold_log_order(conn)
+    actor = request_actor()
+    params: dict[str, Any] = {}
+    for i, new in enumerate(news):
+        params[f"type_{i}"] = new.type
+        params[f"trace_id_{i}"] = new.trace_id
+        params[f"session_id_{i}"] = new.session_id
+        params[f"run_id_{i}"] = new.run_id
+        params[f"payload_{i}"] = new.payload
+        params[f"created_at_ms_{i}"] = new.created_at_ms if new.created_at_ms is not None else now_ms()
+        params[f"policy_{i}"] = None
+        params[f"actor_{i}"] = actor
+    _insert_rows(len(news)).run(conn, params)
 
 
 def hold_log_order(conn: Connection) -> None:
