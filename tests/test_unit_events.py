@@ -57,9 +57,10 @@ async def test_append_returns_increasing_ids_and_stores_every_field(store: Store
     assert rows[1].created_at_ms > 1_700_000_000_000  # now, not 0
 
 
-async def test_append_all_appends_in_order_as_append_would(any_store: Store) -> None:
+async def test_append_all_appends_in_order_as_append_would(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several events in one call (a run's `run.created` and `run.started`): stored in order with every
     field and the caller as actor, streams woken; on SQLite in one statement."""
+    monkeypatch.setattr(events, "_INSERT_ROWS", {})  # built here, not taken from an earlier test's call
     news = [
         events.NewEvent("run.created", "tr1", {"a": 1}, session_id="s1", run_id="r1", created_at_ms=1234),
         events.NewEvent("run.started", "tr2", {"b": [2]}, session_id="s2", run_id="r2", created_at_ms=1235),
@@ -87,15 +88,20 @@ async def test_append_all_appends_in_order_as_append_would(any_store: Store) -> 
     assert len(inserts) == (1 if any_store.dialect == "sqlite" else 0)
     await any_store.write(lambda conn: events.append_all(conn, [events.NewEvent("solo", "tr3", {})]))
     await any_store.write(lambda conn: events.append_all(conn, []))
+    pair = [events.NewEvent("now.a", "tr4", {}), events.NewEvent("now.b", "tr4", {}, created_at_ms=7)]
+    await any_store.write(lambda conn: events.append_all(conn, pair))
     rows = await any_store.read(lambda conn: events.list_after(conn, before, 10, EventFilter()))
     assert rows[:2] == [
         EventRow(before + 1, "run.created", "tr1", "s1", "r1", {"a": 1}, 1234, None, "alice"),
         EventRow(before + 2, "run.started", "tr2", "s2", "r2", {"b": [2]}, 1235, None, "alice"),
     ]
     assert [(r.seq, r.type, r.trace_id, r.session_id, r.run_id, r.payload, r.actor) for r in rows[2:]] == [
-        (before + 3, "solo", "tr3", None, None, {}, None)
+        (before + 3, "solo", "tr3", None, None, {}, None),
+        (before + 4, "now.a", "tr4", None, None, {}, None),
+        (before + 5, "now.b", "tr4", None, None, {}, None),
     ]
-    assert rows[2].created_at_ms > 1_700_000_000_000  # now, not 0
+    assert rows[2].created_at_ms > 1_700_000_000_000 and rows[3].created_at_ms > 1_700_000_000_000  # now, not 0
+    assert rows[4].created_at_ms == 7
 
 
 async def test_an_empty_log_has_last_seq_zero(store: Store) -> None:
