@@ -214,6 +214,21 @@ def fail(span: Span, error: BaseException) -> None:
 
 
 @contextlib.contextmanager
+def ending(current: Span | None) -> Iterator[None]:
+    """End an already started span (None: tracing is off) when the block ends, failed by what escapes it:
+    for spans started before the block, such as a store transaction's, started where it was asked for."""
+    if current is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        end_span(current, exc)
+        raise
+    end_span(current)
+
+
+@contextlib.contextmanager
 def span(
     name: str, attributes: Mapping[str, Any] | None = None, *, athena_trace_id: str | None = None
 ) -> Iterator[Span]:

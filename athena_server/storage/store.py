@@ -156,7 +156,7 @@ class Store:
     async def _write_async(self, unit: Callable[[Connection], T], span: Any = None) -> T:
         assert self._async_engine is not None
         start = time.perf_counter()
-        try:
+        with otel.ending(span):
             async with self._async_engine.begin() as conn:
                 conn.info[NOTIFY_FROM] = self._token
                 conn.info.pop(PENDING, None)  # left by a transaction on this pooled connection that did not commit
@@ -167,12 +167,6 @@ class Store:
                     # by a unit that raised would let the next transaction on it skip the log's lock.
                     wrote_events = conn.info.pop(EVENTS_WRITTEN, False)
                     pending = conn.info.pop(PENDING, None)
-        except BaseException as exc:
-            if span is not None:
-                otel.end_span(span, exc)
-            raise
-        if span is not None:
-            otel.end_span(span)
         self.metrics.store_seconds(WRITE).observe(time.perf_counter() - start)
         if pending:
             self.metrics.apply(pending)
@@ -183,24 +177,17 @@ class Store:
     async def read(self, unit: Callable[[Connection], T]) -> T:
         """Run `unit` on a read-only snapshot (rolled back at the end)."""
         span = self._span(READ_SPAN) if otel.ENABLED else None
-        try:
+        with otel.ending(span):
             if self._sqlite:
                 assert self._readers is not None
-                result: T = await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
-            else:
-                assert self._async_engine is not None
-                start = time.perf_counter()
-                async with self._async_engine.connect() as conn:
-                    async with conn.begin():
-                        result = await conn.run_sync(unit)
-                self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
-        except BaseException as exc:
-            if span is not None:
-                otel.end_span(span, exc)
-            raise
-        if span is not None:
-            otel.end_span(span)
-        return result
+                return await asyncio.get_running_loop().run_in_executor(self._readers, self._read_sync, unit)
+            assert self._async_engine is not None
+            start = time.perf_counter()
+            async with self._async_engine.connect() as conn:
+                async with conn.begin():
+                    result: T = await conn.run_sync(unit)
+            self.metrics.store_seconds(READ).observe(time.perf_counter() - start)
+            return result
 
     def _read_sync(self, unit: Callable[[Connection], T]) -> T:
         start = time.perf_counter()
