@@ -5,10 +5,8 @@ connection is killed."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -16,6 +14,7 @@ import psycopg
 import pytest
 
 from athena.v1 import events_pb2, events_pb2_grpc, sessions_pb2, sessions_pb2_grpc
+from tests.support.collected import Collected
 from tests.support.events import events_of
 from tests.support.postgres import servers_on_one_database
 from tests.support.processes import AthenaProcess
@@ -38,29 +37,6 @@ def _database_url(p: AthenaProcess) -> str:
     """The database a server was started on (`--db <url>` on its command line)."""
     args: list[str] = list(p.proc.args)  # type: ignore[arg-type]
     return args[args.index("--db") + 1]
-
-
-class Collected:
-    """A server stream read on a thread of its own, its items kept as they arrive."""
-
-    def __init__(self, call: Any, item: Any) -> None:
-        self.call = call
-        self.items: list[Any] = []
-        call.initial_metadata()  # the server validated the request and fixed the starting point
-        self.thread = threading.Thread(target=self._read, args=(item,), daemon=True)
-        self.thread.start()
-
-    def _read(self, item: Any) -> None:
-        try:
-            for response in self.call:
-                self.items.append(item(response))
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                raise
-
-    def close(self) -> None:
-        self.call.cancel()
-        self.thread.join(30)
 
 
 def _run(client: httpx.Client, session: str, text: str) -> None:

@@ -16,6 +16,9 @@ in a group was twice its CPU time). A savepoint is two more statements per unit,
 
 What this asks of a unit (Store.write says it too): it may run twice, the first run's writes rolled back,
 so it keeps its effects in the transaction (`conn`, `conn.info`, `after_commit`) and in what it returns.
+
+Several processes on one file (storage/sqlite_shared.py): each group's transaction holds the file's write
+lock, and between groups the writer looks for other processes' commits, which wake this process's streams.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sqlalchemy import Connection, Engine
 
 from athena_server import otel
 from athena_server.metrics import PENDING, WRITE, Metrics
+from athena_server.storage.sqlite_shared import ForeignCommits, WriteLock, database_file
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +87,22 @@ class _RolledBack(Exception):
 class SqliteWriter:
     """The one thread that writes a SQLite store (see the module's notes)."""
 
-    def __init__(self, engine: Engine, on_events: Callable[[], None], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_events: Callable[[], None],
+        metrics: Metrics,
+        *,
+        on_foreign: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_events` runs on the loop of a group's first caller after a commit that wrote events;
+        `on_foreign`, from this thread, when another process has committed to the file."""
         self._engine = engine
         self._on_events = on_events
         self._metrics = metrics
+        database = database_file(engine.url)
+        self._lock = WriteLock(database) if database is not None else None
+        self._watch = ForeignCommits(on_foreign) if database is not None and on_foreign is not None else None
         self._cautious = 0  # groups left to run with savepoints from the start
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="athena-sqlite-writer", daemon=True)
@@ -102,12 +118,25 @@ class SqliteWriter:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
+        if self._lock is not None and not self._thread.is_alive():
+            self._lock.close()
 
     def _run(self) -> None:
         conn = self._engine.connect().execution_options(athena_write=True)
+        raw = conn.connection.driver_connection
+        watch = self._watch
         try:
+            if watch is not None:
+                watch.look(raw)  # where this process starts from
             while True:
-                first = self._queue.get()
+                if watch is None:
+                    first = self._queue.get()
+                else:
+                    try:
+                        first = self._queue.get(timeout=watch.wait_seconds())
+                    except queue.Empty:
+                        watch.look(raw)
+                        continue
                 if first is None:
                     return
                 group = [first]
@@ -120,6 +149,8 @@ class SqliteWriter:
                         self._queue.put(None)
                         break
                     group.append(nxt)
+                if watch is not None:
+                    watch.look_if_due(raw)
                 self._commit_group(conn, group)
         finally:
             conn.close()
@@ -129,7 +160,11 @@ class SqliteWriter:
         cautious = self._cautious > 0 and len(group) > 1
         if self._cautious > 0:
             self._cautious -= 1
-        outcomes, committed = self._transaction(conn, group, savepoints=cautious)
+        if self._lock is None:
+            outcomes, committed = self._transaction(conn, group, savepoints=cautious)
+        else:
+            with self._lock:
+                outcomes, committed = self._transaction(conn, group, savepoints=cautious)
         if len(group) > 1 and any(error is not None for _, error in outcomes):
             self._cautious = CAUTIOUS_GROUPS
         wrote_events = bool(conn.info.pop(EVENTS_WRITTEN, False))

@@ -8,9 +8,9 @@ statement; a sync statement ~0.03 ms).
 SQLite: one writer thread owns the write connection and commits queued units in groups (group commit,
 storage/sqlite_writer.py): one COMMIT makes the whole group durable before any caller is answered, and a
 unit that raises rolls back alone (the group runs again without it). `BEGIN IMMEDIATE` takes the write
-lock up front so writers of other processes queue on the busy timeout instead of failing on a lock
-upgrade. Reads run on
-a small thread pool over WAL snapshots, so they never wait for the writer.
+lock up front, and the writers of several processes on one file queue on a file lock for it
+(storage/sqlite_shared.py). Reads run on a small thread pool over WAL snapshots, so they never wait for
+the writer.
 
 PostgreSQL: the async engine (asyncpg), each unit inside `run_sync` in its own transaction.
 
@@ -22,6 +22,7 @@ names how many units that commit carried (`athena.store.group_size`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -142,13 +143,22 @@ class Store:
 
         span = self._span(WRITE_SPAN) if otel.ENABLED else None
         if self._sqlite:
-            if self._writer is None:
-                self._writer = SqliteWriter(self.engine, self.bus.notify, self.metrics)
             loop = asyncio.get_running_loop()
+            if self._writer is None:
+                self._writer = SqliteWriter(self.engine, self.bus.notify, self.metrics, on_foreign=self._waker(loop))
             future: asyncio.Future[T] = loop.create_future()
             self._writer.submit(Job(in_context, loop, future, span))
             return future
         return self._write_async(in_context, span)
+
+    def _waker(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """Wakes this store's bus on `loop` from another thread (the writer, seeing another process's commit)."""
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(self.bus.notify)
+
+        return wake
 
     def _span(self, name: str) -> Any:
         return otel.start_span(name, attributes={"db.system.name": self.dialect})
@@ -209,7 +219,8 @@ class Store:
 
     def listen(self) -> None:
         """Wake this process's streams on commits other processes make (PostgreSQL LISTEN; started once,
-        on first need). SQLite needs nothing: one process writes it, and its writer wakes the bus."""
+        on first need). SQLite needs nothing here: its writer watches the file for other processes' commits
+        (storage/sqlite_shared.py)."""
         if not self._sqlite and self._listener is None:
             self._listener = Listener(self.url, self.bus.notify, ignore=self._token)
             self._listener.start()

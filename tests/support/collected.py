@@ -1,0 +1,31 @@
+"""A server stream read on a thread of its own, for tests that watch a stream while they act elsewhere."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import grpc
+
+
+class Collected:
+    """A server stream read on a thread of its own, its items kept as they arrive."""
+
+    def __init__(self, call: Any, item: Any) -> None:
+        self.call = call
+        self.items: list[Any] = []
+        call.initial_metadata()  # the server validated the request and fixed the starting point
+        self.thread = threading.Thread(target=self._read, args=(item,), daemon=True)
+        self.thread.start()
+
+    def _read(self, item: Any) -> None:
+        try:
+            for response in self.call:
+                self.items.append(item(response))
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                raise
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.thread.join(30)
