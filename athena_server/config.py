@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     port: int = 8787
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
+    # Server processes on the same ports and database (`--workers`; athena_server/workers.py).
+    workers: int = 1
     default_provider: str = "mock"
     default_model: str = "default"
     # Gap between SSE heartbeat comments; 15 s stays below common proxy idle limits.

@@ -15,10 +15,10 @@ Two kinds of figure:
   today against the budget) are not kept up to date on the hot path: `scrape` reads them in one small
   read transaction (storage/gauges.py) per scrape and `_StoreFacts` exposes that snapshot.
 
-Processes: a server is one process today (replicas are separate processes, each scraped on its own).
-If PROMETHEUS_MULTIPROC_DIR is set before start-up, prometheus-client keeps the event figures in files
-shared by the processes of a (future) pre-fork server and `scrape` merges them (MultiProcessCollector);
-the store facts are the same from every process, so they come from the process answering the scrape.
+Processes: replicas are separate servers, each scraped on its own. The workers of `--workers N`
+(athena_server/workers.py) run with PROMETHEUS_MULTIPROC_DIR set before start-up: prometheus-client keeps
+the event figures in files shared by the workers and `scrape` merges them (MultiProcessCollector); the
+store facts are the same from every process, so they come from the process answering the scrape.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -38,6 +40,19 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+@dataclass(frozen=True)
+class Listening:
+    """What a worker of `--workers` serves on (athena_server/workers.py): the REST and `/metrics` sockets
+    its supervisor listens on (every worker accepts from them), and gRPC on a port every worker binds."""
+
+    rest: socket.socket | None = None
+    metrics: socket.socket | None = None
+    shared_grpc_port: bool = False
+
+
+ALONE = Listening()
 
 
 def is_loopback(host: str) -> bool:
@@ -146,9 +161,9 @@ def gateway_app(upstream: str | Upstream, settings: Settings, metrics: Metrics |
         raise SystemExit(f"ATHENA_ALLOWED_HOSTS: {exc}") from None
 
 
-async def _run_rest(server: _Uvicorn, stop: asyncio.Event) -> None:
+async def _run_rest(server: _Uvicorn, stop: asyncio.Event, sock: socket.socket | None = None) -> None:
     heap.settle()
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -162,16 +177,18 @@ async def _run_rest(server: _Uvicorn, stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _grpc_running(settings: Settings) -> AsyncIterator[GrpcServer]:
+async def _grpc_running(settings: Settings, listening: Listening) -> AsyncIterator[GrpcServer]:
     """The control plane and its gRPC server, stopped (grace period, then store closed) on exit."""
     from athena_server.plane import ControlPlane
     from athena_server.server import start_grpc_server
 
     plane = ControlPlane(settings)
     await plane.start()
-    grpc_server = await start_grpc_server(plane, settings.grpc_host, settings.grpc_port)
+    grpc_server = await start_grpc_server(
+        plane, settings.grpc_host, settings.grpc_port, shared_port=listening.shared_grpc_port
+    )
     try:
-        async with _metrics_port(settings, plane.metrics):
+        async with _metrics_port(settings, plane.metrics, listening.metrics):
             yield grpc_server
     finally:
         await grpc_server.stop(settings.shutdown_grace_seconds)
@@ -180,9 +197,9 @@ async def _grpc_running(settings: Settings) -> AsyncIterator[GrpcServer]:
 
 
 @contextlib.asynccontextmanager
-async def _metrics_port(settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
+async def _metrics_port(settings: Settings, metrics: Metrics, sock: socket.socket | None) -> AsyncIterator[None]:
     """`/metrics` on a port of its own on `host` when `metrics_port` is set (ATHENA_METRICS_PORT), stopped
-    on exit; a port it cannot bind stops start-up."""
+    on exit; a port it cannot bind stops start-up. `sock`: the supervisor's socket for it."""
     if settings.metrics_port is None:
         yield
         return
@@ -190,7 +207,7 @@ async def _metrics_port(settings: Settings, metrics: Metrics) -> AsyncIterator[N
 
     check_bind(settings.host, settings)
     server = _uvicorn(exposition_app(metrics), settings.host, settings.metrics_port, settings)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started:
         if task.done():
             task.result()  # re-raise its failure (port taken, ...)
@@ -220,7 +237,7 @@ async def _traces(service: str) -> AsyncIterator[None]:
         await asyncio.to_thread(otel.shutdown)
 
 
-async def serve_api(settings: Settings) -> None:
+async def serve_api(settings: Settings, listening: Listening = ALONE) -> None:
     """gRPC and REST in one process, the gateway calling the servicers in-process through the server's
     interceptor chain (athena_gateway/inprocess.py): the same answers as over gRPC, without the hop."""
     from athena_gateway.inprocess import InProcessUpstream
@@ -228,7 +245,7 @@ async def serve_api(settings: Settings) -> None:
     check_bind(settings.host, settings)
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
-    async with _traces("athena"), _grpc_running(settings) as grpc_server:
+    async with _traces("athena"), _grpc_running(settings, listening) as grpc_server:
         upstream = InProcessUpstream(grpc_server.local_handler)
         rest = _uvicorn(gateway_app(upstream, settings, grpc_server.metrics), settings.host, settings.port, settings)
         log.info(
@@ -237,13 +254,13 @@ async def serve_api(settings: Settings) -> None:
             settings.port,
             grpc_server.port,
         )
-        await _run_rest(rest, stop)
+        await _run_rest(rest, stop, listening.rest)
 
 
-async def serve_grpc(settings: Settings) -> None:
+async def serve_grpc(settings: Settings, listening: Listening = ALONE) -> None:
     check_bind(settings.grpc_host, settings)
     stop = _stop_event()
-    async with _traces("athena"), _grpc_running(settings):
+    async with _traces("athena"), _grpc_running(settings, listening):
         heap.settle()
         await stop.wait()
 

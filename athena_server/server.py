@@ -103,16 +103,19 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-async def start_grpc_server(plane: ControlPlane, host: str, port: int, *, address: str | None = None) -> GrpcServer:
+async def start_grpc_server(
+    plane: ControlPlane, host: str, port: int, *, address: str | None = None, shared_port: bool = False
+) -> GrpcServer:
     """Serve every athena.v1 service and the health service; reflection unless the settings switch it off.
     `address` binds something other than `host:port`: `unix:/path/to/socket` for the CLI's in-process
-    plane (athena_server/local.py), which no other user can connect to."""
+    plane (athena_server/local.py), which no other user can connect to. `shared_port`: a worker of
+    `--workers`, binding the port its siblings bind too (SO_REUSEPORT; the supervisor holds it reserved)."""
     interceptors = [AthenaServerInterceptor(Gate(plane.settings, plane.store), plane.metrics)]
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
             # Fail loudly when the port is taken instead of silently sharing it with another process.
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if shared_port else 0),
             # Requests up to this size reach the interceptor, which refuses those over MAX_REQUEST_BYTES
             # (1,000,000) with PAYLOAD_TOO_LARGE like the gateway; larger ones are refused by gRPC itself
             # (RESOURCE_EXHAUSTED "Received message larger than max", no Athena ErrorInfo). gRPC's 4 MiB

@@ -52,6 +52,17 @@ def _run(coro: Any, settings: Settings) -> None:
         runner.run(coro)
 
 
+def _supervise(kind: str, settings: Settings) -> None:
+    """`--workers N` (N > 1): this process supervises N servers (athena_server/workers.py)."""
+    from athena_server import serve, workers
+
+    try:
+        serve.configure_logging(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        raise SystemExit(f"athena: {exc}") from None
+    workers.serve_workers("api" if kind == "api" else "grpc", settings)
+
+
 db_option = click.option(
     "--db", help="SQLite file path or database URL (default: .athena/athena.db; env ATHENA_DATABASE_URL)."
 )
@@ -61,6 +72,11 @@ log_format_option = click.option(
     type=click.Choice(["text", "json"], case_sensitive=False),
     help="Log lines as text or one JSON object per line, both with the request's trace id (default text; "
     "env ATHENA_LOG_FORMAT).",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes on the same ports and database, to use more than one core (default 1; env ATHENA_WORKERS).",
 )
 metrics_port_option = click.option(
     "--metrics-port",
@@ -97,6 +113,7 @@ def auth_group() -> None:
 @db_option
 @log_format_option
 @metrics_port_option
+@workers_option
 def api_serve(
     host: str | None,
     port: int | None,
@@ -105,6 +122,7 @@ def api_serve(
     db: str | None,
     log_format: str | None,
     metrics_port: int | None,
+    workers: int | None,
 ) -> None:
     """Serve gRPC and the REST gateway together."""
     settings = _server_settings(
@@ -115,7 +133,11 @@ def api_serve(
         database_url=db,
         log_format=log_format,
         metrics_port=metrics_port,
+        workers=workers,
     )
+    if settings.workers > 1:
+        _supervise("api", settings)
+        return
     _run(_serve().serve_api(settings), settings)
 
 
@@ -125,13 +147,27 @@ def api_serve(
 @db_option
 @log_format_option
 @metrics_port_option
+@workers_option
 def grpc_serve(
-    host: str | None, port: int | None, db: str | None, log_format: str | None, metrics_port: int | None
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+    workers: int | None,
 ) -> None:
     """Serve gRPC only."""
     settings = _server_settings(
-        grpc_host=host, grpc_port=port, database_url=db, log_format=log_format, metrics_port=metrics_port
+        grpc_host=host,
+        grpc_port=port,
+        database_url=db,
+        log_format=log_format,
+        metrics_port=metrics_port,
+        workers=workers,
     )
+    if settings.workers > 1:
+        _supervise("grpc", settings)
+        return
     _run(_serve().serve_grpc(settings), settings)
 
 
