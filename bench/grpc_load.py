@@ -9,7 +9,7 @@ request bytes against the bare echo. Reported: calls/s, latency percentiles, the
 (its process tree, /proc), the runs persisted in its SQLite file (counted after it stopped), and each
 client process's CPU share, so a pegged load generator shows. Exits non-zero only on a harness error.
 
-    python bench/grpc_load.py --client TARGET METHOD SECONDS IN_FLIGHT   # one client process (internal)
+    python bench/grpc_load.py --client TARGET METHOD SECONDS IN_FLIGHT CONNECTIONS   # one client (internal)
 """
 
 from __future__ import annotations
@@ -43,15 +43,21 @@ def _request(nonce: str, i: int) -> bytes:
     return runs_pb2.CreateRunRequest(session_id=f"g-{nonce}-{i}", input="hello", provider="mock").SerializeToString()
 
 
-async def _client(target: str, method: str, seconds: float, in_flight: int) -> None:
-    """One load-generating process: warm up, say `ready`, wait for `go` on stdin, load, print the figures."""
+async def _client(target: str, method: str, seconds: float, in_flight: int, connections: int) -> None:
+    """One load-generating process: warm up, say `ready`, wait for `go` on stdin, load, print the figures.
+    Its calls take turns over `connections` channels, each with a TCP connection of its own (a local
+    subchannel pool: channels to one target otherwise share one), so a server of several workers on one
+    port (SO_REUSEPORT spreads connections, not calls) gets its share on each."""
     nonce = uuid.uuid4().hex[:8]
-    async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(method)  # bytes in, bytes out: no client-side (de)serialisation to pay
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+    try:
+        # bytes in, bytes out: no client-side (de)serialisation to pay
+        calls = [channel.unary_unary(method) for channel in channels]
         counter = 0
-        for _ in range(20):
+        for i in range(20 * connections):
             counter += 1
-            await call(_request(nonce, counter), timeout=30)
+            await calls[i % connections](_request(nonce, counter), timeout=30)
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         latencies: list[float] = []
@@ -59,7 +65,7 @@ async def _client(target: str, method: str, seconds: float, in_flight: int) -> N
         cpu0, t0 = os.times(), time.perf_counter()
         deadline = t0 + seconds
 
-        async def worker() -> None:
+        async def worker(call: grpc.aio.UnaryUnaryMultiCallable) -> None:
             nonlocal counter
             while time.perf_counter() < deadline:
                 counter += 1
@@ -70,10 +76,13 @@ async def _client(target: str, method: str, seconds: float, in_flight: int) -> N
                 except grpc.aio.AioRpcError as err:
                     errors[err.code().name] = errors.get(err.code().name, 0) + 1
 
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        await asyncio.gather(*(worker(calls[i % connections]) for i in range(in_flight)))
         wall = time.perf_counter() - t0
         cpu1 = os.times()
         cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    finally:
+        for channel in channels:
+            await channel.close()
     print(json.dumps({"latencies": latencies, "errors": errors, "wall": wall, "cpu": cpu}), flush=True)
 
 
@@ -103,12 +112,13 @@ def load(
     processes: int,
     in_flight: int,
     on_ready: Callable[[], object] = lambda: None,
+    connections: int = 1,
 ) -> Load:
     """Start the client processes, let them warm up (then `on_ready` runs), then load all at once; the
     server's CPU is read around the load."""
     clients = [
         subprocess.Popen(
-            [sys.executable, __file__, "--client", target, method, str(seconds), str(in_flight)],
+            [sys.executable, __file__, "--client", target, method, str(seconds), str(in_flight), str(connections)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -244,8 +254,8 @@ def rows(f: GrpcFigures) -> list[Row]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        target, method, seconds, in_flight = sys.argv[2:6]
-        asyncio.run(_client(target, method, float(seconds), int(in_flight)))
+        target, method, seconds, in_flight, connections = sys.argv[2:7]
+        asyncio.run(_client(target, method, float(seconds), int(in_flight), int(connections)))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8)

@@ -219,11 +219,12 @@ SERVER_ENV = {"ATHENA_LOG_LEVEL": "WARNING"}
 
 
 @contextlib.contextmanager
-def athena(workdir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[AthenaProcess, Path]]:
-    """`athena api serve` on SQLite at `workdir/bench.db`: yields (process, database file). The process is
-    stopped (SIGTERM, graceful) when the block ends, so the file can then be counted."""
+def athena(workdir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[tuple[AthenaProcess, Path]]:
+    """`athena api serve [--workers N]` on SQLite at `workdir/bench.db`: yields (process, database file).
+    The process is stopped (SIGTERM, graceful) when the block ends, so the file can then be counted."""
     db = workdir / "bench.db"
-    server = start_api(workdir, env={**SERVER_ENV, **(env or {})}, extra=["--db", str(db)])
+    extra = ["--db", str(db), *(["--workers", str(workers)] if workers > 1 else [])]
+    server = start_api(workdir, env={**SERVER_ENV, **(env or {})}, extra=extra)
     try:
         yield server, db
     finally:

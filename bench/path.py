@@ -1,11 +1,12 @@
 """The run path measured from outside, as issue 13's table: every row, its goal and pass/fail, with the
-bare baselines started in the same run (about 3 minutes on 2 cores).
+bare baselines started in the same run (about 4 minutes on 2 cores).
 
     scripts/bench-setup && .venv/bin/python bench/path.py [--quick] [--skip replicas,...] [--json table.json]
 
 It runs, in turn, bench/rest_wrk.py (rows 1-3, 5: wrk, 32 connections, 8 s, 2 alternating rounds,
-medians), bench/grpc_load.py (row 4: 2 client processes x 16 in flight, 2 rounds), bench/streams.py
-(rows 6-8: 200 and 1,000 SSE subscribers) and bench/replicas.py (row 9: two servers on one PostgreSQL);
+medians), bench/grpc_load.py (row 4: 2 client processes x 16 in flight, 2 rounds), bench/workers.py
+(rows 2, 4 and 5 again for `api serve --workers 2`, beside one process), bench/streams.py (rows 6-8: 200
+and 1,000 SSE subscribers) and bench/replicas.py (row 9: two servers on one PostgreSQL);
 each prints its detail (including the client processes' CPU, so a pegged load generator shows), then the
 table. `--quick` halves the durations for a smoke run. A missed goal is a FAIL row, not an error: the
 exit status is non-zero only when the harness itself fails (a server that does not start, wrk missing...).
@@ -25,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import grpc_load, replicas, rest_wrk, streams
+from bench import grpc_load, replicas, rest_wrk, streams, workers
 from bench.harness import Row, print_rows
 
-PARTS = ("rest", "grpc", "streams", "replicas")
+PARTS = ("rest", "grpc", "workers", "streams", "replicas")
 
 
 def main() -> None:
@@ -58,12 +59,17 @@ def main() -> None:
         streams.report(s)
         return streams.rows(s)
 
+    def worker() -> list[Row]:
+        one, many = workers.measure(2, wrk_s, rounds=2)
+        workers.report(one, many)
+        return workers.rows(one, many)
+
     def replica() -> list[Row]:
         r = replicas.measure(20, 10, 8 * scale)
         replicas.report(r)
         return replicas.rows(r)
 
-    parts = [("rest", rest), ("grpc", grpc), ("streams", sse), ("replicas", replica)]
+    parts = [("rest", rest), ("grpc", grpc), ("workers", worker), ("streams", sse), ("replicas", replica)]
     started = time.monotonic()
     rows: list[Row] = []
     failed: list[str] = []
