@@ -35,7 +35,7 @@ _BLANK: Final = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
 _NOT_EXTRA: Final = frozenset(_BLANK) | {"message", "asctime", "taskName", TRACE_ATTR}
 _BASE_COUNT: Final = len(_BLANK)
 # The fields a JSON line names itself; an extra of the same name is dropped.
-_NAMED: Final = frozenset({"time", "level", "logger", "message", TRACE_ATTR, SPAN_ATTR, "exc", "stack"})
+_NAMED: Final = frozenset({"time", "level", "logger", "worker", "message", TRACE_ATTR, SPAN_ATTR, "exc", "stack"})
 # ASCII-only throughout: a line stays valid JSON whatever encoding stderr has (a non-UTF-8 stream would
 # otherwise write `\xe9`-style replacements, which are not JSON). Strings go through the C escaper directly
 # (1 µs a line where a JSONEncoder over a dict takes 5); extras through the encoder, where a value JSON has
@@ -62,15 +62,20 @@ def _trace(record: logging.LogRecord) -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: `time`, `level`, `logger`, `message`, `traceId` (when the record was
-    logged while handling a request), `spanId` (when tracing is on and a span is active), `exc` / `stack`
-    (when there is one), then the `extra=` fields. The named fields win over an extra of the same name, so
-    an extra cannot disguise a record's level."""
+    """One JSON object per line: `time`, `level`, `logger`, `worker` (in a worker of `--workers N`: its
+    number, 0 to N-1, kept by its replacement), `message`, `traceId` (when the record was logged while
+    handling a request), `spanId` (when tracing is on and a span is active), `exc` / `stack` (when there is
+    one), then the `extra=` fields. The named fields win over an extra of the same name, so an extra cannot
+    disguise a record's level."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self._worker = f',"worker":{worker}' if worker is not None else ""
 
     def format(self, record: logging.LogRecord) -> str:
         line = (
-            f'{{"time":"{_time(record)}","level":{_str(record.levelname)},"logger":{_str(record.name)},'
-            f'"message":{_str(record.getMessage())}'
+            f'{{"time":"{_time(record)}","level":{_str(record.levelname)},"logger":{_str(record.name)}'
+            f'{self._worker},"message":{_str(record.getMessage())}'
         )
         trace = _trace(record)
         if trace is not None:
@@ -93,11 +98,16 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`<time> <LEVEL> <logger>: <message> [trace=<id>]`, the trace id only when there is one; an exception's
-    traceback follows on its own lines, as the standard formatter writes it."""
+    """`<time> <LEVEL> <logger>: <message> [worker=<n>] [trace=<id>]`, the worker's number in a worker of
+    `--workers N` and the trace id only when there is one; an exception's traceback follows on its own
+    lines, as the standard formatter writes it."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self._worker = f" [worker={worker}]" if worker is not None else ""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}{self._worker}"
         trace = _trace(record)
         if trace is not None:
             line += f" [trace={trace}]"
@@ -110,13 +120,14 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def formatter(log_format: str) -> logging.Formatter:
-    """The formatter `log_format` names (`text` or `json`, any case); ValueError naming the allowed ones."""
+def formatter(log_format: str, worker: int | None = None) -> logging.Formatter:
+    """The formatter `log_format` names (`text` or `json`, any case), naming `worker` on every line when
+    given; ValueError naming the allowed formats."""
     match log_format.strip().lower():
         case "text":
-            return TextFormatter()
+            return TextFormatter(worker)
         case "json":
-            return JsonFormatter()
+            return JsonFormatter(worker)
     raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
 
 
@@ -128,11 +139,12 @@ def level_number(level: str) -> int:
     return logging.getLevelNamesMapping()[name]
 
 
-def configure(level: str, log_format: str) -> None:
+def configure(level: str, log_format: str, worker: int | None = None) -> None:
     """Route every record through one stderr handler with the chosen formatter, replacing whatever
     handlers the root logger had; Athena's loggers at `level`, every other library at WARNING or above
-    unless `level` is DEBUG. Python warnings become log records too (`py.warnings`)."""
-    number, chosen = level_number(level), formatter(log_format)  # both checked before anything changes
+    unless `level` is DEBUG. Python warnings become log records too (`py.warnings`). `worker`: this
+    process is that worker of `--workers N`, and every line says so."""
+    number, chosen = level_number(level), formatter(log_format, worker)  # both checked before anything changes
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(chosen)
     root = logging.getLogger()

@@ -100,12 +100,13 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
+def configure_logging(level: str, log_format: str = "text", worker: int | None = None) -> None:
     """Every record (uvicorn's too) through one stderr handler in `log_format` (`text` or `json`), and a
-    quiet start-up at INFO (athena_server/logs.py). ValueError names an unknown level or format."""
+    quiet start-up at INFO (athena_server/logs.py); `worker`: the number of a worker of `--workers N`, on
+    every line. ValueError names an unknown level or format."""
     from athena_server.logs import configure
 
-    configure(level, log_format)
+    configure(level, log_format, worker)
 
 
 def _stop_event() -> asyncio.Event:

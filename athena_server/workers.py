@@ -101,11 +101,13 @@ async def _migrate(settings: Settings) -> None:
         await store.close()
 
 
-def _worker(kind: Kind, settings: Settings, rest: socket.socket | None, metrics: socket.socket | None) -> None:
-    """A worker process's body: one whole server on the supervisor's sockets."""
+def _worker(
+    kind: Kind, index: int, settings: Settings, rest: socket.socket | None, metrics: socket.socket | None
+) -> None:
+    """A worker process's body: one whole server on the supervisor's sockets; its log lines name it."""
     from athena_server import serve
 
-    serve.configure_logging(settings.log_level, settings.log_format)
+    serve.configure_logging(settings.log_level, settings.log_format, worker=index)
     supervisor = os.getppid()
 
     def orphaned() -> None:
@@ -165,7 +167,7 @@ def serve_workers(kind: Kind, settings: Settings) -> None:
 
     def start(index: int) -> BaseProcess:
         process = context.Process(
-            target=_worker, args=(kind, settings, rest, metrics), name=f"athena-worker-{index}", daemon=False
+            target=_worker, args=(kind, index, settings, rest, metrics), name=f"athena-worker-{index}", daemon=False
         )
         process.start()
         return process
@@ -197,7 +199,11 @@ def serve_workers(kind: Kind, settings: Settings) -> None:
                     break
                 workers[index] = start(index)
                 log.warning(
-                    "worker pid %s exited (code %s); started pid %s", process.pid, process.exitcode, workers[index].pid
+                    "worker %d (pid %s) exited (code %s); started pid %s",
+                    index,
+                    process.pid,
+                    process.exitcode,
+                    workers[index].pid,
                 )
     finally:
         _stop_all(workers, settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS)

@@ -119,6 +119,9 @@ def test_workers_serve_rest_and_grpc_on_shared_ports_and_persist_every_run_once(
     assert {r[1] for r in stored} == workers
     live = {r[0] for r in _rows(db, "SELECT pid FROM instances")}
     assert workers <= live
+    # Each worker's lines name it.
+    started = [line for line in p.log().splitlines() if "gRPC listening on" in line]
+    assert sorted(line.rsplit(" ", 1)[-1] for line in started) == ["[worker=0]", "[worker=1]"]
     # Whichever worker answers the scrape shows both workers' figures.
     samples, _ = scrape(p.rest_url)
     assert value(samples, "athena_rpc_requests_total", rpc=CREATE_RUN, transport="rest", code="OK") == 16
@@ -130,10 +133,15 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(supervised: tupl
     before = workers_of(p)
     victim = min(before)
     psutil.Process(victim).send_signal(signal.SIGKILL)
-    wait_until(lambda: len(workers_of(p)) == 2 and victim not in workers_of(p), "a new worker listening", 60)
+
+    def replaced_listening() -> bool:
+        now = workers_of(p)  # one look: the victim may still be listed by a first call and gone from a second
+        return len(now) == 2 and victim not in now
+
+    wait_until(replaced_listening, "a new worker listening", 60)
     replaced = workers_of(p)
-    assert len(replaced & before) == 1
-    assert f"worker pid {victim} exited (code -9); started pid" in p.log()
+    assert len(replaced) == 2 and len(replaced & before) == 1
+    assert f"(pid {victim}) exited (code -9); started pid" in p.log()
     for _ in range(6):
         with httpx.Client(base_url=p.rest_url, timeout=60) as client:
             assert ok_data(client.post("/api/v1/runs", json={"sessionId": new_session(), "input": "hi"}))

@@ -72,6 +72,22 @@ def test_json_line_without_a_trace_has_exactly_the_named_fields() -> None:
     assert line.startswith('{"time":"2026-02-16T15:00:00.250Z","level":"INFO",'), line
 
 
+def test_a_workers_lines_name_it_in_both_formats() -> None:
+    line = in_request("t-1", lambda: logs.JsonFormatter(worker=1).format(record(extra={"worker": 7})))
+    assert as_json(line) == {
+        "time": TIME,
+        "level": "INFO",
+        "logger": "athena.test",
+        "worker": 1,
+        "message": "hello world",
+        "traceId": "t-1",
+    }
+    text = in_request("t-1", lambda: logs.TextFormatter(worker=0).format(record()))
+    assert text == f"{TIME} INFO athena.test: hello world [worker=0] [trace=t-1]"
+    assert isinstance(logs.formatter("JSON", 3), logs.JsonFormatter)
+    assert logs.formatter("text").format(record()).endswith("hello world")
+
+
 def test_json_line_carries_the_request_trace_id() -> None:
     line = in_request("trace-abc.1", lambda: logs.JsonFormatter().format(record(level=logging.WARNING)))
     assert as_json(line) == {
