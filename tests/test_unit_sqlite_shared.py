@@ -10,7 +10,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -186,15 +185,11 @@ async def test_another_stores_commit_wakes_this_stores_bus(two_stores: tuple[Sto
     ticket = b.bus.ticket()
     await a.write(_insert("a-first"))  # type: ignore[arg-type]
     await asyncio.wait_for(asyncio.shield(ticket), IDLE_SECONDS + 5)
-    woken: list[float] = []
+    # Every later commit of A wakes B again (how soon is the watch's rule, tested above with a clock).
     for i in range(3):
         ticket = b.bus.ticket()
-        start = time.perf_counter()
         await a.write(_insert(f"a-{i}"))  # type: ignore[arg-type]
-        await asyncio.wait_for(asyncio.shield(ticket), 5)
-        woken.append(time.perf_counter() - start)
-    # Well inside the streams' own poll (1 s): the wake came from the watch.
-    assert max(woken) < IDLE_SECONDS / 2, woken
+        await asyncio.wait_for(asyncio.shield(ticket), IDLE_SECONDS + 5)
 
 
 async def test_an_idle_writer_keeps_looking(two_stores: tuple[Store, Store]) -> None:
