@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,6 +49,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def test_database_file_is_none_for_an_in_memory_database(tmp_path: Path) -> None:
     assert database_file(make_url("sqlite+pysqlite://")) is None
     assert database_file(make_url("sqlite+pysqlite:///:memory:")) is None
+    assert database_file(make_url("sqlite+pysqlite:///file::memory:?cache=shared&uri=true")) is None
     assert database_file(make_url(f"sqlite+pysqlite:///{tmp_path}/a.db")) == tmp_path / "a.db"
 
 
@@ -108,12 +110,25 @@ def test_a_failing_look_is_logged_and_not_raised(tmp_path: Path, caplog: pytest.
     watch = ForeignCommits(lambda: None)
     conn.close()
     watch.look(conn)
-    assert "PRAGMA data_version" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["PRAGMA data_version: Cannot operate on a closed database."]
+
+
+def test_a_new_watch_looks_at_its_first_chance(tmp_path: Path) -> None:
+    ours, theirs = _connect(tmp_path / "a.db"), _connect(tmp_path / "a.db")
+    ours.execute("CREATE TABLE t (x INTEGER)")
+    clock, seen = Clock(), []
+    watch = ForeignCommits(lambda: seen.append(1), clock=clock)
+    watch.look_if_due(ours)  # never looked: due at once (it notes where it starts)
+    theirs.execute("INSERT INTO t VALUES (1)")
+    clock.now += 2 * WATCH_SECONDS
+    watch.look_if_due(ours)
+    assert seen == [1]
 
 
 def test_the_write_lock_excludes_another_holder_until_released(tmp_path: Path) -> None:
     lock = WriteLock(tmp_path / "a.db")
     assert lock.path == tmp_path / f"a.db{LOCK_SUFFIX}"
+    assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600  # only its owner may open it
     probe = os.open(lock.path, os.O_RDWR)
     try:
         with lock:
