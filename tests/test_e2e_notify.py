@@ -13,8 +13,8 @@ import httpx
 import psycopg
 import pytest
 
-from athena.v1 import events_pb2, events_pb2_grpc, sessions_pb2, sessions_pb2_grpc
-from tests.support.collected import Collected
+from athena.v1 import sessions_pb2, sessions_pb2_grpc
+from tests.support.collected import Collected, session_events
 from tests.support.events import events_of
 from tests.support.postgres import servers_on_one_database
 from tests.support.processes import AthenaProcess
@@ -52,12 +52,7 @@ def test_commits_through_one_replica_reach_the_streams_of_the_other(
         httpx.Client(base_url=a.rest_url, timeout=60) as ca,
         grpc.insecure_channel(b.grpc_target) as channel,
     ):
-        events = Collected(
-            events_pb2_grpc.EventServiceStub(channel).StreamEvents(
-                events_pb2.StreamEventsRequest(session_id=session), timeout=120
-            ),
-            lambda r: r.event,
-        )
+        events = session_events(channel, session)
         entries = Collected(
             sessions_pb2_grpc.SessionServiceStub(channel).StreamTranscript(
                 sessions_pb2.StreamTranscriptRequest(session_id=session), timeout=120
@@ -91,12 +86,7 @@ def test_a_listener_whose_connection_dies_reconnects_and_catches_up(
         grpc.insecure_channel(b.grpc_target) as channel,
         psycopg.connect(url, autocommit=True) as admin,
     ):
-        events = Collected(
-            events_pb2_grpc.EventServiceStub(channel).StreamEvents(
-                events_pb2.StreamEventsRequest(session_id=session), timeout=120
-            ),
-            lambda r: r.event,
-        )
+        events = session_events(channel, session)
         try:
             # Only B follows anything, so B's is the one listening connection.
             (old,) = wait_until(lambda: admin.execute(LISTENING).fetchall(), "B to listen", 30)

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from athena.v1 import events_pb2, events_pb2_grpc, runs_pb2, runs_pb2_grpc
-from tests.support.collected import Collected
+from athena.v1 import runs_pb2, runs_pb2_grpc
+from tests.support.collected import session_events
 from tests.support.events import events_of
 from tests.support.processes import ROOT, AthenaProcess, alive, start_api
 from tests.support.shapes import new_session, ok_data
@@ -70,12 +70,7 @@ def test_two_servers_on_one_sqlite_file_see_each_others_commits_at_once(tmp_path
             httpx.Client(base_url=a.rest_url, timeout=60) as ca,
             grpc.insecure_channel(b.grpc_target) as channel,
         ):
-            events = Collected(
-                events_pb2_grpc.EventServiceStub(channel).StreamEvents(
-                    events_pb2.StreamEventsRequest(session_id=session), timeout=120
-                ),
-                lambda r: r.event,
-            )
+            events = session_events(channel, session)
             try:
                 for n, text in enumerate(["one", "two", "three"], start=1):
                     ok_data(ca.post("/api/v1/runs", json={"sessionId": session, "input": text, "provider": "mock"}))

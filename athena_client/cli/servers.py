@@ -4,7 +4,7 @@ the server lazily, so the client side of the stack never imports it."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -52,15 +52,20 @@ def _run(coro: Any, settings: Settings) -> None:
         runner.run(coro)
 
 
-def _supervise(kind: str, settings: Settings) -> None:
-    """`--workers N` (N > 1): this process supervises N servers (athena_server/workers.py)."""
-    from athena_server import serve, workers
+def _start(kind: Literal["api", "grpc"], settings: Settings) -> None:
+    """Serve `kind` in this process, or with `--workers N` (N > 1) supervise N servers that do
+    (athena_server/workers.py)."""
+    serve = _serve()
+    if settings.workers <= 1:
+        _run(serve.serve_api(settings) if kind == "api" else serve.serve_grpc(settings), settings)
+        return
+    from athena_server import workers
 
     try:
         serve.configure_logging(settings.log_level, settings.log_format)
     except ValueError as exc:
         raise SystemExit(f"athena: {exc}") from None
-    workers.serve_workers("api" if kind == "api" else "grpc", settings)
+    workers.serve_workers(kind, settings)
 
 
 db_option = click.option(
@@ -135,10 +140,7 @@ def api_serve(
         metrics_port=metrics_port,
         workers=workers,
     )
-    if settings.workers > 1:
-        _supervise("api", settings)
-        return
-    _run(_serve().serve_api(settings), settings)
+    _start("api", settings)
 
 
 @grpc_group.command("serve")
@@ -165,10 +167,7 @@ def grpc_serve(
         metrics_port=metrics_port,
         workers=workers,
     )
-    if settings.workers > 1:
-        _supervise("grpc", settings)
-        return
-    _run(_serve().serve_grpc(settings), settings)
+    _start("grpc", settings)
 
 
 @gateway_group.command("serve")

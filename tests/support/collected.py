@@ -7,6 +7,8 @@ from typing import Any
 
 import grpc
 
+from athena.v1 import events_pb2, events_pb2_grpc
+
 
 class Collected:
     """A server stream read on a thread of its own, its items kept as they arrive."""
@@ -29,3 +31,11 @@ class Collected:
     def close(self) -> None:
         self.call.cancel()
         self.thread.join(30)
+
+
+def session_events(channel: grpc.Channel, session_id: str) -> Collected:
+    """A session's events as `StreamEvents` delivers them over `channel`, collected from now on."""
+    call = events_pb2_grpc.EventServiceStub(channel).StreamEvents(
+        events_pb2.StreamEventsRequest(session_id=session_id), timeout=120
+    )
+    return Collected(call, lambda r: r.event)
