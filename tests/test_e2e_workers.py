@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from athena.v1 import runs_pb2, runs_pb2_grpc
+from athena_server.workers import RESTARTS_ALLOWED
 from tests.support.collected import session_events
 from tests.support.events import events_of
 from tests.support.processes import ROOT, AthenaProcess, alive, start_api
@@ -172,3 +173,38 @@ def test_workers_that_cannot_work_are_refused_at_start(tmp_path: Path, args: lis
     )
     assert done.returncode != 0
     assert message in done.stderr
+
+
+def test_workers_that_keep_dying_make_the_supervisor_give_up(tmp_path: Path) -> None:
+    """Every worker process exits at once (a sitecustomize only spawned children run): the supervisor starts
+    them again RESTARTS_ALLOWED times per worker, then stops with exit code 1 instead of looping."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os, sys\nif '--multiprocessing-fork' in sys.orig_argv:\n    os._exit(3)\n"
+    )
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "athena_client.cli",
+            "api",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert done.returncode == 1, done.stderr
+    restarted = [line for line in done.stderr.splitlines() if "exited (code 3); started pid" in line]
+    assert len(restarted) == RESTARTS_ALLOWED * 2, done.stderr
+    assert "workers keep exiting" in done.stderr
