@@ -162,9 +162,14 @@ def gateway_app(upstream: str | Upstream, settings: Settings, metrics: Metrics |
         raise SystemExit(f"ATHENA_ALLOWED_HOSTS: {exc}") from None
 
 
+def _serving(server: _Uvicorn, sock: socket.socket | None) -> asyncio.Task[None]:
+    """uvicorn serving, on its own port or on `sock` (a supervisor's socket, bound and listening)."""
+    return asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
+
+
 async def _run_rest(server: _Uvicorn, stop: asyncio.Event, sock: socket.socket | None = None) -> None:
     heap.settle()
-    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
+    task = _serving(server, sock)
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -208,7 +213,7 @@ async def _metrics_port(settings: Settings, metrics: Metrics, sock: socket.socke
 
     check_bind(settings.host, settings)
     server = _uvicorn(exposition_app(metrics), settings.host, settings.metrics_port, settings)
-    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
+    task = _serving(server, sock)
     while not server.started:
         if task.done():
             task.result()  # re-raise its failure (port taken, ...)

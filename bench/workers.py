@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,9 @@ CONNECTIONS = 32
 GRPC_PROCESSES, GRPC_IN_FLIGHT, GRPC_CONNECTIONS = 2, 16, 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class Figures:
-    """One server's medians over the rounds."""
+    """One server's figures: of one round, or the medians over the rounds (errors summed)."""
 
     workers: int
     runs_per_s: float  # persisted, under wrk
@@ -51,10 +52,7 @@ class Figures:
     grpc_errors: int
 
 
-Round = tuple[float, float, float, int, float, float, int]
-
-
-def _one_round(server: AthenaProcess, db: Path, seconds: int) -> Round:
+def _one_round(workers: int, server: AthenaProcess, db: Path, seconds: int) -> Figures:
     pid = server.proc.pid
     before = settled_count(db)
     rest = wrk(f"{server.rest_url}/api/v1/runs", pid, seconds, CONNECTIONS, LUA, (uuid.uuid4().hex[:8],))
@@ -68,14 +66,31 @@ def _one_round(server: AthenaProcess, db: Path, seconds: int) -> Round:
         GRPC_IN_FLIGHT,
         connections=GRPC_CONNECTIONS,
     )
-    return (
-        persisted / rest.seconds,
-        rest.server_cpu_s * 1000 / max(persisted, 1),
-        rest.p99_ms,
-        rest.non_2xx + rest.socket_errors,
-        load.rps,
-        pct(load.latencies, 99),
-        sum(load.errors.values()),
+    return Figures(
+        workers=workers,
+        runs_per_s=persisted / rest.seconds,
+        cpu_ms_per_run=rest.server_cpu_s * 1000 / max(persisted, 1),
+        p99_ms=rest.p99_ms,
+        non_2xx=rest.non_2xx + rest.socket_errors,
+        grpc_per_s=load.rps,
+        grpc_p99_ms=pct(load.latencies, 99),
+        grpc_errors=sum(load.errors.values()),
+    )
+
+
+def _medians(rounds: list[Figures]) -> Figures:
+    def med(values: Iterable[float]) -> float:
+        return statistics.median(values)
+
+    return Figures(
+        workers=rounds[0].workers,
+        runs_per_s=med(r.runs_per_s for r in rounds),
+        cpu_ms_per_run=med(r.cpu_ms_per_run for r in rounds),
+        p99_ms=med(r.p99_ms for r in rounds),
+        non_2xx=sum(r.non_2xx for r in rounds),
+        grpc_per_s=med(r.grpc_per_s for r in rounds),
+        grpc_p99_ms=med(r.grpc_p99_ms for r in rounds),
+        grpc_errors=sum(r.grpc_errors for r in rounds),
     )
 
 
@@ -83,7 +98,7 @@ def measure(workers: int = 2, seconds: int = 8, rounds: int = 2) -> tuple[Figure
     """(one process, `workers` processes)."""
     require_wrk()
     counts = (1, workers)
-    results: dict[int, list[Round]] = {n: [] for n in counts}
+    results: dict[int, list[Figures]] = {n: [] for n in counts}
     with ExitStack() as stack:
         servers = {}
         for n in counts:
@@ -94,14 +109,8 @@ def measure(workers: int = 2, seconds: int = 8, rounds: int = 2) -> tuple[Figure
             wrk(f"{server.rest_url}/api/v1/runs", server.proc.pid, 1, CONNECTIONS, LUA, ("warm",))
         for round_ in range(rounds):
             for n in counts if round_ % 2 == 0 else counts[::-1]:
-                results[n].append(_one_round(*servers[n], seconds))
-
-    def figures(n: int) -> Figures:
-        columns = list(zip(*results[n], strict=True))
-        med = [statistics.median(c) for c in columns]
-        return Figures(n, med[0], med[1], med[2], int(sum(columns[3])), med[4], med[5], int(sum(columns[6])))
-
-    return figures(1), figures(workers)
+                results[n].append(_one_round(n, *servers[n], seconds))
+    return _medians(results[1]), _medians(results[workers])
 
 
 def report(one: Figures, many: Figures) -> None:

@@ -4,6 +4,7 @@ the server lazily, so the client side of the stack never imports it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
@@ -40,16 +41,21 @@ def _serve() -> Any:
     return serve
 
 
-def _run(coro: Any, settings: Settings) -> None:
-    from athena_server import serve
-
+def _configure_logging(settings: Settings) -> None:
+    """The process's log output; a bad ATHENA_LOG_LEVEL / ATHENA_LOG_FORMAT from the environment (flags are
+    checked) stops start-up with one line."""
     try:
-        serve.configure_logging(settings.log_level, settings.log_format)
-    except ValueError as exc:  # ATHENA_LOG_LEVEL / ATHENA_LOG_FORMAT from the environment (flags are checked)
-        coro.close()  # never started: no "coroutine was never awaited" warning under the message
+        _serve().configure_logging(settings.log_level, settings.log_format)
+    except ValueError as exc:
         raise SystemExit(f"athena: {exc}") from None
-    with asyncio.Runner(loop_factory=serve.event_loop_factory()) as runner:
-        runner.run(coro)
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, None]], settings: Settings) -> None:
+    """Configure logging, then run the coroutine `make` builds (built only then: a start-up refused before
+    it leaves no "coroutine was never awaited" warning)."""
+    _configure_logging(settings)
+    with asyncio.Runner(loop_factory=_serve().event_loop_factory()) as runner:
+        runner.run(make())
 
 
 def _start(kind: Literal["api", "grpc"], settings: Settings) -> None:
@@ -57,14 +63,11 @@ def _start(kind: Literal["api", "grpc"], settings: Settings) -> None:
     (athena_server/workers.py)."""
     serve = _serve()
     if settings.workers <= 1:
-        _run(serve.serve_api(settings) if kind == "api" else serve.serve_grpc(settings), settings)
+        _run(lambda: serve.serve_api(settings) if kind == "api" else serve.serve_grpc(settings), settings)
         return
     from athena_server import workers
 
-    try:
-        serve.configure_logging(settings.log_level, settings.log_format)
-    except ValueError as exc:
-        raise SystemExit(f"athena: {exc}") from None
+    _configure_logging(settings)
     workers.serve_workers(kind, settings)
 
 
@@ -178,7 +181,7 @@ def grpc_serve(
 def gateway_serve(upstream: str, host: str | None, port: int | None, log_format: str | None) -> None:
     """Serve the REST gateway in front of a running gRPC server."""
     settings = _settings(host=host, port=port, log_format=log_format)
-    _run(_serve().serve_gateway(settings, upstream), settings)
+    _run(lambda: _serve().serve_gateway(settings, upstream), settings)
 
 
 @auth_group.command("new-token")

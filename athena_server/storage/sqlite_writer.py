@@ -160,11 +160,8 @@ class SqliteWriter:
         cautious = self._cautious > 0 and len(group) > 1
         if self._cautious > 0:
             self._cautious -= 1
-        if self._lock is None:
+        with self._lock if self._lock is not None else contextlib.nullcontext():
             outcomes, committed = self._transaction(conn, group, savepoints=cautious)
-        else:
-            with self._lock:
-                outcomes, committed = self._transaction(conn, group, savepoints=cautious)
         if len(group) > 1 and any(error is not None for _, error in outcomes):
             self._cautious = CAUTIOUS_GROUPS
         wrote_events = bool(conn.info.pop(EVENTS_WRITTEN, False))
